@@ -1,0 +1,49 @@
+"""The `fedfer` command line: one verb per stage, each implemented in `fedfer.commands.<verb>`.
+
+Verb modules are imported only when their verb runs, so `fedfer synth` or `fedfer --help` do not pay
+for importing torch or Flower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+VERBS: dict[str, str] = {
+    "params": "print parameter counts of f(), g(), v() in PyTorch's and the paper's convention",
+    "models": "obtain the face-detector model and the offline backbone weights",
+    "synth": "render the built-in synthetic corpora (CREMA-D, AffectNet, MSP-IMPROV shaped)",
+    "features": "detect faces and cache frozen f() features for a folder of videos",
+    "train": "train the central heads: g() on still images, v() on training-actor videos",
+    "evaluate": "evaluate a checkpoint on test clips: metrics JSON, Markdown table, confusion PNG",
+    "run": "the main job: a federated personalization simulation on Flower, with its report",
+    "deploy": "the same federation as real SuperLink/SuperNode processes on this machine",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fedfer", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
+    verb = sys.argv[1] if len(sys.argv) > 1 else None
+    for name, summary in VERBS.items():
+        p = sub.add_parser(name, help=summary, description=summary)
+        if name == verb:  # only the chosen verb's module is imported
+            importlib.import_module(f"fedfer.commands.{name}").add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    args = build_parser().parse_args()
+    command = importlib.import_module(f"fedfer.commands.{args.verb}")
+    try:
+        return int(command.run(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
