@@ -1,0 +1,74 @@
+"""One subject's local data, as a client holds it: a manifest of its clips and their features.
+
+A subject directory holds `subject.json`: the subject id, the task's classes, the feature cache
+directory, and its clips (id and, where the subject has them, labels). Labels are used only to
+*measure* the personalized model in studies; personalization itself never reads them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "subject.json"
+NO_LABEL = -1
+
+
+@dataclass
+class SubjectData:
+    subject: str
+    classes: tuple[str, ...]
+    clip_ids: list[str]
+    features: list[np.ndarray]  # each (T_i, 1280) float16
+    labels: np.ndarray  # (N,) int64, NO_LABEL where unknown; evaluation only
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """Positions of clips with a known label."""
+        return np.flatnonzero(self.labels != NO_LABEL)
+
+
+def write_subject(directory: Path, subject: str, classes: tuple[str, ...], feature_dir: Path, clips: list[tuple[str, int | None]]) -> Path:
+    """Write a subject's manifest (atomically); returns its path."""
+    from fedfer.io import atomic_write_json
+
+    directory.mkdir(parents=True, exist_ok=True)
+    manifest = {
+        "subject": subject,
+        "classes": list(classes),
+        "feature_dir": str(Path(feature_dir).resolve()),
+        "clips": [{"clip_id": c, "label": NO_LABEL if label is None else int(label)} for c, label in clips],
+    }
+    path = directory / MANIFEST
+    atomic_write_json(path, manifest)
+    return path
+
+
+def load_subject(directory: Path) -> SubjectData:
+    """Read a subject's manifest and its cached features.
+
+    Raises FileNotFoundError naming the manifest or the missing features, with the remedy.
+    """
+    from fedfer.features import FeatureStore
+
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MANIFEST} in {directory}: prepare the subject with `fedfer run` / `fedfer deploy`, or point data-dir at a subject directory")
+    manifest = json.loads(path.read_text())
+    feature_dir = Path(manifest["feature_dir"])
+    if not feature_dir.is_absolute():
+        feature_dir = path.parent / feature_dir
+    store = FeatureStore(feature_dir)
+    clips = manifest["clips"]
+    if not clips:
+        raise ValueError(f"{path} lists no clips for subject {manifest['subject']}")
+    return SubjectData(
+        subject=str(manifest["subject"]),
+        classes=tuple(manifest["classes"]),
+        clip_ids=[c["clip_id"] for c in clips],
+        features=[store.load(c["clip_id"]) for c in clips],
+        labels=np.array([c["label"] for c in clips], dtype=np.int64),
+    )
