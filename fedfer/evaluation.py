@@ -48,3 +48,13 @@ def evaluate_subjects(model: nn.Module, subjects: Sequence[SubjectData]) -> dict
         "overall": report_from_confusion(pooled, classes).to_dict(),
         "per_subject": {name: cm.tolist() for name, cm in per_subject.items()},
     }
+
+
+def evaluate_central(v: nn.Module, g: nn.Module, clips: Sequence[np.ndarray], truth: np.ndarray, classes: Sequence[str]) -> dict[str, ClassificationReport]:
+    """v() and the frame-mean rule of g() (the pseudo-label rule) on the same labelled clips."""
+    from fedfer.pseudo import clip_probabilities
+
+    return {
+        "vfer": evaluate_predictions(truth, predict_proba(v, clips).argmax(axis=1), classes),
+        "ifer_frame_mean": evaluate_predictions(truth, clip_probabilities(g, clips).argmax(axis=1), classes),
+    }

@@ -28,7 +28,9 @@ from fedfer.io import atomic_write_bytes
 EMOTION_NAMES: dict[str, str] = {
     "ANG": "Anger", "DIS": "Disgust", "FEA": "Fear", "HAP": "Happiness", "NEU": "Neutral", "SAD": "Sadness",
 }
-_AVERAGES: tuple[tuple[str, str], ...] = (("macro", "Macro mean"), ("micro", "Micro mean"), ("weighted", "Weighted mean"))
+_AVERAGES: tuple[tuple[str, str], ...] = (
+    ("macro", "Macro mean"), ("micro", "Micro mean"), ("weighted", "Weighted mean"),
+)
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,15 @@ def evaluate_predictions(y_true: Sequence[int], y_pred: Sequence[int], classes: 
     truth, pred = np.asarray(y_true), np.asarray(y_pred)
     k = len(classes)
     if truth.ndim != 1 or truth.shape != pred.shape or truth.size == 0:
-        raise ValueError(f"need two equally long, non-empty 1-D label arrays; got shapes {truth.shape} and {pred.shape}")
+        raise ValueError(
+            f"need two equally long, non-empty 1-D label arrays; got shapes {truth.shape} and {pred.shape}"
+        )
     for name, values in (("y_true", truth), ("y_pred", pred)):
         if not np.issubdtype(values.dtype, np.integer) or values.min() < 0 or values.max() >= k:
-            raise ValueError(f"{name} must hold class indices 0..{k - 1} for classes {tuple(classes)}; got {np.unique(values)[:10]}")
+            raise ValueError(
+                f"{name} must hold class indices 0..{k - 1} for classes {tuple(classes)}; "
+                f"got values {np.unique(values)[:10]}"
+            )
     labels = list(range(k))
 
     def averaged(average: str | None) -> tuple:
@@ -161,7 +168,9 @@ def plot_confusion(matrix: Sequence[Sequence[int]], classes: Sequence[str], path
 
     counts = np.asarray(matrix, dtype=int)
     if counts.shape != (len(classes), len(classes)):
-        raise ValueError(f"confusion matrix of shape {counts.shape} does not fit {len(classes)} classes {tuple(classes)}")
+        raise ValueError(
+            f"confusion matrix of shape {counts.shape} does not fit {len(classes)} classes {tuple(classes)}"
+        )
     totals = counts.sum(axis=1, keepdims=True)
     shares = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
     size = 1.2 + 0.8 * len(classes)

@@ -57,7 +57,11 @@ def split_actors(
     """
     _, dev, test = _checked_counts(counts, len(actors))
     rng = np.random.default_rng(seed)
-    pools = {g: [str(a) for a in rng.permutation(sorted(a for a in actors if actors[a] == g))] for g in sorted(set(actors.values()))}
+    # Shuffled actors per gender; held-out sets take from the front, train keeps what is left.
+    pools = {
+        gender: [str(a) for a in rng.permutation(sorted(a for a in actors if actors[a] == gender))]
+        for gender in sorted(set(actors.values()))
+    }
     split: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
     for name, size in (("test", test), ("dev", dev)):
         for gender, n in _proportional({g: len(p) for g, p in pools.items()}, size).items():

@@ -119,7 +119,7 @@ def run_epoch(model: nn.Module, data: LabelledSet, loss_fn: nn.Module, optimizer
         loss = loss_fn(logits_for(model, data.inputs, index), torch.from_numpy(data.labels[index]))
         loss.backward()
         optimizer.step()
-        total += float(loss) * len(index)
+        total += loss.item() * len(index)
     return total / len(order)
 
 

@@ -143,7 +143,8 @@ def read_demographics(root: str | Path) -> dict[str, dict[str, str | int]]:
     for line, row in enumerate(read_csv(path, ("ActorID", "Age", "Sex"), _REMEDY), start=2):
         if row["Sex"] not in _GENDERS:
             raise ValueError(f"{path}, line {line}: Sex {row['Sex']!r}; expected one of {sorted(_GENDERS)}.")
-        actors[row["ActorID"].strip()] = {"gender": _GENDERS[row["Sex"]], "age": _integer(row["Age"], path, line, "Age")}
+        age = _integer(row["Age"], path, line, "Age")
+        actors[row["ActorID"].strip()] = {"gender": _GENDERS[row["Sex"]], "age": age}
     return actors
 
 

@@ -1,0 +1,62 @@
+"""`fedfer evaluate`: score the central heads on the test actors (and g() on its still-image test set).
+
+Writes `central_eval.json` (per-class precision/recall/F1, macro and micro means, UAR, WAR,
+confusion matrices), `central_eval.md` (tables shaped like the paper's) and confusion PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fedfer.commands.run import add_world_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_world_arguments(parser)
+    parser.add_argument("--checkpoint", type=Path, help="v() checkpoint to evaluate (default: the world's central v())")
+    parser.add_argument("--out", type=Path, default=Path("results") / "evaluate", help="output directory (default: results/evaluate)")
+
+
+def evaluate_prepared(prepared, options, out: Path, checkpoint: Path | None = None) -> dict:
+    import numpy as np
+
+    from fedfer.checkpoint import load_head
+    from fedfer.evaluation import evaluate_central
+    from fedfer.io import atomic_write_json, atomic_write_text
+    from fedfer.metrics import evaluate_predictions, markdown_table, plot_confusion
+    from fedfer.pipeline import still_features
+    from fedfer.train import predict_proba
+
+    classes = prepared.task.classes
+    v, _ = load_head(checkpoint or prepared.vfer, stage="vfer", backbone_id=prepared.backbone_id, classes=classes)
+    g, _ = load_head(prepared.ifer, stage="ifer", backbone_id=prepared.backbone_id, classes=classes)
+    test = set(prepared.split["test"])
+    clips = [c for c in prepared.clips if c.actor in test and c.label is not None]
+    reports = evaluate_central(v, g, [prepared.store.load(c.clip_id) for c in clips], np.array([c.label for c in clips]), classes)
+    if prepared.world.affectnet is not None and options.ifer_checkpoint is None:
+        stills = still_features(prepared.world, options.workspace, options.features, prepared.task)["test"]
+        reports["ifer_images"] = evaluate_predictions(stills.labels, predict_proba(g, stills.inputs).argmax(axis=1), classes)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "central_eval.json", {name: r.to_dict() for name, r in reports.items()})
+    titles = {"vfer": "v() on test actors", "ifer_frame_mean": "g() frame mean on test actors", "ifer_images": "g() on still-image test set"}
+    text = ["# Central models", ""]
+    for name, r in reports.items():
+        text += [f"## {titles[name]}", "", markdown_table({name: r}), ""]
+        plot_confusion(r.confusion, classes, out / f"confusion_{name}.png", title=titles[name])
+    atomic_write_text(out / "central_eval.md", "\n".join(text))
+    print(f"{'model':<34}{'macro F1':>9}{'micro F1':>9}{'UAR':>7}{'WAR':>7}{'n':>7}")
+    for name, r in reports.items():
+        print(f"{titles[name]:<34}{100 * r.macro_f1:9.1f}{100 * r.micro_f1:9.1f}{100 * r.uar:7.1f}{100 * r.war:7.1f}{sum(r.support):7d}")
+    print(f"written: {out}")
+    return reports
+
+
+def run(args: argparse.Namespace) -> int:
+    from fedfer.commands.run import options_from_args
+    from fedfer.runner import central_stage
+
+    options = options_from_args(args)
+    prepared = central_stage(options)
+    evaluate_prepared(prepared, options, args.out, args.checkpoint)
+    return 0

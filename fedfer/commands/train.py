@@ -1,0 +1,30 @@
+"""`fedfer train`: the central stage — g() on still images, v() on the training actors' videos.
+
+Every step is cached (world, features, split, checkpoints); a second call only evaluates. The
+test-actor evaluation is written to <workspace>/models/.../central_eval.{json,md} with confusion PNGs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from fedfer.commands.run import add_world_arguments
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_world_arguments(parser)
+    parser.add_argument("--out", type=Path, help="where to write the evaluation (default: beside the v() checkpoint)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fedfer.commands.run import options_from_args
+    from fedfer.runner import central_stage
+
+    options = options_from_args(args)
+    prepared = central_stage(options)
+    print(f"g(): {prepared.ifer}\nv(): {prepared.vfer}")
+    from fedfer.commands.evaluate import evaluate_prepared
+
+    evaluate_prepared(prepared, options, args.out or prepared.vfer.parent / f"{prepared.vfer.stem}-eval")
+    return 0

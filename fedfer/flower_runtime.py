@@ -1,0 +1,184 @@
+"""Starting, using and stopping Flower's runtime from fedfer: SuperLink, SuperNodes, `flwr run`.
+
+Every process fedfer starts is started in its own process group and recorded; leaving the
+`ProcessGroup` context stops them all by PID — terminate, then kill — also when the run fails or
+is interrupted. Flower's own state (connections, app cache, SuperLink database) lives under a
+FLWR_HOME that fedfer chooses per run, so nothing lands in the user's home directory and the repo's
+pyproject.toml is never rewritten.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+QUIET_FLOWER_ENV = {
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "FLWR_DISABLE_UPDATE_CHECK": "1",
+    # Flower would otherwise install the app's dependencies (torch!) for every run.
+    "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
+}
+
+
+def flower_env(flwr_home: Path) -> dict[str, str]:
+    env = {**os.environ, **QUIET_FLOWER_ENV, "FLWR_HOME": str(flwr_home), "PYTHONUNBUFFERED": "1"}
+    return env
+
+
+def free_port() -> int:
+    """A TCP port on the loopback interface that nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class ProcessGroup:
+    """Processes started for one run; all of them are stopped when the context exits."""
+
+    log_dir: Path
+    processes: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    _logs: list[IO[bytes]] = field(default_factory=list)
+
+    def start(self, name: str, command: list[str], env: Mapping[str, str]) -> subprocess.Popen:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - closed in stop_all
+        self._logs.append(log)
+        process = subprocess.Popen(command, env=dict(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        self.processes.append((name, process))
+        return process
+
+    def pids(self) -> dict[str, int]:
+        return {name: p.pid for name, p in self.processes}
+
+    def stop_all(self, grace_seconds: float = 10.0) -> None:
+        """SIGTERM every process group, wait up to `grace_seconds`, SIGKILL what is left."""
+        for _, p in reversed(self.processes):
+            _signal_group(p, signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        for _, p in self.processes:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for _, p in self.processes:
+            _signal_group(p, signal.SIGKILL)  # children of a finished leader may still run
+            if p.poll() is None:
+                p.wait(timeout=5)
+        for log in self._logs:
+            log.close()
+        self.processes.clear()
+        self._logs.clear()
+
+    def __enter__(self) -> ProcessGroup:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop_all()
+
+
+def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def wait_until_healthy(port: int, process: subprocess.Popen, log_file: Path, timeout: float = 60.0) -> None:
+    """Block until the SuperLink answers /health on `port`; fail with its log when it dies or hangs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"flower-superlink exited with code {process.returncode}; its log ({log_file}):\n{_tail(log_file)}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"flower-superlink did not become healthy on port {port} within {timeout:.0f} s; log: {log_file}")
+
+
+def wait_for_port(port: int, process: subprocess.Popen, log_file: Path, timeout: float = 60.0) -> None:
+    """Block until something accepts TCP connections on 127.0.0.1:`port` (used for TLS SuperLinks)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with code {process.returncode}; its log ({log_file}):\n{_tail(log_file)}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f} s; log: {log_file}")
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def write_connection(flwr_home: Path, name: str, address: str, *, insecure: bool, root_certificates: Path | None = None, options: Mapping[str, Any] | None = None) -> Path:
+    """Write FLWR_HOME/config.toml with one SuperLink connection, the default for `flwr` commands."""
+    lines = ["[superlink]", f'default = "{name}"', "", f"[superlink.{name}]", f'address = "{address}"']
+    if insecure:
+        lines.append("insecure = true")
+    else:
+        lines.append(f'root-certificates = "{Path(root_certificates).resolve()}"')
+    for key, value in (options or {}).items():
+        lines.append(f"options.{key} = {_toml_value(value)}")
+    flwr_home.mkdir(parents=True, exist_ok=True)
+    path = flwr_home / "config.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def write_run_config(path: Path, values: Mapping[str, Any]) -> Path:
+    """A TOML file of run-config overrides for `flwr run --run-config FILE` (no shell quoting games)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(f"{k} = {_toml_value(v)}\n" for k, v in values.items()))
+    return path
+
+
+def flwr_run(app_dir: Path, connection: str, run_config_file: Path, env: Mapping[str, str], log_file: Path, echo: bool = False) -> int:
+    """`flwr run APP CONNECTION --stream` until the run ends; output goes to `log_file` (and the terminal if `echo`)."""
+    command = ["flwr", "run", str(app_dir), connection, "--run-config", str(run_config_file), "--stream"]
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        log.write(f"$ {shlex.join(command)}\n".encode())
+        process = subprocess.Popen(command, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                log.write(line)
+                log.flush()
+                if echo:
+                    sys.stdout.write(line.decode(errors="replace"))
+            return process.wait()
+        finally:
+            if process.poll() is None:
+                _signal_group(process, signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    _signal_group(process, signal.SIGKILL)
