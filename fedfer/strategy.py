@@ -9,7 +9,7 @@ average instead of dividing by zero when every client is in that state.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,7 @@ class RoundLog:
     bytes_down: dict[str, int] = field(default_factory=dict)  # node id → bytes sent to it
     bytes_up: dict[str, int] = field(default_factory=dict)  # node id → bytes of its train reply
     clients: dict[str, dict] = field(default_factory=dict)  # node id → train and evaluate metrics
+    received_keys: set[str] = field(default_factory=set)  # names of every array any client sent
     started: float = field(default=0.0, repr=False)
 
     def to_dict(self) -> dict:
@@ -49,15 +50,17 @@ class RoundLog:
             "bytes_down_total": sum(self.bytes_down.values()),
             "bytes_up_total": sum(self.bytes_up.values()),
             "clients": self.clients,
+            "received_arrays": sorted(self.received_keys),
         }
 
 
 class VHeadFedAvg(FedAvg):
     """Flower's FedAvg, weighted by the number of pseudo-labelled videos, recording every round."""
 
-    def __init__(self, log_path: Path, **kwargs) -> None:
+    def __init__(self, log_path: Path, v_keys: Iterable[str], **kwargs) -> None:
         super().__init__(weighted_by_key=NUM_EXAMPLES, **kwargs)
         self.log_path = Path(log_path)
+        self.v_keys = sorted(v_keys)  # the only arrays a reply may carry
         self.rounds: dict[int, RoundLog] = {}
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid) -> Iterable[Message]:
@@ -78,7 +81,12 @@ class VHeadFedAvg(FedAvg):
                 continue
             log.bytes_up[node] = message_bytes(reply)
             metrics = dict(reply.content["metrics"])
+            sent = sorted(reply.content["arrays"].keys())
             log.clients.setdefault(node, {})["train"] = metrics
+            log.received_keys.update(sent)
+            if sent != self.v_keys:
+                log.clients[node]["error"] = f"reply carries arrays other than v(): {sorted(set(sent) ^ set(self.v_keys))[:5]}"
+                continue
             if metrics.get(NUM_EXAMPLES, 0) > 0:
                 useful.append(reply)
         if not useful:
@@ -96,14 +104,3 @@ class VHeadFedAvg(FedAvg):
 
     def write_log(self) -> None:
         atomic_write_json(self.log_path, [r.to_dict() for r in sorted(self.rounds.values(), key=lambda r: r.round)])
-
-
-def evaluate_fn_writing(evaluate: Callable[[int, ArrayRecord], dict], out_dir: Path) -> Callable[[int, ArrayRecord], MetricRecord]:
-    """Wrap a central evaluation so each round's full result is kept as JSON and a summary returned."""
-
-    def run(server_round: int, arrays: ArrayRecord) -> MetricRecord:
-        result = evaluate(server_round, arrays)
-        atomic_write_json(Path(out_dir) / f"central_round_{server_round}.json", result)
-        return MetricRecord({"macro-f1": float(result["overall"]["macro_f1"]), "micro-f1": float(result["overall"]["micro_f1"])})
-
-    return run

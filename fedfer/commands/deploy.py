@@ -1,0 +1,41 @@
+"""`fedfer deploy`: the federation of `fedfer run` as real SuperLink/SuperNode processes.
+
+Three uses: run everything on this machine (the default; TLS and node authentication unless
+`--insecure`), make the credentials of a multi-machine deployment (`--make-certs DIR`), or write
+one data bundle per SuperNode for lab machines (`--export-nodes DIR`). See docker/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from fedfer.commands import run as run_command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    run_command.add_arguments(parser)  # same flags and results as `fedfer run`; --clients = number of SuperNodes
+    parser.add_argument("--insecure", action="store_true", help="no TLS and no node authentication (loopback experiments only)")
+    parser.add_argument("--make-certs", type=Path, metavar="DIR", help="only write a CA, the SuperLink certificate and --clients SuperNode keys into DIR")
+    parser.add_argument("--host", action="append", default=[], help="with --make-certs: an IP or DNS name SuperNodes dial the SuperLink by (repeatable; loopback is always included)")
+    parser.add_argument("--export-nodes", type=Path, metavar="DIR", help="only prepare the run and write DIR/node-<i>/ (subject data + g()) for each SuperNode")
+
+
+def run(args: argparse.Namespace) -> int:
+    from fedfer.deploy import deploy, make_node_credentials, prepare_nodes
+
+    if args.make_certs:
+        if not args.clients:
+            print("--make-certs needs --clients N: one key pair is made per SuperNode", file=sys.stderr)
+            return 2
+        make_node_credentials(args.make_certs, args.clients, args.host)
+        return 0
+    options = run_command.options_from_args(args)
+    if args.export_nodes:
+        prepare_nodes(options, args.export_nodes)
+        return 0
+    if args.insecure:
+        print("WARNING: --insecure: no TLS and no node authentication; anyone who reaches the SuperLink's port can join or read the run", file=sys.stderr)
+    deploy(options, insecure=args.insecure)
+    return 0

@@ -1,0 +1,213 @@
+"""`fedfer deploy`: the federation as real Flower processes — one SuperLink, one SuperNode per subject.
+
+What `fedfer run` simulates, run the way a lab runs it, here on the loopback interface: a SuperLink
+(`flower-superlink`, ServerApp in a subprocess), one `flower-supernode` per subject that serves only
+that subject's directory (`--node-config "partition-id=… data-dir='…' ifer-checkpoint='…'"`), and
+`flwr run` of this repository's apps against them. Secure by default: TLS with a CA made for the
+run, and node authentication — each SuperNode has its own key, registered with
+`flwr supernode register` before it starts; an unregistered node is refused.
+
+The command builders below are the single definition of the flags; `docker/compose.yaml` uses the
+same ones (a test compares them). After the run, the SuperLink's own byte counts (`flwr ls --format
+json`, network-traffic) are added to the results.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fedfer.certs import Credentials, make_credentials
+from fedfer.client import read_subjects_file
+from fedfer.flower_runtime import ProcessGroup, flower_env, free_port, wait_for_port, wait_until_healthy, write_connection, write_run_config
+from fedfer.io import atomic_write_json
+from fedfer.runner import APP_DIR, RunOptions, prepare_run, print_summary, run_config_values, stream_flower
+from fedfer.subject import MANIFEST
+
+CONNECTION = "fedfer-deploy"
+SIMULATION_CONNECTION = "fedfer-sim"
+STARTED_RUN = re.compile(r"Successfully started run (\d+)")
+
+
+def superlink_command(*, host: str, port: int, database: str, credentials: Credentials | None) -> list[str]:
+    """`flower-superlink` serving Fleet, Control and Runtime APIs on `host:port`; TLS + node auth unless `credentials` is None."""
+    command = ["flower-superlink", "--isolation", "subprocess", "--host", host, "--port", str(port), "--database", database, "--disable-runtime-dependency-installation"]
+    if credentials is None:
+        return [*command, "--insecure"]
+    return [*command, "--ssl-ca-certfile", str(credentials.ca_cert), "--ssl-certfile", str(credentials.server_cert), "--ssl-keyfile", str(credentials.server_key), "--enable-supernode-auth"]
+
+
+def supernode_command(*, superlink: str, port: int, node_config: str, credentials: Credentials | None, index: int) -> list[str]:
+    """`flower-supernode` number `index`, its ClientApp API on `port` (unique per host), dialling `superlink` (host:port)."""
+    command = ["flower-supernode", "--superlink", superlink, "--port", str(port), "--node-config", node_config]
+    if credentials is None:
+        return [*command, "--insecure"]
+    return [*command, "--root-certificates", str(credentials.ca_cert), "--auth-supernode-private-key", str(credentials.node_key(index))]
+
+
+def node_config(partition: int, data_dir: Path | str, ifer_checkpoint: Path | str) -> str:
+    """The node config of the SuperNode serving subject `partition` (keys read by client_app.py).
+
+    Paths are TOML literal strings ('…'): no escapes, so Windows-style or unusual paths pass as they
+    are; only a path containing a single quote cannot be written that way.
+    """
+    values = {"partition-id": partition, "data-dir": str(data_dir), "ifer-checkpoint": str(ifer_checkpoint)}
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, str):
+            if "'" in value:
+                raise ValueError(f"{key} {value!r} contains a single quote, which a SuperNode's --node-config cannot carry; move or rename it")
+            value = f"'{value}'"
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def make_node_credentials(directory: Path, num_nodes: int, hosts: list[str]) -> Credentials:
+    """`make_credentials`, printing what goes where (the multi-machine set-up of docker/README.md)."""
+    credentials = make_credentials(directory, num_nodes, hosts)
+    print(f"CA and SuperLink certificate (for {', '.join(['127.0.0.1', 'localhost', *hosts])}) in {directory}")
+    print(f"SuperNode keys: {credentials.node_key(0).parent}/node-<i>.key (private, for node i) and .key.pub (register with `flwr supernode register`)")
+    return credentials
+
+
+def export_nodes(run_dir: Path, out_dir: Path) -> list[Path]:
+    """One self-contained folder per SuperNode: `subject/` (manifest + its clips' features) and `g.pt`.
+
+    This is all a lab machine needs (besides its key and ca.crt); the manifest points at the
+    features relatively, so the folder can be mounted or copied anywhere.
+    """
+    values = _read_toml(run_dir / "run_config.toml")
+    bundles = []
+    for partition, subject_dir in enumerate(read_subjects_file(Path(values["subjects-file"]))):
+        bundle = out_dir / f"node-{partition}"
+        manifest = json.loads((subject_dir / MANIFEST).read_text())
+        features = bundle / "subject" / "features"
+        features.mkdir(parents=True, exist_ok=True)
+        for clip in manifest["clips"]:
+            shutil.copy2(Path(manifest["feature_dir"]) / f"{clip['clip_id']}.npz", features)
+        atomic_write_json(bundle / "subject" / MANIFEST, {**manifest, "feature_dir": "features"})
+        shutil.copy2(values["ifer-checkpoint"], bundle / "g.pt")
+        bundles.append(bundle)
+    return bundles
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: prepare the run first (`fedfer deploy` with the same flags writes it)")
+    return tomllib.loads(path.read_text())
+
+
+def deploy_prepared(run_dir: Path, values: Mapping[str, Any], *, insecure: bool = False, verbose: bool = False) -> dict[str, Any]:
+    """Run the federation of a prepared run on real SuperLink/SuperNode processes on this machine.
+
+    `values` are the run-config overrides (`run_config_values`); the subjects are those of its
+    `subjects-file`, served in that order (partition i = subject i). Every process started here is
+    stopped when this returns or raises. Returns what the results gain: the SuperLink's byte counts
+    and the wall time of `flwr run`.
+    """
+    run_dir = Path(run_dir)
+    subjects = read_subjects_file(Path(values["subjects-file"]))
+    flwr_home = run_dir / "flwr-home"
+    credentials = None if insecure else make_credentials(run_dir / "credentials", len(subjects))
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    logs = run_dir / "logs"
+    env = flower_env(flwr_home)
+    with ProcessGroup(logs) as processes:
+        superlink = processes.start("superlink", superlink_command(host="127.0.0.1", port=port, database=str(flwr_home / "state.db"), credentials=credentials), env)
+        if credentials is None:
+            wait_until_healthy(port, superlink, logs / "superlink.log")
+        else:
+            wait_for_port(port, superlink, logs / "superlink.log")
+        write_connection(flwr_home, CONNECTION, address, insecure=credentials is None, root_certificates=credentials and credentials.ca_cert)
+        for index, subject_dir in enumerate(subjects):
+            if credentials is not None:
+                register_supernode(credentials.node_public_key(index), env, logs / "register.log")
+            command = supernode_command(superlink=address, port=free_port(), node_config=node_config(index, subject_dir, values["ifer-checkpoint"]), credentials=credentials, index=index)
+            # Each SuperNode keeps its own Flower home (app cache), as on its own machine.
+            processes.start(f"supernode-{index}", command, flower_env(flwr_home / f"supernode-{index}"))
+        config_file = write_run_config(run_dir / "run_config.toml", values)
+        started = time.monotonic()
+        stream_flower(APP_DIR, CONNECTION, config_file, env, logs / "flower.log", verbose)
+        seconds = time.monotonic() - started
+        traffic = superlink_traffic(run_id(logs / "flower.log"), env)
+    return {"superlink_traffic": traffic, "flower_seconds": seconds}
+
+
+def register_supernode(public_key: Path, env: Mapping[str, str], log_file: Path) -> None:
+    """`flwr supernode register KEY.pub` on the run's SuperLink; raises with Flower's answer when refused."""
+    result = subprocess.run(["flwr", "supernode", "register", str(public_key), CONNECTION, "--format", "json"], env=dict(env), capture_output=True, text=True, timeout=60)
+    with open(log_file, "a") as log:
+        log.write(result.stdout + result.stderr)
+    if result.returncode != 0 or '"success": false' in result.stdout:
+        raise RuntimeError(f"`flwr supernode register {public_key}` failed (exit code {result.returncode}): {result.stdout.strip() or result.stderr.strip()}")
+
+
+def run_id(flower_log: Path) -> int:
+    """The run id `flwr run` printed; raises naming the log when it is missing."""
+    match = STARTED_RUN.search(flower_log.read_text(errors="replace"))
+    if match is None:
+        raise RuntimeError(f"no 'Successfully started run' line in {flower_log}: the run never started")
+    return int(match.group(1))
+
+
+def superlink_traffic(run: int, env: Mapping[str, str]) -> dict[str, Any]:
+    """The SuperLink's byte counts of run `run` (`flwr ls --run-id … --format json`, network-traffic)."""
+    result = subprocess.run(["flwr", "ls", CONNECTION, "--run-id", str(run), "--format", "json"], env=dict(env), capture_output=True, text=True, timeout=60)
+    try:
+        entry = json.loads(result.stdout)["runs"][0]
+    except (ValueError, KeyError, IndexError) as err:
+        raise RuntimeError(f"`flwr ls --run-id {run}` gave no run (exit code {result.returncode}): {result.stdout.strip() or result.stderr.strip()}") from err
+    return {"run_id": run, **{key.replace("-", "_"): value for key, value in entry["network-traffic"].items()}, "status": entry["status"]}
+
+
+def simulate_prepared(run_dir: Path, values: Mapping[str, Any], *, client_cpus: int = 1, verbose: bool = False) -> dict[str, Any]:
+    """The same prepared run as a Flower simulation (SuperLink in simulation mode), for comparisons.
+
+    Mirrors `fedfer.runner.simulate` after its preparation step. Returns the wall time of `flwr run`.
+    """
+    run_dir = Path(run_dir)
+    num_clients = len(read_subjects_file(Path(values["subjects-file"])))
+    flwr_home = run_dir / "flwr-home"
+    env = flower_env(flwr_home)
+    port = free_port()
+    with ProcessGroup(run_dir / "logs") as processes:
+        superlink = processes.start("superlink", ["flower-superlink", "--insecure", "--simulation", "--isolation", "subprocess", "--host", "127.0.0.1", "--port", str(port), "--database", str(flwr_home / "state.db")], env)
+        wait_until_healthy(port, superlink, run_dir / "logs" / "superlink.log")
+        write_connection(flwr_home, SIMULATION_CONNECTION, f"127.0.0.1:{port}", insecure=True, options={"num-supernodes": num_clients, "backend.client-resources.num-cpus": client_cpus})
+        config_file = write_run_config(run_dir / "run_config.toml", values)
+        started = time.monotonic()
+        stream_flower(APP_DIR, SIMULATION_CONNECTION, config_file, env, run_dir / "logs" / "flower.log", verbose)
+    return {"flower_seconds": time.monotonic() - started}
+
+
+def deploy(options: RunOptions, *, insecure: bool = False) -> Path:
+    """`fedfer deploy`: prepare the run, federate it on real processes, write the report. Returns the run directory."""
+    from fedfer.report import write_report
+
+    started = time.monotonic()
+    prepared, run_dir, subjects = prepare_run(options)
+    print(f"{len(subjects)} SuperNodes (one per test actor), {options.rounds} rounds, {'insecure' if insecure else 'TLS + node authentication'} → {run_dir}")
+    extra = deploy_prepared(run_dir, run_config_values(options, prepared, run_dir, len(subjects)), insecure=insecure, verbose=options.verbose)
+    summary = write_report(run_dir, {"mode": "deployment", **extra, "total_seconds": time.monotonic() - started})
+    print_summary(summary, run_dir)
+    traffic = extra["superlink_traffic"]
+    print(f"SuperLink traffic: {traffic['inbound_bytes'] / 1e6:.2f} MB in, {traffic['outbound_bytes'] / 1e6:.2f} MB out")
+    return run_dir
+
+
+def prepare_nodes(options: RunOptions, out_dir: Path) -> list[Path]:
+    """Prepare the run and write one data bundle per SuperNode for lab machines (see docker/README.md)."""
+    prepared, run_dir, subjects = prepare_run(options)
+    write_run_config(run_dir / "run_config.toml", run_config_values(options, prepared, run_dir, len(subjects)))
+    bundles = export_nodes(run_dir, out_dir)
+    print(f"{len(bundles)} node bundles in {out_dir} (node-<i> serves partition-id=i); run config: {run_dir / 'run_config.toml'}")
+    return bundles

@@ -1,0 +1,83 @@
+"""Pseudo labels and local personalization: the method's selection rule, and only v() changes."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.exchange import load_v_state, v_state, weighted_mean
+from fedfer.models import IFERHead, VFERHead
+from fedfer.personalize import personalize
+from fedfer.pseudo import clip_probabilities, select_pseudo_labels
+from fedfer.train import LabelledSet, train_head
+
+
+def test_selection_keeps_the_most_confident_per_class_above_threshold() -> None:
+    probs = np.array(
+        [
+            [0.90, 0.05, 0.05],  # class 0, kept
+            [0.60, 0.30, 0.10],  # class 0, third by confidence: dropped by P=2
+            [0.70, 0.20, 0.10],  # class 0, kept
+            [0.45, 0.40, 0.15],  # class 0 but below the threshold
+            [0.10, 0.80, 0.10],  # class 1, kept
+            [0.30, 0.30, 0.40],  # class 2 below the threshold
+        ]
+    )
+    chosen = select_pseudo_labels(probs, max_per_class=2, threshold=0.5)
+    assert chosen.indices.tolist() == [0, 2, 4]
+    assert chosen.labels.tolist() == [0, 0, 1]
+    assert chosen.per_class(3).tolist() == [2, 1, 0]
+    assert len(select_pseudo_labels(probs, 10, 0.95).indices) == 0
+    with pytest.raises(ValueError, match="max_per_class"):
+        select_pseudo_labels(probs, 0, 0.5)
+
+
+def test_clip_probability_is_the_mean_of_frame_softmaxes() -> None:
+    g = IFERHead(3).eval()
+    clip = np.random.default_rng(0).normal(size=(5, 1280)).astype(np.float16)
+    with torch.no_grad():
+        expected = torch.softmax(g(torch.from_numpy(clip.astype(np.float32))), -1).mean(0).numpy()
+    np.testing.assert_allclose(clip_probabilities(g, [clip])[0], expected, rtol=1e-6)
+
+
+def digest(module: torch.nn.Module) -> str:
+    return hashlib.sha256(b"".join(t.numpy().tobytes() for t in module.state_dict().values())).hexdigest()
+
+
+def test_personalization_changes_v_only() -> None:
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(3, 1280))
+    labels = np.arange(30) % 3
+    clips = [np.abs(directions[y] + 0.5 * rng.normal(size=(6, 1280))).astype(np.float16) for y in labels]
+    g, _ = train_head(LabelledSet(np.concatenate(clips), np.repeat(labels, 6)), None, TrainConfig(stage="ifer", num_classes=3, epochs=3), progress=False)
+    v = VFERHead(3)
+    g_before, v_before = digest(g), digest(v)
+    result = personalize(v, g, clips, PersonalizeConfig(max_per_class=5, p_threshold=0.5, epochs=2))
+    assert digest(g) == g_before
+    assert digest(v) != v_before
+    assert result.num_selected <= 3 * 5
+    assert result.num_selected > 0 and len(result.train_loss) == 2
+
+
+def test_personalization_without_confident_videos_leaves_v_alone() -> None:
+    v, g = VFERHead(6), IFERHead(6)
+    before = digest(v)
+    clips = [np.zeros((4, 1280), np.float16) + 0.01 for _ in range(3)]
+    result = personalize(v, g, clips, PersonalizeConfig(p_threshold=0.99))
+    assert result.num_selected == 0 and digest(v) == before
+
+
+def test_v_state_is_all_of_v_but_counters() -> None:
+    v = VFERHead(6)
+    state = v_state(v)
+    assert not any(k.endswith("num_batches_tracked") for k in state)
+    assert sum(t.numel() for t in state.values()) == 208_838 + 2_944
+    with pytest.raises(ValueError, match="unexpected"):
+        load_v_state(VFERHead(6), {**state, "g.net.0.weight": torch.zeros(1)})
+
+
+def test_weighted_mean_weights_by_count() -> None:
+    a, b = {"w": torch.zeros(3)}, {"w": torch.ones(3)}
+    torch.testing.assert_close(weighted_mean([a, b], [1, 3])["w"], torch.full((3,), 0.75))
