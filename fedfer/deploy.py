@@ -33,6 +33,9 @@ from fedfer.subject import MANIFEST
 CONNECTION = "fedfer-deploy"
 SIMULATION_CONNECTION = "fedfer-sim"
 STARTED_RUN = re.compile(r"Successfully started run (\d+)")
+# A SuperNode's data bundle (`--export-nodes`): what a lab machine or container mounts as its data.
+BUNDLE_SUBJECT = "subject"  # subject.json + features/
+BUNDLE_IFER = "g.pt"  # the frozen g() that pseudo-labels the subject's videos
 
 
 def superlink_command(*, host: str, port: int, database: str, credentials: Credentials | None) -> list[str]:
@@ -87,12 +90,12 @@ def export_nodes(run_dir: Path, out_dir: Path) -> list[Path]:
     for partition, subject_dir in enumerate(read_subjects_file(Path(values["subjects-file"]))):
         bundle = out_dir / f"node-{partition}"
         manifest = json.loads((subject_dir / MANIFEST).read_text())
-        features = bundle / "subject" / "features"
+        features = bundle / BUNDLE_SUBJECT / "features"
         features.mkdir(parents=True, exist_ok=True)
         for clip in manifest["clips"]:
             shutil.copy2(Path(manifest["feature_dir"]) / f"{clip['clip_id']}.npz", features)
-        atomic_write_json(bundle / "subject" / MANIFEST, {**manifest, "feature_dir": "features"})
-        shutil.copy2(values["ifer-checkpoint"], bundle / "g.pt")
+        atomic_write_json(bundle / BUNDLE_SUBJECT / MANIFEST, {**manifest, "feature_dir": "features"})
+        shutil.copy2(values["ifer-checkpoint"], bundle / BUNDLE_IFER)
         bundles.append(bundle)
     return bundles
 
@@ -128,12 +131,14 @@ def deploy_prepared(run_dir: Path, values: Mapping[str, Any], *, insecure: bool 
         else:
             wait_for_port(port, superlink, logs / "superlink.log")
         write_connection(flwr_home, CONNECTION, address, insecure=credentials is None, root_certificates=credentials and credentials.ca_cert)
+        supernodes = []
         for index, subject_dir in enumerate(subjects):
             if credentials is not None:
                 register_supernode(credentials.node_public_key(index), env, logs / "register.log")
             command = supernode_command(superlink=address, port=free_port(), node_config=node_config(index, subject_dir, values["ifer-checkpoint"]), credentials=credentials, index=index)
             # Each SuperNode keeps its own Flower home (app cache), as on its own machine.
-            processes.start(f"supernode-{index}", command, flower_env(flwr_home / f"supernode-{index}"))
+            supernodes.append(processes.start(f"supernode-{index}", command, flower_env(flwr_home / f"supernode-{index}")))
+        wait_for_supernodes(supernodes, env, logs)
         config_file = write_run_config(run_dir / "run_config.toml", values)
         started = time.monotonic()
         stream_flower(APP_DIR, CONNECTION, config_file, env, logs / "flower.log", verbose)
@@ -149,6 +154,29 @@ def register_supernode(public_key: Path, env: Mapping[str, str], log_file: Path)
         log.write(result.stdout + result.stderr)
     if result.returncode != 0 or '"success": false' in result.stdout:
         raise RuntimeError(f"`flwr supernode register {public_key}` failed (exit code {result.returncode}): {result.stdout.strip() or result.stderr.strip()}")
+
+
+def wait_for_supernodes(supernodes: list[subprocess.Popen], env: Mapping[str, str], log_dir: Path, timeout: float = 120.0) -> None:
+    """Block until every SuperNode is online at the SuperLink.
+
+    The ServerApp waits for `num-clients` nodes without a deadline, so a node that was refused
+    (unregistered key, wrong CA) must be caught here, with the log that says why.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        for index, process in enumerate(supernodes):
+            if process.poll() is not None:
+                raise RuntimeError(f"supernode-{index} exited with code {process.returncode} before joining; see {log_dir / f'supernode-{index}.log'} and {log_dir / 'superlink.log'}")
+        result = subprocess.run(["flwr", "supernode", "list", CONNECTION, "--format", "json"], env=dict(env), capture_output=True, text=True, timeout=60)
+        try:
+            online = sum(node["status"] == "online" for node in json.loads(result.stdout)["nodes"])
+        except (ValueError, KeyError):
+            online = 0
+        if online >= len(supernodes):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {online} of {len(supernodes)} SuperNodes online after {timeout:.0f} s; see the supernode-<i>.log files in {log_dir}")
+        time.sleep(1.0)
 
 
 def run_id(flower_log: Path) -> int:

@@ -128,9 +128,9 @@ class Population:
     """
 
     expressivity_mean: dict[str, float] = field(
-        default_factory=lambda: {"HAP": 1.0, "ANG": 0.85, "DIS": 0.85, "FEA": 0.8, "SAD": 0.6, "SUR": 0.95, "CON": 0.8}
+        default_factory=lambda: {"HAP": 1.0, "ANG": 0.58, "DIS": 0.56, "FEA": 0.52, "SAD": 0.34, "SUR": 0.95, "CON": 0.8}
     )
-    expressivity_sd: float = 0.3
+    expressivity_sd: float = 0.4
     p_substitution: float = 0.12
     resting_max: float = 0.35
     skin_weights: tuple[float, ...] = (0.14, 0.16, 0.16, 0.14, 0.12, 0.12, 0.09, 0.07)

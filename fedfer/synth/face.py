@@ -109,9 +109,9 @@ def face_geometry(
     u = np.linspace(0.0, 1.0, 9, dtype=np.float32)
     for s, side in ((-1, "l"), (1, "r")):
         x = s * (idn.eye_dx - idn.eye_w / 2 + idn.eye_w * u)
-        lift = 0.02 * a["AU6"]
-        g.add(f"eye_up_{side}", np.stack([x, idn.eye_y - h_up * np.sin(np.pi * u) ** 0.8], 1), 0.6)
-        g.add(f"eye_lo_{side}", np.stack([x, idn.eye_y - lift * np.sin(np.pi * u) + h_lo * np.sin(np.pi * u)], 1), 0.6)
+        arch = np.sin(np.pi * u).clip(0.0, 1.0)
+        g.add(f"eye_up_{side}", np.stack([x, idn.eye_y - h_up * arch**0.8], 1), 0.6)
+        g.add(f"eye_lo_{side}", np.stack([x, idn.eye_y + (h_lo - 0.02 * a["AU6"]) * arch], 1), 0.6)
         r = idn.eye_h * 0.5
         g.add(f"iris_{side}", _ellipse(s * idn.eye_dx + gaze[0] * idn.eye_w * 0.15, idn.eye_y + gaze[1] * r * 0.3, r, r, 16), 0.7)
         g.add(f"pupil_{side}", _ellipse(s * idn.eye_dx + gaze[0] * idn.eye_w * 0.15, idn.eye_y + gaze[1] * r * 0.3, r * 0.45, r * 0.45, 12), 0.7)

@@ -1,0 +1,143 @@
+"""Sizes of the synthetic world: `tiny` (tests), `small` (the quick-start), `full` (CREMA-D sized).
+
+| preset | CREMA-D-shaped                                   | AffectNet-shaped         | MSP-IMPROV-shaped            |
+|--------|--------------------------------------------------|--------------------------|------------------------------|
+| tiny   | 6 actors x 12 clips, 10 fps, ~1.1 s (~0.8k frames) | 240 train + 8x10 valid   | 12 actors x 4 clips, 10 fps  |
+| small  | 91 actors x 24 clips, 12 fps, ~1.5 s (~36k frames) | 3,000 train + 8x60 valid | 12 actors x 24 clips, 12 fps |
+| full   | 91 actors, 7,442 clips as CREMA-D, 29.97 fps, ~2-3 s | 20,000 train + 8x500 valid | 12 actors x 200 clips, 29.97 fps |
+
+`small` keeps all 91 actors (so the standard 76/4/31 actor split holds) but uses 4 sentences
+(IEO at level HI only) and short, low-frame-rate clips, because every frame later goes through face
+detection and MobileNetV2 on two cores. `full` has CREMA-D's exact clip list: 12 sentences, IEO at
+LO/MD/HI, NEU always XX, and the real corpus' missing clips. Measured render times are in the
+module README of `fedfer.synth`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fedfer.synth.actors import Population
+from fedfer.synth.camera import Camera
+from fedfer.synth.raters import RaterModel
+
+ALL_SENTENCES: tuple[str, ...] = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
+
+# Clips the real CREMA-D lacks (3 actors miss one sentence, 2 actors one neutral take): 7,462 - 20 = 7,442.
+CREMA_D_MISSING: tuple[str, ...] = tuple(
+    [f"1008_WSI_{e}_XX" for e in ("NEU", "HAP", "SAD", "ANG", "FEA", "DIS")]
+    + [f"1009_MTI_{e}_XX" for e in ("NEU", "HAP", "SAD", "ANG", "FEA", "DIS")]
+    + [f"1019_ITH_{e}_XX" for e in ("NEU", "HAP", "SAD", "ANG", "FEA", "DIS")]
+    + ["1002_TIE_NEU_XX", "1076_ITS_NEU_XX"]
+)
+
+# Head and shoulders in front of a plain studio backdrop, even light (CREMA-D's recording set-up).
+CREMA_D_CAMERA = Camera(
+    width=480, height=360, face_scale=(52.0, 64.0), centre_x=(0.44, 0.56), centre_y=(0.4, 0.48),
+    backdrop="studio", light=(0.0, 0.3), warmth=(-0.3, 0.3), noise_sd=3.0,
+)
+# A dyadic improvisation filmed in a room: wider frame, smaller off-centre face, warm side light.
+MSP_IMPROV_CAMERA = Camera(
+    width=640, height=480, face_scale=(50.0, 62.0), centre_x=(0.35, 0.65), centre_y=(0.36, 0.46),
+    backdrop="room", light=(0.3, 0.7), warmth=(0.2, 0.8), noise_sd=4.5, sway=0.09,
+)
+# Web photos: tight crops, any background, any colour cast, stronger contrast.
+AFFECTNET_CAMERA = Camera(
+    width=256, height=256, face_scale=(70.0, 88.0), centre_x=(0.44, 0.56), centre_y=(0.4, 0.5),
+    backdrop="photo", light=(0.2, 0.9), warmth=(-0.8, 0.8), noise_sd=2.0,
+)
+
+
+@dataclass(frozen=True)
+class CremaDPreset:
+    """The CREMA-D-shaped corpus: which clips, how long, how filmed."""
+
+    n_actors: int
+    sentences: tuple[str, ...]
+    ieo_levels: tuple[str, ...]  # IEO's levels (NEU is always XX); the other sentences are XX
+    fps: float
+    speech_rate: float  # syllables per second
+    lead_s: float  # silence (and neutral face) before speech starts
+    tail_s: float  # after speech ends
+    missing: tuple[str, ...] = ()  # clip ids left out, as the real corpus lacks some
+    camera: Camera = CREMA_D_CAMERA
+    population: Population = field(default_factory=Population)
+    fourcc: str = "FLV1"
+    extension: str = ".flv"
+
+
+@dataclass(frozen=True)
+class AffectNetPreset:
+    """The AffectNet-shaped still images: counts and the expression mix of the training list.
+
+    train_mix: share of training rows per intended expression (AffectNet codes 0-10); the
+    validation list holds `valid_per_class` rows for each of the 8 expressions, as the real one
+    holds 500.
+    """
+
+    n_train: int
+    valid_per_class: int
+    train_mix: dict[int, float] = field(default_factory=lambda: {
+        0: 0.22, 1: 0.26, 2: 0.1, 3: 0.06, 4: 0.08, 5: 0.07, 6: 0.12, 7: 0.05, 8: 0.02, 9: 0.01, 10: 0.01,
+    })
+    camera: Camera = AFFECTNET_CAMERA
+    population: Population = field(default_factory=lambda: Population(expressivity_sd=0.35, p_glasses=0.2))
+    images_per_folder: int = 500
+
+
+@dataclass(frozen=True)
+class MspImprovPreset:
+    """The MSP-IMPROV-shaped corpus: 12 actors in 6 sessions, 4 classes, its own camera and a
+    more reserved actor population (improvised speech is less exaggerated than acted CREMA-D)."""
+
+    clips_per_actor: int
+    fps: float
+    speech_rate: float
+    lead_s: float
+    tail_s: float
+    target_mix: dict[str, float] = field(default_factory=lambda: {"NEU": 0.35, "HAP": 0.3, "ANG": 0.17, "SAD": 0.18})
+    camera: Camera = MSP_IMPROV_CAMERA
+    population: Population = field(default_factory=lambda: Population(
+        expressivity_mean={"HAP": 0.9, "ANG": 0.7, "SAD": 0.55, "FEA": 0.7, "DIS": 0.7},
+        expressivity_sd=0.35, p_substitution=0.15, resting_max=0.3,
+        skin_weights=(0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.05, 0.05), p_glasses=0.25, head_motion=(0.8, 1.8),
+    ))
+    fourcc: str = "XVID"
+    extension: str = ".avi"
+
+
+@dataclass(frozen=True)
+class WorldPreset:
+    name: str
+    crema_d: CremaDPreset
+    affectnet: AffectNetPreset
+    msp_improv: MspImprovPreset
+    raters: RaterModel = field(default_factory=RaterModel)
+
+
+PRESETS: dict[str, WorldPreset] = {
+    "tiny": WorldPreset(
+        "tiny",
+        CremaDPreset(n_actors=6, sentences=("IEO", "DFA"), ieo_levels=("HI",), fps=10.0, speech_rate=6.0, lead_s=0.2, tail_s=0.15),
+        AffectNetPreset(n_train=240, valid_per_class=10),
+        MspImprovPreset(clips_per_actor=4, fps=10.0, speech_rate=6.0, lead_s=0.2, tail_s=0.15),
+    ),
+    "small": WorldPreset(
+        "small",
+        CremaDPreset(n_actors=91, sentences=("IEO", "DFA", "TSI", "ITS"), ieo_levels=("HI",), fps=12.0, speech_rate=5.5, lead_s=0.3, tail_s=0.2),
+        AffectNetPreset(n_train=3000, valid_per_class=60),
+        MspImprovPreset(clips_per_actor=24, fps=12.0, speech_rate=5.0, lead_s=0.3, tail_s=0.2),
+    ),
+    "full": WorldPreset(
+        "full",
+        CremaDPreset(n_actors=91, sentences=ALL_SENTENCES, ieo_levels=("LO", "MD", "HI"), fps=29.97, speech_rate=4.0, lead_s=0.5, tail_s=0.4, missing=CREMA_D_MISSING),
+        AffectNetPreset(n_train=20000, valid_per_class=500),
+        MspImprovPreset(clips_per_actor=200, fps=29.97, speech_rate=4.0, lead_s=0.4, tail_s=0.4),
+    ),
+}
+
+
+def get_preset(name: str) -> WorldPreset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown synthetic-world preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,36 @@
+"""The truth sidecar: what each clip really expresses, kept beside a corpus in `_truth/`.
+
+Files: `_truth/README.txt` (this description, per corpus), `_truth/items.csv` (one row per clip or
+image: intended emotion, intensity, envelope frames, the expressed mixture = the share of votes an
+average rater would give each emotion, and the perceived AU intensities), `_truth/actors.json`
+(each actor's identity and style: expressivity per emotion, resting face, cue substitutions).
+
+Nothing in fedfer's training reads it: it exists for oracle baselines (personalising with true
+labels, the ceiling that pseudo labels aim at) and for diagnosing failures. The real loaders never
+look inside `_truth/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+from fedfer.io import atomic_write_json, atomic_write_text
+
+TRUTH_DIR = "_truth"
+
+
+def write_truth(root: Path, rows: Sequence[dict], actors: dict[str, dict], what: str) -> None:
+    """Write the sidecar for one corpus; `what` says in one paragraph what its rows are."""
+    out = root / TRUTH_DIR
+    buf = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+    atomic_write_text(out / "items.csv", buf.getvalue())
+    atomic_write_json(out / "actors.json", actors)
+    atomic_write_text(out / "README.txt", (__doc__ or "").strip() + "\n\nThis corpus: " + what + "\n")

@@ -1,0 +1,113 @@
+"""Throughput of the feature path on this machine: f() at three crop sizes, face detection, end to end.
+
+f() runs fp32 with channels_last under torch.inference_mode on `--threads` threads, on real face crops
+of the CREMA-D samples (the offline weights; random weights would give subnormal activations and
+erratic timings). Prints a Markdown table and writes the figures as JSON to --out.
+
+    python simulations/bench_features.py --out results/bench_features.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fedfer.backbone import load_frame_encoder
+from fedfer.config import FeatureConfig
+from fedfer.faces import CropSettings, open_detector, resolve_detector, track_faces
+from fedfer.features import extract_video_features
+from fedfer.video import read_video
+
+SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "crema-d-samples"
+
+
+def timed_rate(fn, items_per_call: int, min_seconds: float, min_calls: int) -> float:
+    """Items per second of `fn()` after one warm-up call, over at least `min_calls` calls and `min_seconds`."""
+    fn()
+    calls, start = 0, time.perf_counter()
+    while calls < min_calls or time.perf_counter() - start < min_seconds:
+        fn()
+        calls += 1
+    return calls * items_per_call / (time.perf_counter() - start)
+
+
+def bench_encoder(frames: np.ndarray, sizes: tuple[int, ...], batch: int, seconds: float) -> list[dict]:
+    backbone = load_frame_encoder("offline")
+    rows = []
+    with open_detector(resolve_detector("mediapipe")) as detector:
+        for size in sizes:
+            crops, _ = track_faces(iter(frames), detector, CropSettings(image_size=size))  # (T, S, S, 3)
+            pool = np.concatenate([crops] * (batch // len(crops) + 1))[:batch]
+            batched = timed_rate(lambda: backbone.encode(pool, batch), batch, seconds, 2)
+            single = timed_rate(lambda: backbone.encode(pool[:1], 1), 1, seconds, 10)
+            rows.append({"image_size": size, "batch": batch, "fps_batch": batched, "fps_single": single})
+    return rows
+
+
+def bench_detection(frames: np.ndarray, seconds: float) -> dict:
+    """Frames per second of each detector on the full-size frames (one process)."""
+    rates = {}
+    for kind, subset in (("mediapipe", frames), ("haar", frames[::8])):
+        with open_detector(resolve_detector(kind)) as detector:
+            rates[kind] = timed_rate(lambda: [detector.detect(f) for f in subset], len(subset), seconds, 1)
+    return {"frame_shape": list(frames.shape[1:]), "fps_mediapipe": rates["mediapipe"], "fps_haar": rates["haar"]}
+
+
+def bench_end_to_end(videos: list[Path], workers: int) -> dict:
+    """A cold `extract_video_features` run (backbone load, worker start-up, decode, detect, f(), write)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        store = extract_video_features(videos, Path(tmp), FeatureConfig(workers=workers), progress=False)
+        seconds = time.perf_counter() - start
+        frames = sum(store.meta(c)["frames"] for c in store.clip_ids())
+        rates = {c: store.meta(c)["detection_rate"] for c in store.clip_ids()}
+    return {"clips": len(videos), "frames": frames, "seconds": seconds, "clips_per_s": len(videos) / seconds, "frames_per_s": frames / seconds, "workers": workers, "detection_rate": rates}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("results/bench_features.json"))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for f() (default 2)")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seconds", type=float, default=3.0, help="minimum timing window per figure")
+    parser.add_argument("--workers", type=int, default=2, help="decode/detect processes in the end-to-end run")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    videos = sorted(SAMPLES.glob("*.flv"))
+    if not videos:
+        raise SystemExit(f"no CREMA-D samples found in {SAMPLES}")
+    frames = np.concatenate([read_video(v).frames for v in videos])  # (T, 360, 480, 3) uint8
+    encoder = bench_encoder(frames[::4], (224, 160, 112), args.batch, args.seconds)
+    detection = bench_detection(frames, args.seconds)
+    end_to_end = bench_end_to_end(videos, args.workers)
+
+    print(f"\nf() = MobileNetV2 features + pooling, fp32, channels_last, {args.threads} threads ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)\n")
+    print(f"| crop | f() frames/s, batch {args.batch} | f() frames/s, batch 1 |")
+    print("|---|---|---|")
+    for r in encoder:
+        print(f"| {r['image_size']}×{r['image_size']} | {r['fps_batch']:.1f} | {r['fps_single']:.1f} |")
+    print(f"\n| face detection on {detection['frame_shape'][1]}×{detection['frame_shape'][0]} frames, 1 process | frames/s |")
+    print("|---|---|")
+    print(f"| MediaPipe BlazeFace short-range | {detection['fps_mediapipe']:.0f} |")
+    print(f"| OpenCV Haar cascade (fallback) | {detection['fps_haar']:.1f} |")
+    e = end_to_end
+    print(f"\nend to end (cold, {e['workers']} workers, 224×224): {e['clips']} clips, {e['frames']} frames in {e['seconds']:.1f} s = "
+          f"{e['clips_per_s']:.2f} clips/s, {e['frames_per_s']:.1f} frames/s; detection rate per clip {e['detection_rate']}")
+
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    record = {"threads": args.threads, "cpus": os.cpu_count(), "torch": torch.__version__, "encoder": encoder, "detection": detection, "end_to_end": end_to_end}
+    args.out.write_text(json.dumps(record, indent=2))
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""`fedfer deploy`: real SuperLink/SuperNode processes on loopback, with TLS and node authentication.
+
+One deployment (3 SuperNodes, 2 rounds) is shared by the tests that need a finished run; it takes
+about two minutes on two cores, mostly ClientApp processes importing PyTorch.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import REPO, build_fake_run
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+from flwr.common.config import parse_config_args
+
+from fedfer import deploy
+from fedfer.certs import Credentials, make_credentials
+from fedfer.checkpoint import load_head
+from fedfer.flower_runtime import ProcessGroup
+
+
+class StartedProcesses:
+    """Records every process fedfer starts (through ProcessGroup.start) while active."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pids: list[int] = []
+        original = ProcessGroup.start
+
+        def start(group: ProcessGroup, name: str, command: list[str], env) -> subprocess.Popen:
+            process = original(group, name, command, env)
+            self.pids.append(process.pid)
+            return process
+
+        monkeypatch.setattr(ProcessGroup, "start", start)
+
+    def leftovers(self, marker: Path) -> list[str]:
+        """Live processes that we started, that belong to their process groups (ClientApps, the
+        ServerApp), or whose command line names `marker` (this test's directory)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # gone meanwhile
+            fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+            if fields[0] == "Z":
+                continue
+            if int(entry.name) in self.pids or int(fields[2]) in self.pids or str(marker) in cmdline:
+                found.append(f"{entry.name}: {cmdline[:200]}")
+        return found
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return build_fake_run(tmp_path_factory.mktemp("prepared"))
+
+
+@pytest.fixture(scope="module")
+def deployed(prepared: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict, StartedProcesses]]:
+    run_dir = tmp_path_factory.mktemp("deployment")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        started = StartedProcesses(monkeypatch)
+        result = deploy.deploy_prepared(run_dir, {**prepared, "run-dir": str(run_dir)})
+    yield run_dir, result, started
+
+
+def test_deployment_with_tls_and_node_auth_completes_and_stops_every_process(deployed) -> None:
+    run_dir, result, started = deployed
+
+    assert (run_dir / "server" / "v_round_2.pt").is_file()
+    traffic = result["superlink_traffic"]
+    assert traffic["status"] == "finished:completed"
+    # 2 rounds x 3 nodes, each way at least one copy of v() (about 0.85 MB)
+    assert traffic["inbound_bytes"] > 6 * 0.8e6 and traffic["outbound_bytes"] > 6 * 0.8e6
+    assert len(started.pids) == 4  # SuperLink + 3 SuperNodes
+    assert started.leftovers(run_dir) == []
+
+
+def test_unregistered_supernode_is_refused_and_stopped(prepared: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started = StartedProcesses(monkeypatch)
+    real_register = deploy.register_supernode
+    monkeypatch.setattr(deploy, "register_supernode", lambda key, env, log: None if key.name == "node-2.key.pub" else real_register(key, env, log))
+
+    with pytest.raises(RuntimeError, match="supernode-2 exited"):
+        deploy.deploy_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
+
+    assert "No SuperNode found with the given public key" in (tmp_path / "logs" / "superlink.log").read_text()
+    assert "Failed to activate SuperNode" in (tmp_path / "logs" / "supernode-2.log").read_text()
+    assert not (tmp_path / "logs" / "flower.log").exists()  # no run was started
+    assert started.leftovers(tmp_path) == []
+
+
+def test_deployment_matches_simulation(deployed, prepared: dict, tmp_path: Path) -> None:
+    deployed_dir, _, _ = deployed
+
+    deploy.simulate_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
+
+    simulated = load_head(tmp_path / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
+    federated = load_head(deployed_dir / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
+    initial = load_head(Path(prepared["central-checkpoint"]), stage="vfer")[0].state_dict()
+    assert simulated.keys() == federated.keys()
+    for key in simulated:
+        torch.testing.assert_close(federated[key], simulated[key], rtol=1e-5, atol=1e-6, msg=key)
+    assert any(not torch.equal(simulated[k], initial[k]) for k in simulated)  # the rounds changed v()
+
+
+def test_compose_runs_the_launchers_commands() -> None:
+    compose = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())
+    services = compose["services"]
+    nodes = sorted(name for name in services if name.startswith("supernode-"))
+    in_container = Credentials(Path("/certs"))
+
+    assert set(services) == {"superlink", *nodes} and len(nodes) >= 3
+    assert services["superlink"]["command"] == deploy.superlink_command(host="0.0.0.0", port=9093, database="/state/state.db", credentials=in_container)
+    for index, name in enumerate(nodes):
+        service = services[name]
+        data_dir, ifer = f"/data/{deploy.BUNDLE_SUBJECT}", f"/data/{deploy.BUNDLE_IFER}"
+        assert service["command"] == deploy.supernode_command(superlink="superlink:9093", port=9094, node_config=deploy.node_config(index, data_dir, ifer), credentials=in_container, index=index)
+        assert f"./nodes/node-{index}:/data" in service["volumes"]
+        assert f"./certs/{in_container.node_key(index).relative_to('/certs')}:{in_container.node_key(index)}:ro" in service["volumes"]
+
+
+def test_node_config_reaches_the_client_as_written(tmp_path: Path) -> None:
+    config = deploy.node_config(4, tmp_path / "a dir" / "subject", r"C:\models\g.pt")
+
+    assert parse_config_args([config]) == {"partition-id": 4, "data-dir": str(tmp_path / "a dir" / "subject"), "ifer-checkpoint": r"C:\models\g.pt"}
+    with pytest.raises(ValueError, match="single quote"):
+        deploy.node_config(0, "/data/o'brien", "/g.pt")
+
+
+def test_credentials_name_the_superlink_hosts_and_load_as_flower_loads_them(tmp_path: Path) -> None:
+    credentials = make_credentials(tmp_path, num_nodes=2, hosts=["10.0.0.5", "superlink"])
+
+    certificate = x509.load_pem_x509_certificate(credentials.server_cert.read_bytes())
+    names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(ip) for ip in names.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "10.0.0.5"}
+    assert set(names.get_values_for_type(x509.DNSName)) == {"localhost", "superlink"}
+    for index in range(2):
+        load_ssh_private_key(credentials.node_key(index).read_bytes(), password=None)
+        load_ssh_public_key(credentials.node_public_key(index).read_bytes())
+        assert credentials.node_key(index).stat().st_mode & 0o077 == 0
+    with pytest.raises(ValueError, match="neither an IP address nor a DNS name"):
+        make_credentials(tmp_path / "bad", num_nodes=1, hosts=["http://10.0.0.5"])

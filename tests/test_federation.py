@@ -1,0 +1,99 @@
+"""A real Flower simulation on the tiny synthetic world: what travels, what is averaged, what stays."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fedfer.assets import obtain_offline_backbone
+from fedfer.checkpoint import load_head
+from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.exchange import v_state, weighted_mean
+from fedfer.pipeline import Task
+from fedfer.runner import RunOptions, simulate
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def federated_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("federation")
+    options = RunOptions(
+        world="tiny",
+        workspace=root / "data",
+        results=root / "results",
+        clients=3,
+        rounds=2,
+        task=Task(num_classes=6, seed=0),
+        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3),
+        ifer=TrainConfig(stage="ifer", epochs=8),
+        vfer=TrainConfig(stage="vfer", epochs=6),
+    )
+    from fedfer.runner import central_stage
+
+    prepared = central_stage(options)  # everything before the federation, to fingerprint it
+    frozen = {
+        "f": sha256(obtain_offline_backbone().path),
+        "g": sha256(prepared.ifer),
+        "features": {c.clip_id: sha256(prepared.store.path(c.clip_id)) for c in prepared.clips},
+    }
+    run_dir = simulate(options)
+    return options, prepared, run_dir, frozen
+
+
+def test_two_rounds_complete_with_a_report(federated_run) -> None:
+    _, _, run_dir, _ = federated_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [r["round"] for r in summary["rounds"]] == [1, 2]
+    for key in ("central_before", "personalized", "central_after"):
+        assert 0.0 <= summary[key]["macro_f1"] <= 1.0 and 0.0 <= summary[key]["micro_f1"] <= 1.0
+        assert len(summary[key]["f1"]) == 6
+    assert len(summary["per_subject"]) == 3
+    for name in ("report.md", "subject_gains.png", "confusion_personalized.png"):
+        assert (run_dir / name).stat().st_size > 0
+
+
+def test_aggregate_is_the_weighted_mean_of_what_clients_returned(federated_run) -> None:
+    _, prepared, run_dir, _ = federated_run
+    rounds = json.loads((run_dir / "server" / "rounds.json").read_text())
+    subjects = json.loads((run_dir / "subjects.json").read_text())
+    last = rounds[-1]
+    states, weights = [], []
+    for client in last["clients"].values():
+        selected = client["train"]["num-examples"]
+        if selected > 0:
+            subject_dir = Path(subjects[int(client["train"]["partition-id"])])
+            personal, _ = load_head(subject_dir / "personal" / "v.pt", stage="vfer")  # what this client returned
+            states.append(v_state(personal))
+            weights.append(selected)
+    assert states, "no client selected any pseudo-labelled video"
+    expected = weighted_mean(states, weights)
+    aggregated, _ = load_head(run_dir / "server" / f"v_round_{last['round']}.pt", stage="vfer")
+    for key, tensor in v_state(aggregated).items():
+        torch.testing.assert_close(tensor, expected[key], rtol=1e-5, atol=1e-6)
+
+
+def test_clients_send_only_v_and_f_g_stay_untouched(federated_run) -> None:
+    _, prepared, run_dir, frozen = federated_run
+    rounds = json.loads((run_dir / "server" / "rounds.json").read_text())
+    v_keys = sorted(v_state(load_head(prepared.vfer, stage="vfer")[0]))
+    for r in rounds:
+        assert r["received_arrays"] == v_keys
+        assert not any("error" in c for c in r["clients"].values())
+    assert sha256(prepared.ifer) == frozen["g"]
+    assert sha256(obtain_offline_backbone().path) == frozen["f"]
+    assert {c.clip_id: sha256(prepared.store.path(c.clip_id)) for c in prepared.clips} == frozen["features"]
+
+
+def test_bytes_per_client_match_the_size_of_v(federated_run) -> None:
+    _, _, run_dir, _ = federated_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    v_bytes = (208_838 + 2_944) * 4
+    for r in summary["rounds"]:
+        assert set(r["bytes_up"]) == {s["subject"] for s in summary["per_subject"]}
+        for size in [*r["bytes_up"].values(), *r["bytes_down"].values()]:
+            assert v_bytes < size < 1.02 * v_bytes  # v() plus message framing, nothing else
