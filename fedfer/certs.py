@@ -74,9 +74,9 @@ def make_credentials(directory: Path, num_nodes: int, hosts: Sequence[str] = ())
     server_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fedfer SuperLink")])
     all_hosts = list(dict.fromkeys([*LOOPBACK_HOSTS, *hosts]))
     server_cert = _certificate(server_name, server_key.public_key(), ca_name, ca_key, is_ca=False, hosts=all_hosts)
-    atomic_write_bytes(credentials.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM))
-    atomic_write_bytes(credentials.server_cert, server_cert.public_bytes(serialization.Encoding.PEM))
-    _write_private(credentials.server_key, server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    _write(credentials.ca_cert, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(credentials.server_cert, server_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(credentials.server_key, server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()), 0o600)
     for index in range(num_nodes):
         write_node_key(credentials.node_key(index))
     return credentials
@@ -85,15 +85,16 @@ def make_credentials(directory: Path, num_nodes: int, hosts: Sequence[str] = ())
 def write_node_key(path: Path) -> Path:
     """An ECDSA P-384 key pair in OpenSSH format: private key at `path`, public key at `path`.pub."""
     key = ec.generate_private_key(CURVE)
-    _write_private(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()))
+    _write(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()), 0o600)
     public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    atomic_write_bytes(path.with_name(path.name + ".pub"), public + b"\n")
+    _write(path.with_name(path.name + ".pub"), public + b"\n", 0o644)
     return path
 
 
-def _write_private(path: Path, data: bytes) -> None:
+def _write(path: Path, data: bytes, mode: int) -> None:
+    """Atomic write, then `mode`: private keys for their owner only, certificates and public keys for all."""
     atomic_write_bytes(path, data)
-    path.chmod(0o600)
+    path.chmod(mode)
 
 
 def _certificate(subject: x509.Name, public_key: ec.EllipticCurvePublicKey, issuer: x509.Name, issuer_key: ec.EllipticCurvePrivateKey, *, is_ca: bool, hosts: Sequence[str]) -> x509.Certificate:

@@ -2,7 +2,7 @@
 
 The default detector is MediaPipe's BlazeFace short-range (the paper's "MediaPipe face detection").
 When its model file cannot be had, OpenCV's bundled Haar cascade takes over with a warning: it is
-about 50× slower and misses more faces, so the detector's real name goes into every feature file's
+some 30–50× slower and misses more faces, so the detector's real name goes into every feature file's
 fingerprint and a later run with BlazeFace recomputes those clips.
 
 Frames without a detection reuse the last box (before the first detection: the first detected box),
@@ -18,6 +18,7 @@ import multiprocessing
 import multiprocessing.util
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -54,8 +55,9 @@ class DetectorSpec:
 
     def settings(self) -> dict[str, Any]:
         """What changes the detections: goes into the feature fingerprint (the model path does not)."""
-        out = {"name": self.name, "min_confidence": self.min_confidence, "model_sha256": self.model_sha256}
-        return out if self.kind == "mediapipe" else {"name": self.name, **HaarDetector.PARAMS}
+        if self.kind == "haar":
+            return {"name": self.name, **HaarDetector.PARAMS}
+        return {"name": self.name, "min_confidence": self.min_confidence, "model_sha256": self.model_sha256}
 
 
 def resolve_detector(kind: str = "mediapipe", min_confidence: float = 0.5, model_path: str | None = None) -> DetectorSpec:
@@ -131,25 +133,23 @@ class HaarDetector:
         self._cascade = None
 
 
-class open_detector:
-    """Context manager that opens the detector of `spec` and closes it on exit (MediaPipe needs the close)."""
+def create_detector(spec: DetectorSpec) -> FaceDetector:
+    """A new detector for `spec`; the caller must close() it (or use `open_detector`)."""
+    if spec.kind == "haar":
+        return HaarDetector()
+    if spec.model_path is None:
+        raise ValueError("a mediapipe DetectorSpec needs model_path; build it with resolve_detector()")
+    return MediaPipeDetector(spec.model_path, spec.min_confidence)
 
-    def __init__(self, spec: DetectorSpec) -> None:
-        self.spec = spec
-        self.detector: FaceDetector | None = None
 
-    def __enter__(self) -> FaceDetector:
-        if self.spec.kind == "mediapipe":
-            if self.spec.model_path is None:
-                raise ValueError("a mediapipe DetectorSpec needs model_path; build it with resolve_detector()")
-            self.detector = MediaPipeDetector(self.spec.model_path, self.spec.min_confidence)
-        else:
-            self.detector = HaarDetector()
-        return self.detector
-
-    def __exit__(self, *exc: object) -> None:
-        if self.detector is not None:
-            self.detector.close()
+@contextmanager
+def open_detector(spec: DetectorSpec) -> Iterator[FaceDetector]:
+    """The detector of `spec`, closed on exit (MediaPipe complains at interpreter exit otherwise)."""
+    detector = create_detector(spec)
+    try:
+        yield detector
+    finally:
+        detector.close()
 
 
 # ------------------------------------------------------------------------------ cropping
@@ -228,9 +228,11 @@ def video_faces(path: Path, detector: FaceDetector, settings: CropSettings) -> F
 
 def image_face(path: Path, box: Box | None, detector: FaceDetector, settings: CropSettings) -> np.ndarray:
     """The (S, S, 3) uint8 face crop of a still image: around `box` when given, else a detected one."""
+    if not Path(path).is_file():
+        raise ValueError(f"image {path} does not exist")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError(f"image {path} is missing or unreadable")
+        raise ValueError(f"image {path} cannot be decoded by OpenCV")
     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if box is None:
         box = detector.detect(rgb)
@@ -269,10 +271,9 @@ _worker_detector: FaceDetector | None = None  # one per worker process, opened b
 def _init_worker(spec: DetectorSpec) -> None:
     global _worker_detector
     cv2.setNumThreads(1)  # the parent's f() already uses every core
-    context = open_detector(spec)
-    _worker_detector = context.__enter__()
-    # Runs when the pool closes its workers normally, so MediaPipe's graph is torn down cleanly.
-    multiprocessing.util.Finalize(None, context.__exit__, exitpriority=10)
+    _worker_detector = create_detector(spec)
+    # Runs when the pool shuts its workers down normally, so MediaPipe's graph is torn down cleanly.
+    multiprocessing.util.Finalize(None, _worker_detector.close, exitpriority=10)
 
 
 def _call_in_worker(fn: Callable[[Any, FaceDetector], Any], task: Any) -> Any:

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 import shutil
+import zipfile
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,10 +30,10 @@ import numpy as np
 from tqdm import tqdm
 
 from fedfer import __version__
-from fedfer.assets import atomic_write_bytes
 from fedfer.backbone import Backbone, load_frame_encoder
 from fedfer.config import FeatureConfig
 from fedfer.faces import Box, CropSettings, DetectorPool, DetectorSpec, FaceTrack, resolve_detector, try_image_face, try_video_faces
+from fedfer.io import atomic_write_bytes, atomic_write_text
 from fedfer.models import FEATURE_DIM
 from fedfer.video import find_videos
 
@@ -87,8 +88,13 @@ def _npz_bytes(**arrays: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
+# A spawned worker pays seconds of imports (torch, MediaPipe) before its first task; below this many
+# tasks per worker the start-up costs more than the parallel decoding saves, so the work stays in-process.
+MIN_TASKS_PER_WORKER = 24
+
+
 def _pool_size(config: FeatureConfig, tasks: int) -> int:
-    return min(config.workers, os.cpu_count() or 1, tasks)
+    return min(config.workers, os.cpu_count() or 1, tasks // MIN_TASKS_PER_WORKER)
 
 
 class FeatureStore:
@@ -120,7 +126,7 @@ class FeatureStore:
         """The stored clip's settings fingerprint; None when absent or unreadable (then it is recomputed)."""
         try:
             return self.meta(clip_id).get("fingerprint")
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             return None
 
     def _existing(self, clip_id: str) -> Path:
@@ -135,7 +141,7 @@ def _write_summary(path: Path, rows: list[dict[str, Any]]) -> None:
     writer = csv.DictWriter(text, fieldnames=SUMMARY_FIELDS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write_bytes(path, text.getvalue().encode())
+    atomic_write_text(path, text.getvalue())
 
 
 def _summary_row(clip_id: str, meta: dict[str, Any] | None, status: str, reason: str) -> dict[str, Any]:
@@ -264,5 +270,5 @@ def _chunk_done(path: Path, fingerprint: str) -> bool:
     try:
         with np.load(path) as data:
             return str(data["fingerprint"]) == fingerprint
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
         return False

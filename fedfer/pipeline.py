@@ -59,7 +59,7 @@ def prepare_world(world: str, workspace: Path, seed: int = 0, affectnet: Path | 
         from fedfer.synth import render_world
 
         root = workspace / "worlds" / f"{world}-s{seed}"
-        render_world(world, seed, root, progress=progress)
+        render_world(world, seed, root, corpora=("crema_d", "affectnet"), progress=progress)
         return World(f"{world}-s{seed}", root / "crema_d", affectnet or root / "affectnet")
     root = Path(world)
     if not (root / "processedResults").is_dir():
@@ -108,14 +108,14 @@ def _sequences(store, clips: list[Clip]) -> LabelledSet:
 
 def still_features(world: World, workspace: Path, config: FeatureConfig, task: Task, progress: bool = True) -> dict[str, LabelledSet]:
     """AffectNet-protocol train/dev/test sets of (N, 1280) still-image features."""
-    from fedfer.datasets.affectnet import load_affectnet_protocol
+    from fedfer.datasets.affectnet import load_affectnet
     from fedfer.features import extract_image_features
 
     if world.affectnet is None:
         raise FileNotFoundError("training g() needs an AffectNet-layout corpus: pass --affectnet DIR (or --ifer-checkpoint to reuse a trained g())")
-    splits = load_affectnet_protocol(world.affectnet, num_classes=task.num_classes, seed=task.seed)
+    protocol = load_affectnet(world.affectnet, num_classes=task.num_classes, seed=task.seed)
     out = {}
-    for name, images in splits.items():
+    for name, images in (("train", protocol.train), ("dev", protocol.dev), ("test", protocol.test)):
         cache = feature_dir(workspace, world, config) / f"affectnet-K{task.num_classes}-s{task.seed}-{name}.npz"
         x = extract_image_features([(im.path, im.box) for im in images], cache, config, progress=progress)
         ok = ~np.isnan(x.astype(np.float32)).any(axis=1)

@@ -71,3 +71,17 @@ def build_fake_run(root: Path, num_subjects: int = 3, clips_per_subject: int = 1
         "subjects-file": str((root / "subjects.json").resolve()),
         "central-eval": True,
     }
+
+
+import pytest  # noqa: E402 - the environment above must be set before anything else is imported
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `tiny` synthetic world (seed 0), rendered once per test session through the public API;
+    returns the folder holding crema_d/, affectnet/ and msp_improv/."""
+    from fedfer.synth import render_world
+
+    out = tmp_path_factory.mktemp("tiny_world")
+    render_world("tiny", seed=0, out_dir=out, workers=2, progress=False)
+    return out

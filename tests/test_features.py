@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED
+from test_video_faces import write_video
 from fedfer.backbone import Backbone
 from fedfer.config import FeatureConfig
 from fedfer.features import SUMMARY_FILE, FeatureStore, extract_image_features, extract_video_features
@@ -97,20 +98,12 @@ def test_changed_settings_recompute_every_clip(tmp_path: Path, spy: EncodeSpy) -
     assert all(after[c] != before[c] for c in before)
 
 
-def write_avi(path: Path, frames: list[np.ndarray]) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25.0, (160, 120))
-    for rgb in frames:
-        writer.write(rgb)
-    writer.release()
-    return path
-
-
 def test_bad_videos_are_recorded_skips_and_the_good_one_is_kept(tmp_path: Path) -> None:
     videos = tmp_path / "videos"
     videos.mkdir()
     (videos / "junk.mp4").write_bytes(os.urandom(4096))
-    write_avi(videos / "empty.avi", [])
-    write_avi(videos / "wall.avi", [np.full((120, 160, 3), 90, np.uint8)] * 6)
+    write_video(videos / "empty.avi", [])
+    write_video(videos / "wall.avi", [np.full((120, 160, 3), 90, np.uint8)] * 6)
     inputs = [videos / "missing.flv", *sorted(videos.iterdir()), SAMPLES[0]]
     out = tmp_path / "cache"
 

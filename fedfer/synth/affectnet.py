@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from dataclasses import dataclass
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import numpy as np
@@ -125,12 +126,12 @@ def _rows(stills: list[Still], boxes: dict[str, tuple]) -> list[str]:
     return out
 
 
-def write_affectnet(root: Path, preset: AffectNetPreset, raters: RaterModel, seed: int, workers: int, progress: bool) -> dict:
+def write_affectnet(root: Path, preset: AffectNetPreset, raters: RaterModel, seed: int, pool: Pool | None, progress: bool) -> dict:
     """Render every image (all re-rendered: cheap, and the box/landmarks come from rendering) and
     write the two lists and the truth sidecar; returns counts."""
     train, valid = plan_stills(preset, raters, seed)
     plans = [s.plan for s in train + valid]
-    results = parallel_map(functools.partial(render_still, root=root), plans, len(plans), workers, "affectnet images", progress)
+    results = parallel_map(functools.partial(render_still, root=root), plans, pool, "affectnet images", progress)
     boxes = {p.rel_path: r for p, r in zip(plans, results)}
     lists = root / "Manually_Annotated_file_lists"
     atomic_write_text(lists / "training.csv", "\n".join([",".join(COLUMNS), *_rows(train, boxes)]) + "\n")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from multiprocessing.pool import Pool
 from pathlib import Path
 
 import numpy as np
@@ -183,11 +184,11 @@ def _truth_rows(clips: list[CremaDClip]) -> list[dict]:
     return rows
 
 
-def write_crema_d(root: Path, preset: CremaDPreset, raters: RaterModel, seed: int, workers: int, progress: bool) -> dict:
+def write_crema_d(root: Path, preset: CremaDPreset, raters: RaterModel, seed: int, pool: Pool | None, progress: bool) -> dict:
     """Render (resuming: videos already on disk are kept) and write every file; returns counts."""
     clips = plan_corpus(preset, raters, seed)
     todo = [c.take.plan for c in clips if not (root / c.take.plan.rel_path).exists()]
-    for _ in parallel_map(functools.partial(render_clip, root=root), todo, len(todo), workers, "crema_d videos", progress):
+    for _ in parallel_map(functools.partial(render_clip, root=root), todo, pool, "crema_d videos", progress):
         pass
     actors = list({c.actor.actor_id: c.actor for c in clips}.values())
     atomic_write_text(root / "VideoDemographics.csv", _demographics_csv(actors))

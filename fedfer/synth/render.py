@@ -7,9 +7,11 @@ files, which is what lets an interrupted render resume by skipping videos alread
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from multiprocessing.pool import Pool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -24,6 +26,9 @@ from fedfer.synth.camera import Camera, backdrop, lighting, noise_bank, pose_at
 from fedfer.synth.face import FacePainter, face_box, landmarks68
 
 PARTIAL = ".partial"  # marker in the names of videos being written; removed when a render restarts
+# FFmpeg's FLV muxer knows the FLV1 codec by its FLV tag (2), not by the fourcc: passing the tag
+# writes the same stream without a warning per file.
+_CODEC_TAGS = {"FLV1": 2}
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,8 @@ def render_clip(plan: ClipPlan, root: Path) -> str:
     target = root / plan.rel_path
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.stem}{PARTIAL}{target.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*plan.fourcc), plan.fps, (cam.width, cam.height))
+    tag = _CODEC_TAGS.get(plan.fourcc) or cv2.VideoWriter_fourcc(*plan.fourcc)
+    writer = cv2.VideoWriter(str(tmp), tag, plan.fps, (cam.width, cam.height))
     if not writer.isOpened():
         raise RuntimeError(f"{tmp}: OpenCV cannot write {plan.fourcc!r} video here; check the OpenCV build (cv2.getBuildInformation())")
     frame = np.empty_like(bg)
@@ -129,21 +135,26 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
 
 
-def parallel_map(fn: Callable[[T], R], items: Iterable[T], total: int, workers: int, desc: str,
-                 progress: bool = True) -> Iterator[R]:
-    """`fn` over `items` in `workers` processes (inline when workers <= 1), results in input order,
-    with a tqdm bar. Each item carries its own seed, so the output does not depend on `workers`."""
-    bar = tqdm(total=total, desc=desc, unit="item", disable=not progress, leave=False)
+@contextlib.contextmanager
+def worker_pool(workers: int) -> Iterator[Pool | None]:
+    """A pool of `workers` render processes (None for inline rendering when workers <= 1), shared
+    by every corpus of a world so that process start-up is paid once."""
+    if workers <= 1:
+        yield None
+        return
+    ctx = multiprocessing.get_context("spawn")  # safe whatever threads the parent holds
+    with ctx.Pool(workers, initializer=_init_worker) as pool:
+        yield pool
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], pool: Pool | None, desc: str, progress: bool = True) -> Iterator[R]:
+    """`fn` over `items` in `pool` (inline when None), results in input order, with a tqdm bar.
+    Each item carries its own seed, so the output does not depend on the number of workers."""
+    bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress, leave=False)
     try:
-        if workers <= 1:
-            for item in items:
-                yield fn(item)
-                bar.update()
-            return
-        ctx = multiprocessing.get_context("spawn")  # safe whatever threads the parent holds
-        with ctx.Pool(workers, initializer=_init_worker) as pool:
-            for result in pool.imap(fn, items, chunksize=4):
-                yield result
-                bar.update()
+        results = map(fn, items) if pool is None else pool.imap(fn, items, chunksize=4)
+        for result in results:
+            yield result
+            bar.update()
     finally:
         bar.close()

@@ -1,0 +1,71 @@
+"""Deployment vs simulation of the same work: seconds per round and bytes per round.
+
+Both run the same prepared run (3 subjects of random features, briefly trained g() and v(), the
+test-suite fixture) with the same seeds: once as a Flower simulation, once as a real SuperLink with
+3 SuperNodes on loopback (TLS and node authentication unless --insecure). Prints a Markdown table.
+
+    python simulations/bench_deploy.py [--rounds 2] [--insecure] [--out DIR]
+
+Seconds per round are the strategy's (configure_train → aggregate_evaluate, so one train and one
+evaluate exchange); "server bytes" are the serialized train messages the ServerApp measured (both
+ways); "SuperLink bytes" are what the SuperLink itself counted for the whole run (`flwr ls`,
+network-traffic: train and evaluate messages, divided by the number of rounds). A simulation has no
+network, so the SuperLink reports nothing there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))  # the fixture builder lives beside the tests that use it
+
+from conftest import build_fake_run  # noqa: E402
+
+from fedfer.deploy import deploy_prepared, simulate_prepared  # noqa: E402
+
+MB = 1e6
+
+
+def round_figures(run_dir: Path) -> tuple[list[float], float]:
+    """Seconds of each round and the mean server-measured bytes per round (train messages, both ways)."""
+    rounds = json.loads((run_dir / "server" / "rounds.json").read_text())
+    server_bytes = sum(r["bytes_up_total"] + r["bytes_down_total"] for r in rounds) / len(rounds)
+    return [r["seconds"] for r in rounds], server_bytes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--insecure", action="store_true", help="deploy without TLS and node authentication")
+    parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary directory)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.out or Path(tmp)
+        values = {**build_fake_run(root / "prepared"), "num-server-rounds": args.rounds}
+        runs = {}
+        for mode in ("simulation", "deployment"):
+            run_dir = root / mode
+            values_here = {**values, "run-dir": str(run_dir.resolve())}
+            if mode == "simulation":
+                runs[mode] = simulate_prepared(run_dir, values_here)
+            else:
+                runs[mode] = deploy_prepared(run_dir, values_here, insecure=args.insecure)
+            runs[mode]["rounds"], runs[mode]["server_bytes"] = round_figures(run_dir)
+    security = "insecure" if args.insecure else "TLS + node auth"
+    print(f"\n3 clients, {args.rounds} rounds, fake features; one v() is about 0.85 MB\n")
+    print("| mode | `flwr run` s | s per round | server bytes / round (MB) | SuperLink in / out per round (MB) |")
+    print("|---|---|---|---|---|")
+    for mode, r in runs.items():
+        traffic = r.get("superlink_traffic")
+        link = f"{traffic['inbound_bytes'] / args.rounds / MB:.2f} / {traffic['outbound_bytes'] / args.rounds / MB:.2f}" if traffic else "–"
+        label = f"{mode} ({security})" if traffic else mode
+        print(f"| {label} | {r['flower_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['rounds'])} | {r['server_bytes'] / MB:.2f} | {link} |")
+
+
+if __name__ == "__main__":
+    main()
