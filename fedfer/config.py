@@ -95,7 +95,7 @@ class FeatureConfig:
     detector: str = "mediapipe"  # "mediapipe" (BlazeFace short-range) or "haar" (OpenCV, fallback)
     min_confidence: float = 0.5  # MediaPipe's minimum detection score
     weights: str = "offline"  # "offline" (ported Keras MobileNetV2), "imagenet", or a .pt/.pth path
-    batch_size: int = 32  # frames per f() forward pass
+    batch_size: int = 8  # frames per f() forward pass (larger batches ran slower on 2 CPU cores at 160-224 px)
     workers: int = 2  # decode + detect processes, capped at the CPU count; 0 runs them in-process
     frame_step: int = 1  # keep every n-th frame
 

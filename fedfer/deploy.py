@@ -27,11 +27,10 @@ from fedfer.certs import Credentials, make_credentials
 from fedfer.client import read_subjects_file
 from fedfer.flower_runtime import ProcessGroup, flower_env, free_port, wait_for_port, wait_until_healthy, write_connection, write_run_config
 from fedfer.io import atomic_write_json
-from fedfer.runner import APP_DIR, RunOptions, prepare_run, print_summary, run_config_values, stream_flower
+from fedfer.runner import APP_DIR, RunOptions, prepare_run, print_summary, run_config_values, simulate_prepared, stream_flower
 from fedfer.subject import MANIFEST
 
 CONNECTION = "fedfer-deploy"
-SIMULATION_CONNECTION = "fedfer-sim"
 STARTED_RUN = re.compile(r"Successfully started run (\d+)")
 # A SuperNode's data bundle (`--export-nodes`): what a lab machine or container mounts as its data.
 BUNDLE_SUBJECT = "subject"  # subject.json + features/
@@ -71,14 +70,6 @@ def node_config(partition: int, data_dir: Path | str, ifer_checkpoint: Path | st
     return " ".join(parts)
 
 
-def make_node_credentials(directory: Path, num_nodes: int, hosts: list[str]) -> Credentials:
-    """`make_credentials`, printing what goes where (the multi-machine set-up of docker/README.md)."""
-    credentials = make_credentials(directory, num_nodes, hosts)
-    print(f"CA and SuperLink certificate (for {', '.join(['127.0.0.1', 'localhost', *hosts])}) in {directory}")
-    print(f"SuperNode keys: {credentials.node_key(0).parent}/node-<i>.key (private, for node i) and .key.pub (register with `flwr supernode register`)")
-    return credentials
-
-
 def export_nodes(run_dir: Path, out_dir: Path) -> list[Path]:
     """One self-contained folder per SuperNode: `subject/` (manifest + its clips' features) and `g.pt`.
 
@@ -90,10 +81,11 @@ def export_nodes(run_dir: Path, out_dir: Path) -> list[Path]:
     for partition, subject_dir in enumerate(read_subjects_file(Path(values["subjects-file"]))):
         bundle = out_dir / f"node-{partition}"
         manifest = json.loads((subject_dir / MANIFEST).read_text())
+        source = subject_dir / manifest["feature_dir"]  # an absolute feature_dir stays as it is
         features = bundle / BUNDLE_SUBJECT / "features"
         features.mkdir(parents=True, exist_ok=True)
         for clip in manifest["clips"]:
-            shutil.copy2(Path(manifest["feature_dir"]) / f"{clip['clip_id']}.npz", features)
+            shutil.copy2(source / f"{clip['clip_id']}.npz", features)
         atomic_write_json(bundle / BUNDLE_SUBJECT / MANIFEST, {**manifest, "feature_dir": "features"})
         shutil.copy2(values["ifer-checkpoint"], bundle / BUNDLE_IFER)
         bundles.append(bundle)
@@ -104,7 +96,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     import tomllib
 
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: prepare the run first (`fedfer deploy` with the same flags writes it)")
+        raise FileNotFoundError(f"{path} not found: prepare the run first (`fedfer deploy --export-nodes DIR` with the run's flags writes it)")
     return tomllib.loads(path.read_text())
 
 
@@ -195,26 +187,6 @@ def superlink_traffic(run: int, env: Mapping[str, str]) -> dict[str, Any]:
     except (ValueError, KeyError, IndexError) as err:
         raise RuntimeError(f"`flwr ls --run-id {run}` gave no run (exit code {result.returncode}): {result.stdout.strip() or result.stderr.strip()}") from err
     return {"run_id": run, **{key.replace("-", "_"): value for key, value in entry["network-traffic"].items()}, "status": entry["status"]}
-
-
-def simulate_prepared(run_dir: Path, values: Mapping[str, Any], *, client_cpus: int = 1, verbose: bool = False) -> dict[str, Any]:
-    """The same prepared run as a Flower simulation (SuperLink in simulation mode), for comparisons.
-
-    Mirrors `fedfer.runner.simulate` after its preparation step. Returns the wall time of `flwr run`.
-    """
-    run_dir = Path(run_dir)
-    num_clients = len(read_subjects_file(Path(values["subjects-file"])))
-    flwr_home = run_dir / "flwr-home"
-    env = flower_env(flwr_home)
-    port = free_port()
-    with ProcessGroup(run_dir / "logs") as processes:
-        superlink = processes.start("superlink", ["flower-superlink", "--insecure", "--simulation", "--isolation", "subprocess", "--host", "127.0.0.1", "--port", str(port), "--database", str(flwr_home / "state.db")], env)
-        wait_until_healthy(port, superlink, run_dir / "logs" / "superlink.log")
-        write_connection(flwr_home, SIMULATION_CONNECTION, f"127.0.0.1:{port}", insecure=True, options={"num-supernodes": num_clients, "backend.client-resources.num-cpus": client_cpus})
-        config_file = write_run_config(run_dir / "run_config.toml", values)
-        started = time.monotonic()
-        stream_flower(APP_DIR, SIMULATION_CONNECTION, config_file, env, run_dir / "logs" / "flower.log", verbose)
-    return {"flower_seconds": time.monotonic() - started}
 
 
 def deploy(options: RunOptions, *, insecure: bool = False) -> Path:

@@ -14,10 +14,9 @@ import shlex
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -160,8 +159,8 @@ def write_run_config(path: Path, values: Mapping[str, Any]) -> Path:
     return path
 
 
-def flwr_run(app_dir: Path, connection: str, run_config_file: Path, env: Mapping[str, str], log_file: Path, echo: bool = False) -> int:
-    """`flwr run APP CONNECTION --stream` until the run ends; output goes to `log_file` (and the terminal if `echo`)."""
+def flwr_run(app_dir: Path, connection: str, run_config_file: Path, env: Mapping[str, str], log_file: Path, on_line: Callable[[str], None] | None = None) -> int:
+    """`flwr run APP CONNECTION --stream` until the run ends; output goes to `log_file`, each line also to `on_line`."""
     command = ["flwr", "run", str(app_dir), connection, "--run-config", str(run_config_file), "--stream"]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
@@ -172,8 +171,8 @@ def flwr_run(app_dir: Path, connection: str, run_config_file: Path, env: Mapping
             for line in process.stdout:
                 log.write(line)
                 log.flush()
-                if echo:
-                    sys.stdout.write(line.decode(errors="replace"))
+                if on_line is not None:
+                    on_line(line.decode(errors="replace"))
             return process.wait()
         finally:
             if process.poll() is None:

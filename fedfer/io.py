@@ -43,7 +43,7 @@ def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> P
 
 def atomic_write_json(path: str | Path, obj: Any, indent: int = 2) -> Path:
     """`atomic_write_bytes` for JSON (UTF-8, trailing newline, keys in insertion order)."""
-    return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+    return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False, default=str) + "\n")
 
 
 def read_csv(path: str | Path, columns: Sequence[str], remedy: str = "") -> list[dict[str, str]]:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_sequence
-from torchvision.models import mobilenet_v2
 
 FEATURE_DIM = 1280  # MobileNetV2 pooled feature width
 
@@ -30,6 +29,9 @@ class FrameEncoder(nn.Module):
     """
 
     def __init__(self) -> None:
+        # Imported here: the heads (all a ClientApp needs) should not pay for importing torchvision.
+        from torchvision.models import mobilenet_v2
+
         super().__init__()
         self.features = mobilenet_v2(weights=None).features
         self.pool = nn.AdaptiveAvgPool2d(1)

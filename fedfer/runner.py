@@ -24,6 +24,7 @@ from fedfer.subject import write_subject
 log = logging.getLogger(__name__)
 
 APP_DIR = Path(__file__).resolve().parents[1]  # holds pyproject.toml, server_app.py, client_app.py
+SIMULATION_CONNECTION = "fedfer-sim"
 PROGRESS_LINE = re.compile(r"\[ROUND \d+/\d+\]|aggregate_(train|evaluate): Received|Global evaluation|MetricRecord: \{'macro|ERROR|Exception|Traceback")
 
 
@@ -102,14 +103,45 @@ def run_config_values(options: RunOptions, prepared: Prepared, run_dir: Path, nu
 def stream_flower(app_dir: Path, connection: str, run_config_file: Path, env: dict, log_file: Path, verbose: bool) -> None:
     """`flwr run` with progress on the terminal; raises with the log's path when the run fails."""
     started = time.monotonic()
-    code = flwr_run(app_dir, connection, run_config_file, env, log_file, echo=verbose)
-    if not verbose:
-        for line in log_file.read_text(errors="replace").splitlines():
-            if PROGRESS_LINE.search(line):
-                print("  " + re.sub(r"\x1b\[[0-9;]*m", "", line).strip())
+
+    def show(line: str) -> None:
+        if verbose:
+            print(line, end="", flush=True)
+        elif PROGRESS_LINE.search(line):
+            print(f"  [{time.monotonic() - started:6.1f} s] " + re.sub(r"\x1b\[[0-9;]*m", "", line).strip(), flush=True)
+
+    code = flwr_run(app_dir, connection, run_config_file, env, log_file, on_line=show)
     if code != 0 or "ERROR" in log_file.read_text(errors="replace"):
         raise RuntimeError(f"the Flower run failed (exit code {code}); see {log_file}")
     print(f"Flower run finished in {time.monotonic() - started:.1f} s")
+
+
+def simulate_prepared(run_dir: Path, values: dict, *, client_cpus: int = 1, verbose: bool = False) -> dict:
+    """Run a prepared run (subjects, checkpoints, run-config `values`) as a Flower simulation.
+
+    A SuperLink in simulation mode on free loopback ports, one simulated SuperNode per subject of
+    the subjects file; stopped by PID whatever happens. Returns the wall time of `flwr run`.
+    """
+    from fedfer.client import read_subjects_file
+
+    run_dir = Path(run_dir)
+    num_clients = len(read_subjects_file(Path(values["subjects-file"])))
+    flwr_home = run_dir / "flwr-home"
+    env = flower_env(flwr_home)
+    port, control = free_port(), free_port()
+    logs = run_dir / "logs"
+    with ProcessGroup(logs) as processes:
+        superlink = processes.start(
+            "superlink",
+            ["flower-superlink", "--insecure", "--simulation", "--isolation", "subprocess", "--host", "127.0.0.1", "--port", str(port), "--control-api-address", f"127.0.0.1:{control}", "--database", str(flwr_home / "state.db")],
+            env,
+        )
+        wait_until_healthy(port, superlink, logs / "superlink.log")
+        write_connection(flwr_home, SIMULATION_CONNECTION, f"127.0.0.1:{port}", insecure=True, options={"num-supernodes": num_clients, "backend.client-resources.num-cpus": client_cpus})
+        config_file = write_run_config(run_dir / "run_config.toml", values)
+        started = time.monotonic()
+        stream_flower(APP_DIR, SIMULATION_CONNECTION, config_file, env, logs / "flower.log", verbose)
+    return {"flower_seconds": time.monotonic() - started}
 
 
 def simulate(options: RunOptions) -> Path:
@@ -119,20 +151,8 @@ def simulate(options: RunOptions) -> Path:
     started = time.monotonic()
     prepared, run_dir, subjects = prepare_run(options)
     print(f"{len(subjects)} simulated clients (test actors), {options.rounds} rounds → {run_dir}")
-    flwr_home = run_dir / "flwr-home"
-    env = flower_env(flwr_home)
-    port, control = free_port(), free_port()
-    with ProcessGroup(run_dir / "logs") as processes:
-        superlink = processes.start(
-            "superlink",
-            ["flower-superlink", "--insecure", "--simulation", "--isolation", "subprocess", "--host", "127.0.0.1", "--port", str(port), "--control-api-address", f"127.0.0.1:{control}", "--database", str(flwr_home / "state.db")],
-            env,
-        )
-        wait_until_healthy(port, superlink, run_dir / "logs" / "superlink.log")
-        write_connection(flwr_home, "fedfer-sim", f"127.0.0.1:{port}", insecure=True, options={"num-supernodes": len(subjects), "backend.client-resources.num-cpus": options.client_cpus})
-        config_file = write_run_config(run_dir / "run_config.toml", run_config_values(options, prepared, run_dir, len(subjects)))
-        stream_flower(APP_DIR, "fedfer-sim", config_file, env, run_dir / "logs" / "flower.log", options.verbose)
-    summary = write_report(run_dir, {"mode": "simulation", "total_seconds": time.monotonic() - started})
+    extra = simulate_prepared(run_dir, run_config_values(options, prepared, run_dir, len(subjects)), client_cpus=options.client_cpus, verbose=options.verbose)
+    summary = write_report(run_dir, {"mode": "simulation", **extra, "total_seconds": time.monotonic() - started})
     print_summary(summary, run_dir)
     return run_dir
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -15,6 +18,8 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Any `flwr` command a test runs outside fedfer's per-run homes still stays out of ~/.flwr.
+os.environ.setdefault("FLWR_HOME", tempfile.mkdtemp(prefix="fedfer-tests-flwr-"))
 
 
 # ---------------------------------------------------------------- a prepared run, without any world
@@ -71,9 +76,6 @@ def build_fake_run(root: Path, num_subjects: int = 3, clips_per_subject: int = 1
         "subjects-file": str((root / "subjects.json").resolve()),
         "central-eval": True,
     }
-
-
-import pytest  # noqa: E402 - the environment above must be set before anything else is imported
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,10 @@ def sha256(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def federated_run(tmp_path_factory):
+def federated_run(tmp_path_factory, tiny_world):
     root = tmp_path_factory.mktemp("federation")
+    (root / "data" / "worlds").mkdir(parents=True)
+    (root / "data" / "worlds" / "tiny-s0").symlink_to(tiny_world)  # reuse the session's rendering
     options = RunOptions(
         world="tiny",
         workspace=root / "data",

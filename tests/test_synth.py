@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -35,7 +34,7 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_crema_d_layout_matches_the_real_corpus(tiny_world: Path) -> None:
     root = tiny_world / "crema_d"
     names = sorted(p.stem for p in (root / "VideoFlash").glob("*.flv"))
-    assert len(names) == 6 * 12
+    assert len(names) == 8 * 12
     assert "1001_IEO_NEU_XX" in names and "1001_IEO_HAP_HI" in names and "1001_DFA_SAD_XX" in names
     with (root / "VideoDemographics.csv").open() as f:
         demo = list(csv.DictReader(f))

@@ -23,14 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.deploy import deploy, make_node_credentials, prepare_nodes
+    from fedfer.deploy import deploy, prepare_nodes
 
     if args.make_certs:
-        if not args.clients:
-            print("--make-certs needs --clients N: one key pair is made per SuperNode", file=sys.stderr)
-            return 2
-        make_node_credentials(args.make_certs, args.clients, args.host)
-        return 0
+        return make_certs(args.make_certs, args.clients, args.host)
     options = run_command.options_from_args(args)
     if args.export_nodes:
         prepare_nodes(options, args.export_nodes)
@@ -38,4 +34,22 @@ def run(args: argparse.Namespace) -> int:
     if args.insecure:
         print("WARNING: --insecure: no TLS and no node authentication; anyone who reaches the SuperLink's port can join or read the run", file=sys.stderr)
     deploy(options, insecure=args.insecure)
+    return 0
+
+
+def make_certs(directory: Path, num_nodes: int | None, hosts: list[str]) -> int:
+    """`--make-certs`: the credentials of a multi-machine deployment, and what goes where."""
+    from fedfer.certs import LOOPBACK_HOSTS, make_credentials
+
+    if not num_nodes:
+        print("--make-certs needs --clients N: one key pair is made per SuperNode", file=sys.stderr)
+        return 2
+    try:
+        credentials = make_credentials(directory, num_nodes, hosts)
+    except ValueError as err:  # a --host that cannot go into a certificate
+        print(err, file=sys.stderr)
+        return 2
+    print(f"{credentials.ca_cert}: the CA, for every machine and every `flwr` command")
+    print(f"{credentials.server_cert}, {credentials.server_key}: the SuperLink's certificate for {', '.join([*LOOPBACK_HOSTS, *hosts])}; SuperLink host only")
+    print(f"{credentials.node_key(0).parent}/node-<i>.key: SuperNode i's private key, for machine i only; register node-<i>.key.pub with `flwr supernode register`")
     return 0

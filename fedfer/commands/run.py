@@ -17,7 +17,11 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the world, the split and the training (default: 0)")
     parser.add_argument("--classes", type=int, choices=(4, 6), default=6, help="4-class (ANG HAP NEU SAD) or 6-class task (default: 6)")
     parser.add_argument("--labels", choices=("av", "face", "intended"), default="av", help="CREMA-D labels: audio-visual plurality (paper), face-only plurality, or intended emotion")
-    parser.add_argument("--image-size", type=int, default=224, help="face crop side in pixels, f()'s input (default: 224)")
+    parser.add_argument(
+        "--image-size", type=int,
+        help="face crop side in pixels, f()'s input (default: 224 as in the paper for real corpora; 160 for synthetic "
+        "worlds, the offline backbone's native size, about 4x faster than 224 on a 2-core CPU)",
+    )
     parser.add_argument("--weights", default="offline", help="f() weights: offline (default), imagenet, or a .pt/.pth path")
     parser.add_argument("--ifer-epochs", type=int, default=60, help="epochs for g() (paper: 60)")
     parser.add_argument("--vfer-epochs", type=int, default=20, help="epochs for v() (paper: 20)")
@@ -42,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace):
-    from fedfer.pipeline import Task
+    from fedfer.pipeline import SYNTHETIC_PRESETS, Task
     from fedfer.runner import RunOptions
 
     a = vars(args)  # `fedfer train` / `evaluate` have only the world flags: the rest keep their defaults
@@ -66,7 +70,7 @@ def options_from_args(args: argparse.Namespace):
             batch_size=a.get("batch_size", p.batch_size),
             seed=args.seed,
         ),
-        features=FeatureConfig(image_size=args.image_size, weights=args.weights),
+        features=FeatureConfig(image_size=args.image_size or (160 if args.world in SYNTHETIC_PRESETS else 224), weights=args.weights),
         ifer=replace(TrainConfig(stage="ifer"), epochs=args.ifer_epochs),
         vfer=replace(TrainConfig(stage="vfer"), epochs=args.vfer_epochs),
         ifer_checkpoint=args.ifer_checkpoint,

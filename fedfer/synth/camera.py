@@ -88,14 +88,18 @@ def lighting(rng: np.random.Generator, camera: Camera) -> np.ndarray:
 
 def noise_bank(rng: np.random.Generator, camera: Camera, n: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
     """`n` pairs of (positive, negative) uint8 noise frames; adding one and subtracting the other
-    is saturating sensor noise at a fraction of the cost of drawing fresh noise every frame. The
-    noise is drawn at half resolution (2x2 grain, like a compressed sensor's) to keep it cheap."""
+    is saturating sensor noise at a fraction of the cost of drawing fresh noise every frame.
+
+    The noise is uniform with the camera's standard deviation (amplitude sd*sqrt(3)) and drawn at
+    half resolution (2x2 grain, like a compressed sensor's): integer draws cost a tenth of normal ones.
+    """
     h, w = -(-camera.height // 2), -(-camera.width // 2)
+    amplitude = max(1, int(round(camera.noise_sd * np.sqrt(3.0))))
     bank = []
     for _ in range(n):
-        half = rng.standard_normal((h, w, 3), dtype=np.float32) * camera.noise_sd
-        noise = cv2.resize(half, (camera.width, camera.height), interpolation=cv2.INTER_NEAREST)
-        bank.append((np.clip(noise, 0, 255).astype(np.uint8), np.clip(-noise, 0, 255).astype(np.uint8)))
+        u = rng.integers(0, 2 * amplitude + 1, (h, w, 3), dtype=np.uint8)
+        u = cv2.resize(u, (camera.width, camera.height), interpolation=cv2.INTER_NEAREST)
+        bank.append((cv2.subtract(u, amplitude), cv2.subtract(np.full_like(u, amplitude), u)))
     return bank
 
 

@@ -13,7 +13,6 @@ the fixed order A, D, F, H, N, S, and summaryTable levels formatted as R's forma
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from multiprocessing.pool import Pool
 from pathlib import Path
@@ -22,13 +21,13 @@ import numpy as np
 
 from fedfer.datasets import EMOTIONS_6
 from fedfer.io import atomic_write_text
-from fedfer.synth.actors import Actor, draw_actor
-from fedfer.synth.expression import LEVEL_INTENSITY, SENTENCES, XX_INTENSITY_RANGE, AUS
+from fedfer.synth.actors import Actor, Population, draw_actor
+from fedfer.synth.expression import LEVEL_INTENSITY, SENTENCES, XX_INTENSITY_RANGE
 from fedfer.synth.presets import ALL_SENTENCES, CremaDPreset
 from fedfer.synth.raters import LETTERS, RESP_NAMES, RaterModel, Ratings, expected_votes, face_evidence, perceived_expression, plurality, rate, voice_evidence
-from fedfer.synth.render import parallel_map, render_clip
+from fedfer.synth.render import render_missing
 from fedfer.synth.takes import Take, TakeSpec, perform, seed_for
-from fedfer.synth.truth import write_truth
+from fedfer.synth.truth import take_row, write_truth
 
 CORPUS_KEY = 1  # seed-stream id of this corpus
 # Order of emotions within a sentence, as in the real SentenceFilenames.csv.
@@ -51,10 +50,9 @@ class CremaDClip:
     take: Take
     ratings: dict[str, Ratings]  # modality → ratings
     expressed: np.ndarray  # (6,) expected face-vote shares
-    perceived: np.ndarray  # (N_AUS,)
 
 
-def cast(seed: int, n_actors: int, population) -> list[Actor]:
+def cast(seed: int, n_actors: int, population: Population) -> list[Actor]:
     """Actors 1001.. with CREMA-D's sex ratio (48 of 91 male), in a seeded order."""
     rng = np.random.default_rng(seed_for(seed, CORPUS_KEY, 0))
     n_male = int(round(n_actors * 48 / 91))
@@ -93,8 +91,7 @@ def plan_corpus(preset: CremaDPreset, raters: RaterModel, seed: int) -> list[Cre
             spec = TakeSpec(clip_id, f"VideoFlash/{clip_id}{preset.extension}", SENTENCES[sentence], emotion, intensity,
                             preset.fps, preset.speech_rate, preset.lead_s, preset.tail_s, preset.camera, preset.fourcc)
             take = perform(actor, spec, seed_for(seed, CORPUS_KEY, 3, a, c))
-            perceived = perceived_expression(take.plan.aus)
-            face = face_evidence(perceived, EMOTIONS_6)
+            face = face_evidence(perceived_expression(take.plan.aus), EMOTIONS_6)
             voice = voice_evidence(emotion, intensity, actor.style.vocal_expressivity, EMOTIONS_6)
             av = raters.av_face_weight * face + (1 - raters.av_face_weight) * voice
             ratings = {
@@ -103,7 +100,7 @@ def plan_corpus(preset: CremaDPreset, raters: RaterModel, seed: int) -> list[Cre
                 "av": rate(rng, av, EMOTIONS_6, int(rng.choice(N_RATERS, p=N_RATERS_P)), raters.sharpness, raters.neutral_threshold, raters.bias_sd),
             }
             clips.append(CremaDClip(len(clips) + 1, clip_id, actor, sentence, emotion, level, intensity, take, ratings,
-                                    expected_votes(face, EMOTIONS_6, raters), perceived))
+                                    expected_votes(face, EMOTIONS_6, raters)))
     return clips
 
 
@@ -172,31 +169,19 @@ def _demographics_csv(actors: list[Actor]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _truth_rows(clips: list[CremaDClip]) -> list[dict]:
-    rows = []
-    for c in clips:
-        row = {"clip": c.clip_id, "actor": c.actor.actor_id, "sentence": c.sentence, "intended": c.emotion, "level": c.level,
-               "intensity": c.intensity, "n_frames": len(c.take.plan.aus), "fps": c.take.plan.fps,
-               "onset": c.take.onset, "apex": c.take.apex, "offset": c.take.offset}
-        row.update({f"expressed_{e}": float(p) for e, p in zip(EMOTIONS_6, c.expressed)})
-        row.update({f"perceived_{au}": float(v) for au, v in zip(AUS, c.perceived)})
-        rows.append(row)
-    return rows
-
-
 def write_crema_d(root: Path, preset: CremaDPreset, raters: RaterModel, seed: int, pool: Pool | None, progress: bool) -> dict:
     """Render (resuming: videos already on disk are kept) and write every file; returns counts."""
     clips = plan_corpus(preset, raters, seed)
-    todo = [c.take.plan for c in clips if not (root / c.take.plan.rel_path).exists()]
-    for _ in parallel_map(functools.partial(render_clip, root=root), todo, pool, "crema_d videos", progress):
-        pass
+    rendered = render_missing([c.take.plan for c in clips], root, pool, "crema_d videos", progress)
     actors = list({c.actor.actor_id: c.actor for c in clips}.values())
     atomic_write_text(root / "VideoDemographics.csv", _demographics_csv(actors))
     atomic_write_text(root / "SentenceFilenames.csv",
                       '"Stimulus_Number","Filename"\n' + "".join(f'{c.clip_num},{_q(c.clip_id)}\n' for c in clips))
     atomic_write_text(root / "processedResults" / "tabulatedVotes.csv", tabulated_votes_csv(clips))
     atomic_write_text(root / "processedResults" / "summaryTable.csv", summary_table_csv(clips))
-    write_truth(root, _truth_rows(clips), {a.actor_id: a.as_dict() for a in actors},
+    rows = [take_row(c.clip_id, c.actor.actor_id, c.emotion, c.intensity, c.take, EMOTIONS_6, c.expressed,
+                     sentence=c.sentence, level=c.level) for c in clips]
+    write_truth(root, rows, {a.actor_id: a.as_dict() for a in actors},
                 "one row per video; expressed_* is the expected share of face-only votes per emotion.")
     return {"actors": len(actors), "clips": len(clips), "frames": int(sum(len(c.take.plan.aus) for c in clips)),
-            "rendered_now": len(todo)}
+            "rendered_now": rendered}

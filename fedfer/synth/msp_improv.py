@@ -13,7 +13,6 @@ frame, a room, warm side light), a more reserved actor population, more neutral 
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from multiprocessing.pool import Pool
 from pathlib import Path
@@ -23,12 +22,12 @@ import numpy as np
 from fedfer.datasets import EMOTIONS_4
 from fedfer.io import atomic_write_text
 from fedfer.synth.actors import Actor, draw_actor
-from fedfer.synth.expression import AUS, SENTENCES, XX_INTENSITY_RANGE
+from fedfer.synth.expression import SENTENCES, XX_INTENSITY_RANGE
 from fedfer.synth.presets import MspImprovPreset
 from fedfer.synth.raters import RaterModel, expected_votes, face_evidence, perceived_expression, plurality, rate, voice_evidence
-from fedfer.synth.render import parallel_map, render_clip
+from fedfer.synth.render import render_missing
 from fedfer.synth.takes import Take, TakeSpec, perform, seed_for
-from fedfer.synth.truth import write_truth
+from fedfer.synth.truth import take_row, write_truth
 
 CORPUS_KEY = 3
 LETTER = {"ANG": "A", "HAP": "H", "NEU": "N", "SAD": "S"}
@@ -113,19 +112,11 @@ def evaluation_txt(clips: list[MspClip], seed: int) -> str:
 def write_msp_improv(root: Path, preset: MspImprovPreset, raters: RaterModel, seed: int, pool: Pool | None, progress: bool) -> dict:
     """Render (resuming) and write the labels and truth; returns counts."""
     clips = plan_corpus(preset, raters, seed)
-    todo = [c.take.plan for c in clips if not (root / c.take.plan.rel_path).exists()]
-    for _ in parallel_map(functools.partial(render_clip, root=root), todo, pool, "msp_improv videos", progress):
-        pass
+    rendered = render_missing([c.take.plan for c in clips], root, pool, "msp_improv videos", progress)
     atomic_write_text(root / "Evalution.txt", evaluation_txt(clips, seed))
-    truth = []
-    for c in clips:
-        row = {"clip": c.name, "actor": c.actor.actor_id, "session": c.session, "intended": c.emotion, "condition": c.condition,
-               "intensity": c.intensity, "n_frames": len(c.take.plan.aus), "fps": c.take.plan.fps,
-               "onset": c.take.onset, "apex": c.take.apex, "offset": c.take.offset}
-        row.update({f"expressed_{e}": float(p) for e, p in zip(EMOTIONS_4, c.expressed)})
-        row.update({f"perceived_{au}": float(v) for au, v in zip(AUS, perceived_expression(c.take.plan.aus))})
-        truth.append(row)
+    truth = [take_row(c.name, c.actor.actor_id, c.emotion, c.intensity, c.take, EMOTIONS_4, c.expressed,
+                      session=c.session, condition=c.condition) for c in clips]
     actors = {c.actor.actor_id: c.actor.as_dict() for c in clips}
     write_truth(root, truth, actors, "one row per video; expressed_* is the expected share of votes per emotion.")
     return {"actors": len(actors), "clips": len(clips), "frames": int(sum(len(c.take.plan.aus) for c in clips)),
-            "rendered_now": len(todo)}
+            "rendered_now": rendered}

@@ -1,16 +1,23 @@
 """Sizes of the synthetic world: `tiny` (tests), `small` (the quick-start), `full` (CREMA-D sized).
 
-| preset | CREMA-D-shaped                                   | AffectNet-shaped         | MSP-IMPROV-shaped            |
-|--------|--------------------------------------------------|--------------------------|------------------------------|
-| tiny   | 6 actors x 12 clips, 10 fps, ~1.1 s (~0.8k frames) | 240 train + 8x10 valid   | 12 actors x 4 clips, 10 fps  |
-| small  | 91 actors x 24 clips, 12 fps, ~1.5 s (~36k frames) | 3,000 train + 8x60 valid | 12 actors x 24 clips, 12 fps |
-| full   | 91 actors, 7,442 clips as CREMA-D, 29.97 fps, ~2-3 s | 20,000 train + 8x500 valid | 12 actors x 200 clips, 29.97 fps |
+| preset | CREMA-D-shaped                                    | AffectNet-shaped (train + valid) | MSP-IMPROV-shaped                 |
+|--------|---------------------------------------------------|----------------------------------|-----------------------------------|
+| tiny   | 6 actors x 12 clips = 72, 10 fps, 980 frames      | 240 + 8 x 10                     | 12 x 4 = 48 clips, 10 fps, 802 frames |
+| small  | 91 actors x 24 clips = 2,184, 12 fps, 42,166 frames | 3,000 + 8 x 60                 | 12 x 24 = 288 clips, 12 fps, 7,179 frames |
+| full   | 91 actors, 7,442 clips as CREMA-D, 29.97 fps, 619,025 frames | 20,000 + 8 x 500      | 12 x 200 = 2,400 clips, 29.97 fps |
 
-`small` keeps all 91 actors (so the standard 76/4/31 actor split holds) but uses 4 sentences
+(frame counts for seed 0; clip length follows the sentence's syllables: ~1.4 s in tiny, ~1.6 s in
+small, ~2.8 s in full.)
+
+`small` keeps all 91 actors (so the standard 56/4/31 actor split holds) but uses 4 sentences
 (IEO at level HI only) and short, low-frame-rate clips, because every frame later goes through face
 detection and MobileNetV2 on two cores. `full` has CREMA-D's exact clip list: 12 sentences, IEO at
-LO/MD/HI, NEU always XX, and the real corpus' missing clips. Measured render times are in the
-module README of `fedfer.synth`.
+LO/MD/HI, NEU always XX, and the real corpus' 20 missing clips.
+
+Render times measured with 2 workers on 2 cores shared with other jobs (seed 0): tiny 13 s for
+all three corpora; small 122 s (CREMA-D 92 s, AffectNet 13 s, MSP-IMPROV 17 s; 10 minutes when
+the machine was loaded four times over). A frame costs about 2-3 ms to draw and encode, plus a few
+ms per clip, so full is estimated at about half an hour (not yet measured).
 """
 
 from __future__ import annotations
@@ -118,7 +125,7 @@ class WorldPreset:
 PRESETS: dict[str, WorldPreset] = {
     "tiny": WorldPreset(
         "tiny",
-        CremaDPreset(n_actors=6, sentences=("IEO", "DFA"), ieo_levels=("HI",), fps=10.0, speech_rate=6.0, lead_s=0.2, tail_s=0.15),
+        CremaDPreset(n_actors=8, sentences=("IEO", "DFA"), ieo_levels=("HI",), fps=10.0, speech_rate=6.0, lead_s=0.2, tail_s=0.15),
         AffectNetPreset(n_train=240, valid_per_class=10),
         MspImprovPreset(clips_per_actor=4, fps=10.0, speech_rate=6.0, lead_s=0.2, tail_s=0.15),
     ),

@@ -8,6 +8,7 @@ files, which is what lets an interrupted render resume by skipping videos alread
 from __future__ import annotations
 
 import contextlib
+import functools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -158,3 +159,12 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], pool: Pool | None, de
             bar.update()
     finally:
         bar.close()
+
+
+def render_missing(plans: Sequence[ClipPlan], root: Path, pool: Pool | None, desc: str, progress: bool) -> int:
+    """Render the plans whose video is not on disk yet (an interrupted render resumes here);
+    returns how many were rendered."""
+    todo = [p for p in plans if not (root / p.rel_path).exists()]
+    for _ in parallel_map(functools.partial(render_clip, root=root), todo, pool, desc, progress):
+        pass
+    return len(todo)

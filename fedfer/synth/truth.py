@@ -17,7 +17,12 @@ import io
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.synth.expression import AUS
+from fedfer.synth.raters import perceived_expression
+from fedfer.synth.takes import Take
 
 TRUTH_DIR = "_truth"
 
@@ -34,3 +39,14 @@ def write_truth(root: Path, rows: Sequence[dict], actors: dict[str, dict], what:
     atomic_write_text(out / "items.csv", buf.getvalue())
     atomic_write_json(out / "actors.json", actors)
     atomic_write_text(out / "README.txt", (__doc__ or "").strip() + "\n\nThis corpus: " + what + "\n")
+
+
+def take_row(clip_id: str, actor: str, intended: str, intensity: float, take: Take, emotions: Sequence[str],
+             expressed: np.ndarray, **extra: object) -> dict:
+    """The truth row of one video: identity of the take, its envelope, expressed mixture and the
+    AU intensities a viewer perceives at its apex."""
+    row: dict = {"clip": clip_id, "actor": actor, **extra, "intended": intended, "intensity": intensity,
+                 "n_frames": len(take.plan.aus), "fps": take.plan.fps, "onset": take.onset, "apex": take.apex, "offset": take.offset}
+    row.update({f"expressed_{e}": float(p) for e, p in zip(emotions, expressed)})
+    row.update({f"perceived_{au}": float(v) for au, v in zip(AUS, perceived_expression(take.plan.aus))})
+    return row
