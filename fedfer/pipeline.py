@@ -107,19 +107,26 @@ def _sequences(store, clips: list[Clip]) -> LabelledSet:
 
 
 def still_features(world: World, workspace: Path, config: FeatureConfig, task: Task, progress: bool = True) -> dict[str, LabelledSet]:
-    """AffectNet-protocol train/dev/test sets of (N, 1280) still-image features."""
+    """AffectNet-protocol train/dev/test sets of (N, 1280) still-image features.
+
+    Features are cached once per task for every listed image, whatever the seed: the seed only
+    decides which images form train and dev.
+    """
     from fedfer.datasets.affectnet import load_affectnet
     from fedfer.features import extract_image_features
 
     if world.affectnet is None:
         raise FileNotFoundError("training g() needs an AffectNet-layout corpus: pass --affectnet DIR (or --ifer-checkpoint to reuse a trained g())")
     protocol = load_affectnet(world.affectnet, num_classes=task.num_classes, seed=task.seed)
+    images = sorted({im.path: im for im in protocol.train + protocol.dev + protocol.test}.values(), key=lambda im: str(im.path))
+    cache = feature_dir(workspace, world, config) / f"affectnet-K{task.num_classes}.npz"
+    x = extract_image_features([(im.path, im.box) for im in images], cache, config, progress=progress)  # (N, 1280) float16
+    row = {im.path: i for i, im in enumerate(images)}
+    ok = ~np.isnan(x.astype(np.float32)).any(axis=1)
     out = {}
-    for name, images in (("train", protocol.train), ("dev", protocol.dev), ("test", protocol.test)):
-        cache = feature_dir(workspace, world, config) / f"affectnet-K{task.num_classes}-s{task.seed}-{name}.npz"
-        x = extract_image_features([(im.path, im.box) for im in images], cache, config, progress=progress)
-        ok = ~np.isnan(x.astype(np.float32)).any(axis=1)
-        out[name] = LabelledSet(x[ok], np.array([im.label for im in images])[ok])
+    for name, split in (("train", protocol.train), ("dev", protocol.dev), ("test", protocol.test)):
+        rows = np.array([row[im.path] for im in split if ok[row[im.path]]], dtype=np.int64)
+        out[name] = LabelledSet(x[rows], np.array([im.label for im in split if ok[row[im.path]]]))
     return out
 
 

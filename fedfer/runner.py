@@ -33,6 +33,7 @@ class RunOptions:
     """Everything `fedfer run` / `fedfer deploy` can be told; defaults follow the paper."""
 
     world: str = "small"  # synthetic preset (tiny/small/full) or a CREMA-D directory
+    world_seed: int = 0  # which synthetic world is rendered; `task.seed` seeds the split and training
     affectnet: Path | None = None  # AffectNet-layout directory for g() (synthetic worlds bring their own)
     workspace: Path = Path("data")
     results: Path = Path("results")
@@ -52,12 +53,13 @@ class RunOptions:
     @property
     def run_name(self) -> str:
         world = Path(self.world).name if self.world not in ("tiny", "small", "full") else self.world
+        world += f"-w{self.world_seed}" if self.world_seed else ""
         return self.name or f"{world}-K{self.task.num_classes}-seed{self.task.seed}"
 
 
 def central_stage(options: RunOptions) -> Prepared:
     """World, features, split, g() and v(), each reused from the workspace when already there."""
-    world = prepare_world(options.world, options.workspace, seed=options.task.seed, affectnet=options.affectnet)
+    world = prepare_world(options.world, options.workspace, seed=options.world_seed, affectnet=options.affectnet)
     return prepare_central(world, options.workspace, options.task, options.features, options.ifer, options.vfer, options.ifer_checkpoint)
 
 

@@ -38,7 +38,7 @@ def test_crema_d_layout_matches_the_real_corpus(tiny_world: Path) -> None:
     assert "1001_IEO_NEU_XX" in names and "1001_IEO_HAP_HI" in names and "1001_DFA_SAD_XX" in names
     with (root / "VideoDemographics.csv").open() as f:
         demo = list(csv.DictReader(f))
-    assert [d["ActorID"] for d in demo] == [str(a) for a in range(1001, 1007)]
+    assert [d["ActorID"] for d in demo] == [str(a) for a in range(1001, 1009)]
     assert Counter(d["Sex"] for d in demo) == {"Male": 3, "Female": 3}
     with (root / "SentenceFilenames.csv").open() as f:
         listed = [r["Filename"] for r in csv.DictReader(f)]
@@ -61,7 +61,7 @@ def test_real_crema_d_reader_loads_the_synthetic_corpus(tiny_world: Path) -> Non
 
     clips = load_crema_d(tiny_world / "crema_d", label_mode="av")
     assert len(clips) == 72
-    assert {c.actor for c in clips} == {str(a) for a in range(1001, 1007)}
+    assert {c.actor for c in clips} == {str(a) for a in range(1001, 1009)}
     assert all(c.path.is_file() for c in clips)
     assert sum(c.label is not None for c in clips) > 50
 
@@ -105,7 +105,7 @@ def test_truth_sidecar_describes_every_clip_and_actor(tiny_world: Path) -> None:
     mixture = np.array([[float(r[f"expressed_{e}"]) for e in EMOTIONS_6] for r in rows])
     assert np.allclose(mixture.sum(1), 1.0, atol=1e-3)
     actors = json.loads((truth / "actors.json").read_text())
-    assert set(actors) == {str(a) for a in range(1001, 1007)}
+    assert set(actors) == {str(a) for a in range(1001, 1009)}
     assert {"expressivity", "resting", "substitutions"} <= set(actors["1001"]["style"])
 
 

@@ -14,7 +14,8 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--world", default="small", help="synthetic preset (tiny, small, full) or a CREMA-D directory (default: small)")
     parser.add_argument("--affectnet", type=Path, help="AffectNet-layout directory for g() (synthetic worlds bring their own)")
     parser.add_argument("--workspace", type=Path, default=Path("data"), help="where worlds, feature caches, splits and central models are kept (default: ./data)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the world, the split and the training (default: 0)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the actor split, the training and the personalization (default: 0)")
+    parser.add_argument("--world-seed", type=int, default=0, help="seed of the rendered synthetic world (default: 0)")
     parser.add_argument("--classes", type=int, choices=(4, 6), default=6, help="4-class (ANG HAP NEU SAD) or 6-class task (default: 6)")
     parser.add_argument("--labels", choices=("av", "face", "intended"), default="av", help="CREMA-D labels: audio-visual plurality (paper), face-only plurality, or intended emotion")
     parser.add_argument(
@@ -54,6 +55,7 @@ def options_from_args(args: argparse.Namespace):
     task = Task(num_classes=args.classes, label_mode=args.labels, seed=args.seed)
     return RunOptions(
         world=args.world,
+        world_seed=args.world_seed,
         affectnet=args.affectnet,
         workspace=args.workspace,
         results=a.get("results", defaults.results),
