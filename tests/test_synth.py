@@ -18,6 +18,9 @@ from fedfer.synth.crema_d import plan_corpus
 from fedfer.synth.expression import Envelope, syllables
 from fedfer.synth.raters import plurality
 
+# The tiny preset: 8 actors × (IEO at HI + DFA) × 6 emotions = 12 clips each.
+TINY_CLIPS = PRESETS["tiny"].crema_d.n_actors * 12
+
 # A world small enough to render several times per test: one actor, one sentence, CREMA-D only.
 MICRO = dataclasses.replace(
     PRESETS["tiny"], name="micro", crema_d=dataclasses.replace(PRESETS["tiny"].crema_d, n_actors=1, sentences=("DFA",))
@@ -34,12 +37,12 @@ def _files(root: Path) -> dict[str, bytes]:
 def test_crema_d_layout_matches_the_real_corpus(tiny_world: Path) -> None:
     root = tiny_world / "crema_d"
     names = sorted(p.stem for p in (root / "VideoFlash").glob("*.flv"))
-    assert len(names) == 8 * 12
+    assert len(names) == TINY_CLIPS
     assert "1001_IEO_NEU_XX" in names and "1001_IEO_HAP_HI" in names and "1001_DFA_SAD_XX" in names
     with (root / "VideoDemographics.csv").open() as f:
         demo = list(csv.DictReader(f))
     assert [d["ActorID"] for d in demo] == [str(a) for a in range(1001, 1009)]
-    assert Counter(d["Sex"] for d in demo) == {"Male": 3, "Female": 3}
+    assert Counter(d["Sex"] for d in demo) == {"Male": 4, "Female": 4}
     with (root / "SentenceFilenames.csv").open() as f:
         listed = [r["Filename"] for r in csv.DictReader(f)]
     assert sorted(listed) == names
@@ -60,7 +63,7 @@ def test_real_crema_d_reader_loads_the_synthetic_corpus(tiny_world: Path) -> Non
     from fedfer.datasets.crema_d import load_crema_d
 
     clips = load_crema_d(tiny_world / "crema_d", label_mode="av")
-    assert len(clips) == 72
+    assert len(clips) == TINY_CLIPS
     assert {c.actor for c in clips} == {str(a) for a in range(1001, 1009)}
     assert all(c.path.is_file() for c in clips)
     assert sum(c.label is not None for c in clips) > 50
@@ -71,7 +74,7 @@ def test_tabulated_votes_and_summary_table_agree(tiny_world: Path) -> None:
     rows = list(csv.reader((root / "tabulatedVotes.csv").open()))
     header, body = rows[0], rows[1:]
     assert header[:11] == ["", "A", "D", "F", "H", "N", "S", "fileName", "numResponses", "agreement", "emoVote"]
-    assert len(body) == 3 * 72
+    assert len(body) == 3 * TINY_CLIPS
     votes = {(int(r[0]) // 100000, int(r[0]) % 100000): r for r in body}
     columns = {1: ("VoiceVote", "VoiceLevel"), 2: ("FaceVote", "FaceLevel"), 3: ("MultiModalVote", "MultiModalLevel")}
     resp = dict(zip("ADFHNS", ("meanAngerResp", "meanDisgustResp", "meanFearResp", "meanHappyResp", "meanNeutralResp", "meanSadResp")))
@@ -101,7 +104,7 @@ def test_affectnet_and_msp_improv_layouts(tiny_world: Path) -> None:
 def test_truth_sidecar_describes_every_clip_and_actor(tiny_world: Path) -> None:
     truth = tiny_world / "crema_d" / "_truth"
     rows = list(csv.DictReader((truth / "items.csv").open()))
-    assert len(rows) == 72
+    assert len(rows) == TINY_CLIPS
     mixture = np.array([[float(r[f"expressed_{e}"]) for e in EMOTIONS_6] for r in rows])
     assert np.allclose(mixture.sum(1), 1.0, atol=1e-3)
     actors = json.loads((truth / "actors.json").read_text())
