@@ -8,6 +8,7 @@ directory, and its clips (id and, where the subject has them, labels). Labels ar
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,21 @@ class SubjectData:
         return np.flatnonzero(self.labels != NO_LABEL)
 
 
-def write_subject(directory: Path, subject: str, classes: tuple[str, ...], feature_dir: Path, clips: list[tuple[str, int | None]]) -> Path:
-    """Write a subject's manifest (atomically); returns its path."""
+def write_subject(
+    directory: Path,
+    subject: str,
+    classes: tuple[str, ...],
+    feature_dir: Path,
+    clips: list[tuple[str, int | None]],
+    video_dir: Path | None = None,
+    feature_config: dict | None = None,
+) -> Path:
+    """Write a subject's manifest (atomically); returns its path.
+
+    With `video_dir` (videos named `<clip_id>.<ext>`), a subject that holds only raw videos extracts
+    its features itself on first load, into `feature_dir`, with `feature_config` (FeatureConfig
+    fields; they must match the settings the central heads were trained with).
+    """
     from fedfer.io import atomic_write_json
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -42,6 +56,9 @@ def write_subject(directory: Path, subject: str, classes: tuple[str, ...], featu
         "feature_dir": str(Path(feature_dir).resolve()),
         "clips": [{"clip_id": c, "label": NO_LABEL if label is None else int(label)} for c, label in clips],
     }
+    if video_dir is not None:
+        manifest["video_dir"] = str(Path(video_dir).resolve())
+        manifest["feature_config"] = feature_config or {}
     path = directory / MANIFEST
     atomic_write_json(path, manifest)
     return path
@@ -65,6 +82,8 @@ def load_subject(directory: Path) -> SubjectData:
     clips = manifest["clips"]
     if not clips:
         raise ValueError(f"{path} lists no clips for subject {manifest['subject']}")
+    if "video_dir" in manifest:
+        clips = extract_missing(store, clips, Path(manifest["video_dir"]), manifest.get("feature_config", {}), path)
     return SubjectData(
         subject=str(manifest["subject"]),
         classes=tuple(manifest["classes"]),
@@ -72,3 +91,28 @@ def load_subject(directory: Path) -> SubjectData:
         features=[store.load(c["clip_id"]) for c in clips],
         labels=np.array([c["label"] for c in clips], dtype=np.int64),
     )
+
+
+def extract_missing(store, clips: list[dict], video_dir: Path, feature_config: dict, manifest: Path) -> list[dict]:
+    """Compute the features of clips the store lacks from the subject's own videos, on this machine.
+
+    Returns the clips that have features afterwards; a clip whose video is missing or unusable is
+    left out with a warning (its reason is in the feature folder's summary.csv).
+    """
+    from fedfer.config import FeatureConfig
+    from fedfer.features import extract_video_features
+
+    done = set(store.clip_ids())
+    missing = [c["clip_id"] for c in clips if c["clip_id"] not in done]
+    if missing:
+        videos = {p.stem: p for p in Path(video_dir).iterdir() if p.is_file()} if Path(video_dir).is_dir() else {}
+        paths = [videos[c] for c in missing if c in videos]
+        if paths:
+            extract_video_features(paths, store.root, FeatureConfig(**feature_config), progress=False)
+        done = set(store.clip_ids())
+    usable = [c for c in clips if c["clip_id"] in done]
+    if len(usable) < len(clips):
+        warnings.warn(f"{manifest}: {len(clips) - len(usable)} clips have neither features nor a usable video in {video_dir}; they are left out", stacklevel=2)
+    if not usable:
+        raise FileNotFoundError(f"{manifest}: no clip has features in {store.root} or a usable video in {video_dir}")
+    return usable
