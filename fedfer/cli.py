@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 VERBS: dict[str, str] = {
@@ -43,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (ValueError, OSError, RuntimeError) as err:
+        # fedfer's errors name the file or value and the remedy: show that, not a traceback.
+        if os.environ.get("FEDFER_DEBUG"):
+            raise
+        print(f"fedfer {args.verb}: error: {err}\n(set FEDFER_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

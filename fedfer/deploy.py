@@ -27,7 +27,7 @@ from fedfer.certs import Credentials, make_credentials
 from fedfer.client import read_subjects_file
 from fedfer.flower_runtime import ProcessGroup, flower_env, free_port, wait_for_port, wait_until_healthy, write_connection, write_run_config
 from fedfer.io import atomic_write_json
-from fedfer.runner import APP_DIR, RunOptions, prepare_run, print_summary, run_config_values, simulate_prepared, stream_flower
+from fedfer.runner import APP_DIR, RunOptions, prepare_run, print_summary, run_config_values, stream_flower
 from fedfer.subject import MANIFEST
 
 CONNECTION = "fedfer-deploy"

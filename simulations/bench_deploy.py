@@ -26,7 +26,8 @@ sys.path.insert(0, str(REPO / "tests"))  # the fixture builder lives beside the 
 
 from conftest import build_fake_run  # noqa: E402
 
-from fedfer.deploy import deploy_prepared, simulate_prepared  # noqa: E402
+from fedfer.deploy import deploy_prepared  # noqa: E402
+from fedfer.runner import simulate_prepared  # noqa: E402
 
 MB = 1e6
 

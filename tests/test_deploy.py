@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
 from flwr.common.config import parse_config_args
 
-from fedfer import deploy
+from fedfer import deploy, runner
 from fedfer.certs import Credentials, make_credentials
 from fedfer.checkpoint import load_head
 from fedfer.client import read_subjects_file
@@ -104,7 +104,7 @@ def test_unregistered_supernode_is_refused_and_stopped(prepared: dict, tmp_path:
 def test_deployment_matches_simulation(deployed, prepared: dict, tmp_path: Path) -> None:
     deployed_dir, _, _ = deployed
 
-    deploy.simulate_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
+    runner.simulate_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
 
     simulated = load_head(tmp_path / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
     federated = load_head(deployed_dir / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
