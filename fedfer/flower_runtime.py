@@ -30,8 +30,7 @@ QUIET_FLOWER_ENV = {
 
 
 def flower_env(flwr_home: Path) -> dict[str, str]:
-    env = {**os.environ, **QUIET_FLOWER_ENV, "FLWR_HOME": str(flwr_home), "PYTHONUNBUFFERED": "1"}
-    return env
+    return {**os.environ, **QUIET_FLOWER_ENV, "FLWR_HOME": str(flwr_home), "PYTHONUNBUFFERED": "1"}
 
 
 def free_port() -> int:

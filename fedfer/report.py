@@ -37,8 +37,9 @@ def _f1s(report) -> dict:
 
 def collect(run_dir: Path) -> tuple[dict, dict]:
     """Build summary.json's content; also returns the reports and matrices the plots need."""
-    subjects = [Path(p).name for p in _read(run_dir / "subjects.json")]
-    classes = tuple(_read(Path(_read(run_dir / "subjects.json")[0]) / "subject.json")["classes"])
+    subject_dirs = [Path(p) for p in _read(run_dir / "subjects.json")]
+    subjects = [d.name for d in subject_dirs]
+    classes = tuple(_read(subject_dirs[0] / "subject.json")["classes"])
     rounds = _read(run_dir / "server" / "rounds.json")
     last_round = max(r["round"] for r in rounds)
     before = _read(run_dir / "server" / "central_round_0.json")

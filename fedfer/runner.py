@@ -18,7 +18,7 @@ from pathlib import Path
 from fedfer.config import FeatureConfig, PersonalizeConfig, TrainConfig
 from fedfer.flower_runtime import ProcessGroup, flower_env, flwr_run, free_port, wait_until_healthy, write_connection, write_run_config
 from fedfer.io import atomic_write_json
-from fedfer.pipeline import Prepared, Task, prepare_central, prepare_world
+from fedfer.pipeline import SYNTHETIC_PRESETS, Prepared, Task, prepare_central, prepare_world
 from fedfer.subject import write_subject
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class RunOptions:
 
     @property
     def run_name(self) -> str:
-        world = Path(self.world).name if self.world not in ("tiny", "small", "full") else self.world
+        world = self.world if self.world in SYNTHETIC_PRESETS else Path(self.world).name
         world += f"-w{self.world_seed}" if self.world_seed else ""
         return self.name or f"{world}-K{self.task.num_classes}-seed{self.task.seed}"
 

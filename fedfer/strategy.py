@@ -21,7 +21,6 @@ from flwr.serverapp.strategy import FedAvg
 from fedfer.io import atomic_write_json
 
 NUM_EXAMPLES = "num-examples"
-PARTITION = "partition-id"
 
 
 def message_bytes(message: Message) -> int:
