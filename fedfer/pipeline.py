@@ -30,7 +30,7 @@ SYNTHETIC_PRESETS = ("tiny", "small", "full")
 class World:
     """Where a run's corpora are: a CREMA-D-layout video corpus and, optionally, an AffectNet-layout one."""
 
-    world_id: str  # names the cache folders, e.g. "small-s0" or "crema_d-<hash>"
+    world_id: str  # names the cache folders, e.g. "small-s0-v2" or "crema_d-<hash>"
     crema_d: Path
     affectnet: Path | None
 
@@ -58,9 +58,12 @@ def prepare_world(world: str, workspace: Path, seed: int = 0, affectnet: Path | 
     if world in SYNTHETIC_PRESETS:
         from fedfer.synth import render_world
 
-        root = workspace / "worlds" / f"{world}-s{seed}"
+        from fedfer.synth.presets import WORLD_VERSION
+
+        world_id = f"{world}-s{seed}-v{WORLD_VERSION}"
+        root = workspace / "worlds" / world_id
         render_world(world, seed, root, corpora=("crema_d", "affectnet"), progress=progress)
-        return World(f"{world}-s{seed}", root / "crema_d", affectnet or root / "affectnet")
+        return World(world_id, root / "crema_d", affectnet or root / "affectnet")
     root = Path(world)
     if not (root / "processedResults").is_dir():
         raise FileNotFoundError(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import re
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from fedfer.client import PERSONAL_DIR
 from fedfer.config import FeatureConfig, PersonalizeConfig, TrainConfig
 from fedfer.flower_runtime import ProcessGroup, flower_env, flwr_run, free_port, wait_until_healthy, write_connection, write_run_config
 from fedfer.io import atomic_write_json
@@ -75,6 +77,8 @@ def prepare_run(options: RunOptions) -> tuple[Prepared, Path, list[str]]:
     subject_dirs = []
     for actor in subjects:
         clips = [(c.clip_id, c.label) for c in prepared.clips if c.actor == actor]
+        # A new run starts from the central v(): an earlier run's personal model must not be evaluated.
+        shutil.rmtree(run_dir / "subjects" / actor / PERSONAL_DIR, ignore_errors=True)
         subject_dirs.append(str(write_subject(run_dir / "subjects" / actor, actor, options.task.classes, prepared.store.root, clips).parent.resolve()))
     atomic_write_json(run_dir / "subjects.json", subject_dirs)
     atomic_write_json(run_dir / "options.json", {**asdict(options), "ifer_checkpoint_used": str(prepared.ifer), "central_checkpoint": str(prepared.vfer)})

@@ -5,10 +5,13 @@ adaptation and evaluation. On the evaluation half it scores
   - frame-mean g(): the mean of g()'s frame probabilities (the pseudo-label rule) — frames alone;
   - central v(): trained on the training actors — the sequence model;
   - pseudo v(): central v() personalized on the adaptation half with g()'s pseudo labels (the method);
-  - oracle v(): central v() fine-tuned on the adaptation half with the true labels (the ceiling).
+  - oracle v(): central v() fine-tuned on the adaptation half with the true labels, once with the
+    method's budget (2 epochs: about two gradient steps on a dozen clips) and once long enough to
+    fit them (10 epochs: the ceiling).
 The gap oracle − central says how much an actor differs from the training actors in a way its own
 clips can fix; pseudo − central says how much of that the method recovers, and the pseudo-label
-precision on the adaptation half says why. Nothing here is used by training in `fedfer run`.
+precision on the adaptation half says why. It also prints whether frames alone are enough
+(`frames_vs_sequence`). Nothing here is used by training in `fedfer run`.
 
     python simulations/study_personalization.py --world small --seed 0 --out results/study_personalization
 """
@@ -32,31 +35,70 @@ from fedfer.pseudo import clip_probabilities, select_pseudo_labels
 from fedfer.runner import central_stage
 from fedfer.train import LabelledSet, fit, predict_proba, train_head
 
-MODELS = ("frame_mean_g", "central_v", "pseudo_v", "oracle_v")
+BASE_MODELS = ("frame_mean_g", "central_v", "pseudo_v")
+
+
+def start_relative(clip: np.ndarray) -> np.ndarray:
+    """(2 * 1280,) a clip summarised with its order: the mean frame, and the mean of its last two
+    thirds minus the mean of its first fifth (what changed since the face the clip opens with)."""
+    t = len(clip)
+    return np.concatenate([clip.mean(0), clip[t // 3 :].mean(0) - clip[: max(1, t // 5)].mean(0)])
+
+
+def relative_to_start(clip: np.ndarray) -> np.ndarray:
+    """(T, 1280) every frame minus the mean of the clip's first fifth: the order made explicit."""
+    return (clip - clip[: max(1, len(clip) // 5)].mean(0)).astype(np.float32)
+
+
+def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
+    """Predictions of a regularised linear classifier (standardise, PCA 128, logistic regression)."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), PCA(128, random_state=seed), LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced"))
+    return model.fit(train_x, train_y).predict(test_x)
 
 
 def frames_vs_sequence(prepared, epochs: int, seed: int) -> dict:
-    """A per-frame classifier trained on the training actors' video frames (each frame labelled with
-    its clip's label), averaged over each test clip, against the sequence model v() on the same clips.
+    """Are frames alone enough? Models that see the same test clips and labels, with and without
+    the order of the frames:
 
-    Both see the same videos and labels; only the sequence model can use the order of the frames.
+    - frames alone: a per-frame classifier (g()'s architecture) trained on the training actors'
+      video frames, each labelled with its clip's label, averaged over each test clip; and a linear
+      classifier on each clip's mean frame;
+    - with the order: the same linear classifier given also the change from the clip's opening
+      frames (`start_relative`), the sequence model v() as centrally trained, and, as a diagnostic
+      of what v() could learn, v() trained the same way on frames made relative to the clip's start.
+    The two linear models differ only in the temporal summary, so their gap is what the order adds.
     """
     classes = prepared.task.classes
     split = {name: set(actors) for name, actors in prepared.split.items()}
 
-    def frames(name: str) -> LabelledSet:
+    def clips_of(name: str) -> tuple[list[np.ndarray], np.ndarray]:
         clips = [c for c in prepared.clips if c.actor in split[name] and c.label is not None]
-        x = [prepared.store.load(c.clip_id) for c in clips]
-        return LabelledSet(np.concatenate(x), np.concatenate([[c.label] * len(f) for c, f in zip(clips, x)]))
+        return [prepared.store.load(c.clip_id) for c in clips], np.array([c.label for c in clips])
+
+    def frames(name: str) -> LabelledSet:
+        x, y = clips_of(name)
+        return LabelledSet(np.concatenate(x), np.concatenate([[label] * len(f) for label, f in zip(y, x)]))
 
     frame_model, _ = train_head(frames("train"), frames("dev"), TrainConfig(stage="ifer", num_classes=len(classes), epochs=epochs, batch_size=256, seed=seed), progress=False)
-    test = [c for c in prepared.clips if c.actor in split["test"] and c.label is not None]
-    x, y = [prepared.store.load(c.clip_id) for c in test], np.array([c.label for c in test])
+    train_x, train_y = clips_of("train")
+    dev_x, dev_y = clips_of("dev")
+    x, y = clips_of("test")
+    relative_v, _ = train_head(LabelledSet([relative_to_start(f) for f in train_x], train_y), LabelledSet([relative_to_start(f) for f in dev_x], dev_y),
+                               TrainConfig(stage="vfer", num_classes=len(classes), seed=seed), progress=False)
     central, _ = load_head(prepared.vfer, stage="vfer", classes=classes)
-    reports = {
-        "frame_classifier_clip_mean": evaluate_predictions(y, clip_probabilities(frame_model, x).argmax(1), classes),
-        "sequence_v": evaluate_predictions(y, predict_proba(central, x).argmax(1), classes),
+    predictions = {
+        "frames: per-frame classifier, clip mean": clip_probabilities(frame_model, x).argmax(1),
+        "frames: linear on the clip's mean frame": linear_probe(np.stack([f.mean(0) for f in train_x]), train_y, np.stack([f.mean(0) for f in x]), seed),
+        "order: linear on mean + change from start": linear_probe(np.stack([start_relative(f) for f in train_x]), train_y, np.stack([start_relative(f) for f in x]), seed),
+        "order: sequence model v()": predict_proba(central, x).argmax(1),
+        "order: v() on frames relative to the clip's start": predict_proba(relative_v, [relative_to_start(f) for f in x]).argmax(1),
     }
+    reports = {name: evaluate_predictions(y, pred, classes) for name, pred in predictions.items()}
     return {name: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1} for name, r in reports.items()}
 
 
@@ -75,7 +117,7 @@ def main() -> None:
     add_world_arguments(parser)
     parser.add_argument("--max-per-class", "-P", type=int, default=PersonalizeConfig().max_per_class)
     parser.add_argument("--p-threshold", type=float, default=PersonalizeConfig().p_threshold)
-    parser.add_argument("--oracle-epochs", type=int, default=2, help="fine-tuning epochs with true labels (default: 2, as the method's)")
+    parser.add_argument("--oracle-epochs", type=int, nargs="+", default=[2, 10], help="fine-tuning epochs of each oracle (default: 2, the method's budget, and 10)")
     parser.add_argument("--frame-epochs", type=int, default=10, help="epochs of the per-frame video classifier (default: 10)")
     parser.add_argument("--out", type=Path, default=Path("results/study_personalization"))
     args = parser.parse_args()
@@ -88,9 +130,11 @@ def main() -> None:
     g, _ = load_head(prepared.ifer, stage="ifer", classes=classes)
     rng = np.random.default_rng(args.seed)
     personal_config = PersonalizeConfig(max_per_class=args.max_per_class, p_threshold=args.p_threshold, seed=args.seed)
-    oracle_config = TrainConfig(stage="vfer", num_classes=k, epochs=args.oracle_epochs, lr=personal_config.lr, batch_size=personal_config.batch_size, class_weighted=False, seed=args.seed)
+    oracles = {f"oracle_v_{e}ep": TrainConfig(stage="vfer", num_classes=k, epochs=e, lr=personal_config.lr, batch_size=personal_config.batch_size, class_weighted=False, seed=args.seed)
+               for e in args.oracle_epochs}
+    ceiling = f"oracle_v_{max(args.oracle_epochs)}ep"
 
-    pooled = {m: ([], []) for m in MODELS}
+    pooled = {m: ([], []) for m in (*BASE_MODELS, *oracles)}
     per_actor, pseudo_cm = [], np.zeros((k, k), dtype=np.int64)
     for actor in sorted(prepared.split["test"]):
         clips = [c for c in prepared.clips if c.actor == actor and c.label is not None]
@@ -98,17 +142,19 @@ def main() -> None:
         labels = np.array([c.label for c in clips])
         adapt, held = halves(labels, rng)
         adapt_x, held_x = [features[i] for i in adapt], [features[i] for i in held]
-        pseudo_v, oracle_v = copy.deepcopy(central), copy.deepcopy(central)
+        pseudo_v = copy.deepcopy(central)
         result = personalize(pseudo_v, g, adapt_x, personal_config)
-        fit(oracle_v, LabelledSet(adapt_x, labels[adapt]), None, oracle_config, progress=False)
         chosen = select_pseudo_labels(clip_probabilities(g, adapt_x), personal_config.max_per_class, personal_config.p_threshold)
         np.add.at(pseudo_cm, (labels[adapt][chosen.indices], chosen.labels), 1)
         predictions = {
             "frame_mean_g": clip_probabilities(g, held_x).argmax(1),
             "central_v": predict_proba(central, held_x).argmax(1),
             "pseudo_v": predict_proba(pseudo_v, held_x).argmax(1),
-            "oracle_v": predict_proba(oracle_v, held_x).argmax(1),
         }
+        for name, config in oracles.items():
+            oracle_v = copy.deepcopy(central)
+            fit(oracle_v, LabelledSet(adapt_x, labels[adapt]), None, config, progress=False)
+            predictions[name] = predict_proba(oracle_v, held_x).argmax(1)
         row = {"actor": actor, "adapt": len(adapt), "evaluate": len(held), "selected": result.num_selected}
         for m, pred in predictions.items():
             pooled[m][0].extend(labels[held].tolist())
@@ -133,17 +179,20 @@ def main() -> None:
     lines += [f"| {m} | {100 * r.macro_f1:.1f} | {100 * r.micro_f1:.1f} |" for m, r in reports.items()]
     lines += ["", "| frames alone vs sequence (all test clips) | macro F1 | micro F1 |", "|---|---|---|"]
     lines += [f"| {m} | {100 * r['macro_f1']:.1f} | {100 * r['micro_f1']:.1f} |" for m, r in frames_seq.items()]
-    gaps = np.array([r["oracle_v"] - r["central_v"] for r in per_actor])
+    lines += [""]
+    for name in oracles:
+        gaps = np.array([r[name] - r["central_v"] for r in per_actor])
+        lines.append(f"{name} − central accuracy per actor: mean {100 * gaps.mean():+.1f}, {int((gaps > 0).sum())} of {len(gaps)} actors gain, {int((gaps < 0).sum())} lose")
     gains = np.array([r["pseudo_v"] - r["central_v"] for r in per_actor])
-    lines += ["", f"oracle − central accuracy per actor: mean {100 * gaps.mean():+.1f}, {int((gaps > 0).sum())} of {len(gaps)} actors gain",
-              f"pseudo − central accuracy per actor: mean {100 * gains.mean():+.1f}, {int((gains > 0).sum())} improve, {int((gains == 0).sum())} unchanged, {int((gains < 0).sum())} worse",
+    lines += [f"pseudo − central accuracy per actor: mean {100 * gains.mean():+.1f}, {int((gains > 0).sum())} improve, {int((gains == 0).sum())} unchanged, {int((gains < 0).sum())} worse",
               f"pseudo-label accuracy on adaptation halves: {100 * summary['pseudo_labels']['accuracy']:.1f}% of {int(selected.sum())} selected", "",
-              "| actor | eval clips | selected | frame-mean g | central v | pseudo v | oracle v | oracle gap |", "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['actor']} | {r['evaluate']} | {r['selected']} | {100 * r['frame_mean_g']:.0f} | {100 * r['central_v']:.0f} | {100 * r['pseudo_v']:.0f} | {100 * r['oracle_v']:.0f} | {100 * (r['oracle_v'] - r['central_v']):+.0f} |" for r in per_actor]
+              f"| actor | eval clips | selected | frame-mean g | central v | pseudo v | {' | '.join(oracles)} | gap to {ceiling} |", "|---" * (7 + len(oracles)) + "|"]
+    lines += [f"| {r['actor']} | {r['evaluate']} | {r['selected']} | {100 * r['frame_mean_g']:.0f} | {100 * r['central_v']:.0f} | {100 * r['pseudo_v']:.0f} | "
+              + " | ".join(f"{100 * r[name]:.0f}" for name in oracles) + f" | {100 * (r[ceiling] - r['central_v']):+.0f} |" for r in per_actor]
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "summary.json", summary)
     atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
-    print("\n".join(lines[:17]))
+    print("\n".join(lines[: next(i for i, line in enumerate(lines) if line.startswith("| actor"))]))
     print(f"\nwritten: {args.out}")
 
 

@@ -1,5 +1,6 @@
 """A real Flower simulation on the tiny synthetic world: what travels, what is averaged, what stays."""
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -12,7 +13,8 @@ from fedfer.checkpoint import load_head
 from fedfer.config import PersonalizeConfig, TrainConfig
 from fedfer.exchange import v_state, weighted_mean
 from fedfer.pipeline import Task
-from fedfer.runner import RunOptions, simulate
+from fedfer.runner import RunOptions, prepare_run, simulate
+from fedfer.synth.presets import WORLD_VERSION
 
 
 def sha256(path: Path) -> str:
@@ -23,7 +25,7 @@ def sha256(path: Path) -> str:
 def federated_run(tmp_path_factory, tiny_world):
     root = tmp_path_factory.mktemp("federation")
     (root / "data" / "worlds").mkdir(parents=True)
-    (root / "data" / "worlds" / "tiny-s0").symlink_to(tiny_world)  # reuse the session's rendering
+    (root / "data" / "worlds" / f"tiny-s0-v{WORLD_VERSION}").symlink_to(tiny_world)  # reuse the session's rendering
     options = RunOptions(
         world="tiny",
         workspace=root / "data",
@@ -57,6 +59,19 @@ def test_two_rounds_complete_with_a_report(federated_run) -> None:
     assert len(summary["per_subject"]) == 3
     for name in ("report.md", "subject_gains.png", "confusion_personalized.png"):
         assert (run_dir / name).stat().st_size > 0
+
+
+def test_a_new_run_does_not_keep_an_earlier_runs_personal_models(federated_run, tmp_path: Path) -> None:
+    """A subject left out of a round's training is evaluated with its personal v() if it has one:
+    that must be this run's, never one left in the run directory by an earlier run."""
+    options, prepared, _, _ = federated_run
+    options = dataclasses.replace(options, results=tmp_path)
+    stale = tmp_path / options.run_name / "subjects" / sorted(prepared.split["test"])[0] / "personal" / "v.pt"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an earlier run's personal model")
+    _, run_dir, subjects = prepare_run(options)
+    assert (run_dir / "subjects" / subjects[0] / "subject.json").is_file()
+    assert not stale.exists()
 
 
 def test_aggregate_is_the_weighted_mean_of_what_clients_returned(federated_run) -> None:

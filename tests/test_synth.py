@@ -16,7 +16,7 @@ from fedfer.datasets import EMOTIONS_6
 from fedfer.synth import MANIFEST, PRESETS, render_world
 from fedfer.synth.crema_d import plan_corpus
 from fedfer.synth.expression import Envelope, syllables
-from fedfer.synth.raters import plurality
+from fedfer.synth.raters import face_evidence, perceived_expression, plurality
 
 # The tiny preset: 8 actors × (IEO at HI + DFA) × 6 emotions = 12 clips each.
 TINY_CLIPS = PRESETS["tiny"].crema_d.n_actors * 12
@@ -133,6 +133,15 @@ def test_finished_corpus_is_skipped_and_a_different_seed_refused(tiny_world: Pat
         render_world("tiny", 1, tiny_world, corpora=["crema_d"], progress=False)
 
 
+def test_a_world_from_another_generator_version_is_refused(tmp_path: Path) -> None:
+    """A world rendered by an older generator is not silently reused: its caches would mix worlds."""
+    render_world(MICRO, 0, tmp_path, corpora=["crema_d"], workers=1, progress=False)
+    manifest = tmp_path / "crema_d" / MANIFEST
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "world_version": 1}))
+    with pytest.raises(ValueError, match="world version 1"):
+        render_world(MICRO, 0, tmp_path, corpora=["crema_d"], workers=1, progress=False)
+
+
 def test_interrupted_render_resumes(tmp_path: Path) -> None:
     first = render_world(MICRO, 0, tmp_path, corpora=["crema_d"], workers=1, progress=False)["crema_d"]
     root = tmp_path / "crema_d"
@@ -171,6 +180,34 @@ def test_small_preset_labels_look_like_crema_d() -> None:
     assert all(6 <= c.ratings["face"].counts.sum() <= 12 for c in clips)
     frames_per_actor = sum(len(c.take.plan.aus) for c in clips) / 40
     assert frames_per_actor * 91 <= 45_000  # the quick-start's budget for face detection and f()
+
+
+def test_raters_discount_a_resting_face_that_every_frame_carries() -> None:
+    """Actors whose resting face looks like an emotion: in their neutral clips every frame shows
+    that look as strongly as a mild expression, yet the crowd, which sees the face before the
+    emotion would arrive, calls the clip neutral. Frames alone cannot tell; the clip can."""
+    preset = PRESETS["small"]
+    clips = plan_corpus(dataclasses.replace(preset.crema_d, n_actors=30), preset.raters, seed=0)
+    resting = [c for c in clips if c.emotion == "NEU" and c.actor.style.resting_look]
+    assert len(resting) >= 30
+    look_in_frames = [face_evidence(c.take.plan.aus.mean(axis=0), (c.actor.style.resting_look,))[0] for c in resting]
+    assert np.median(look_in_frames) >= 0.25
+    called_neutral = np.mean([plurality(c.ratings["face"].counts, EMOTIONS_6) == ["NEU"] for c in resting])
+    assert called_neutral >= 0.8
+
+
+def test_raters_read_an_actors_substituted_cues_as_meant() -> None:
+    """An actor who shows an emotion through another channel (e.g. sadness in the brows) is still
+    read as meaning that emotion, more often than the population's prototypes would say."""
+    preset = PRESETS["small"]
+    clips = plan_corpus(dataclasses.replace(preset.crema_d, n_actors=40), preset.raters, seed=0)
+    substituted = [c for c in clips if c.intensity > 0.5 and any(s[0] == c.emotion for s in c.actor.style.substitutions)]
+    assert len(substituted) >= 20
+    k = [EMOTIONS_6.index(c.emotion) for c in substituted]
+    expression = [perceived_expression(c.take.plan.aus, c.take.onset) for c in substituted]
+    own = np.mean([face_evidence(e, EMOTIONS_6, c.actor.style.cue_prototype)[i] for e, c, i in zip(expression, substituted, k)])
+    population = np.mean([face_evidence(e, EMOTIONS_6)[i] for e, i in zip(expression, k)])
+    assert own > population + 0.05
 
 
 def test_face_is_detected_in_almost_every_frame(tiny_world: Path) -> None:

@@ -3,8 +3,11 @@
 Style is the reason personalization exists. Each actor draws, from a population distribution:
 * expressivity per emotion (a gain on the prototype: some actors barely show sadness, others
   exaggerate anger);
-* a resting-face bias (AUs active even when neutral: a "sad" or "smiling" resting face);
-* idiosyncratic cue substitutions (e.g. anger shown by lip press instead of brow lowering);
+* a resting face: most actors look, at rest, like a weak version of one emotion (a "sad", "angry"
+  or "smiling" resting face), as strong as a mild expression. Viewers of a clip discount it (they
+  see the face before the emotion arrives); one frame cannot;
+* idiosyncratic cue substitutions (e.g. sadness shown by lowered brows instead of lip-corner
+  depression): viewers still read them as the actor means them, a model trained on others does not;
 * head motion, articulation, blink rate.
 A model trained on other actors is therefore miscalibrated for a new one, while that actor's own
 clips (its neutral starts, its recurring cues) hold what is needed to adapt.
@@ -16,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from fedfer.synth.expression import AU_INDEX, PROTOTYPES, au_vector
+from fedfer.synth.expression import AU_INDEX, PROTOTYPE_WEIGHTS, PROTOTYPES, au_vector
 
 # Skin tones (BGR), light to dark; populations pick with their own weights.
 SKIN_TONES: tuple[tuple[int, int, int], ...] = (
@@ -42,8 +45,10 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
     ("DIS", "AU10", "AU14"),
 )
 
-# AUs a resting face can carry, and whether they read as sad, angry, happy or disgusted.
+# AUs a resting face can carry besides its look, and whether they read as sad, angry, happy or disgusted.
 RESTING_AUS: tuple[str, ...] = ("AU15", "AU4", "AU12", "AU1", "AU7", "AU17", "AU10", "AU23")
+# Emotions a resting face can look like (a weak copy of the prototype, mouth closed).
+RESTING_LOOKS: tuple[str, ...] = ("ANG", "SAD", "HAP", "DIS", "FEA")
 
 
 @dataclass(frozen=True)
@@ -80,22 +85,28 @@ class Style:
 
     expressivity: dict[str, float]  # emotion → gain on its prototype
     resting: dict[str, float]  # AU → intensity present in every frame
+    resting_look: str  # the emotion the resting face resembles ("" for a blank one)
     substitutions: tuple[tuple[str, str, str], ...]
     head_motion: float  # amplitude multiplier of head sway
     articulation: float  # jaw amplitude of speech
     blink_rate: float  # blinks per second
     vocal_expressivity: float  # how clearly the voice carries the intended emotion (voice raters)
 
-    def prototype(self, emotion: str) -> np.ndarray:
-        """(N_AUS,) this actor's version of the emotion at full intensity: substitutions applied,
-        scaled by expressivity."""
+    def cue_prototype(self, emotion: str) -> np.ndarray:
+        """(N_AUS,) the cues this actor uses for the emotion (substitutions applied), at unit gain:
+        what a viewer who reads the actor's performance as meant looks for."""
         proto = PROTOTYPES[emotion].copy()
         for emo, taken, given in self.substitutions:
             if emo == emotion:
                 i, j = AU_INDEX[taken], AU_INDEX[given]
                 proto[j] = max(proto[j], proto[i])
                 proto[i] *= 0.15
-        return proto * self.expressivity.get(emotion, 1.0)
+        return proto
+
+    def prototype(self, emotion: str) -> np.ndarray:
+        """(N_AUS,) this actor's version of the emotion at full intensity: its cues scaled by its
+        expressivity."""
+        return self.cue_prototype(emotion) * self.expressivity.get(emotion, 1.0)
 
     def resting_vector(self) -> np.ndarray:
         return au_vector(self.resting)
@@ -123,16 +134,19 @@ class Population:
 
     expressivity_mean: per emotion, the population's mean gain (faces show sadness and fear less
     than happiness, as CREMA-D's face raters found); expressivity_sd: log-normal spread between
-    actors; p_substitution: chance of each candidate substitution; resting_max: the strongest
-    resting-face AU.
+    actors; p_substitution: chance of each candidate substitution; p_resting_look: chance that
+    the resting face looks like an emotion, at a fraction `resting_strength` of its prototype;
+    resting_max: the strongest extra resting-face AU.
     """
 
     expressivity_mean: dict[str, float] = field(
         default_factory=lambda: {"HAP": 1.0, "ANG": 0.58, "DIS": 0.56, "FEA": 0.52, "SAD": 0.34, "SUR": 0.95, "CON": 0.8}
     )
     expressivity_sd: float = 0.4
-    p_substitution: float = 0.12
-    resting_max: float = 0.35
+    p_substitution: float = 0.3
+    p_resting_look: float = 0.8
+    resting_strength: tuple[float, float] = (0.3, 0.6)
+    resting_max: float = 0.3
     skin_weights: tuple[float, ...] = (0.14, 0.16, 0.16, 0.14, 0.12, 0.12, 0.09, 0.07)
     p_glasses: float = 0.15
     head_motion: tuple[float, float] = (0.5, 1.5)
@@ -179,11 +193,15 @@ def draw_style(rng: np.random.Generator, population: Population) -> Style:
         emo: float(np.clip(mean * np.exp(rng.normal(0.0, population.expressivity_sd)), 0.2, 1.6))
         for emo, mean in population.expressivity_mean.items()
     }
-    n_resting = rng.choice(3, p=[0.35, 0.45, 0.2])
-    resting = {
-        str(au): float(rng.uniform(0.1, population.resting_max))
-        for au in rng.choice(RESTING_AUS, size=n_resting, replace=False)
-    }
+    resting: dict[str, float] = {}
+    look = ""
+    if rng.random() < population.p_resting_look:
+        look = str(rng.choice(RESTING_LOOKS))
+        strength = rng.uniform(*population.resting_strength)
+        resting = {au: float(strength * w) for au, w in PROTOTYPE_WEIGHTS[look].items() if au != "AU26"}
+    if rng.random() < 0.4:
+        au = str(rng.choice(RESTING_AUS))
+        resting[au] = max(resting.get(au, 0.0), float(rng.uniform(0.1, population.resting_max)))
     chosen = [s for s in SUBSTITUTIONS if rng.random() < population.p_substitution]
     substitutions: list[tuple[str, str, str]] = []
     for s in chosen:  # at most one substitution per emotion, so the emotion keeps one clear channel
@@ -192,6 +210,7 @@ def draw_style(rng: np.random.Generator, population: Population) -> Style:
     return Style(
         expressivity=expressivity,
         resting=resting,
+        resting_look=look,
         substitutions=tuple(substitutions),
         head_motion=float(rng.uniform(*population.head_motion)),
         articulation=float(rng.uniform(0.6, 1.1)),

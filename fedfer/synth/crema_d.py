@@ -91,7 +91,7 @@ def plan_corpus(preset: CremaDPreset, raters: RaterModel, seed: int) -> list[Cre
             spec = TakeSpec(clip_id, f"VideoFlash/{clip_id}{preset.extension}", SENTENCES[sentence], emotion, intensity,
                             preset.fps, preset.speech_rate, preset.lead_s, preset.tail_s, preset.camera, preset.fourcc)
             take = perform(actor, spec, seed_for(seed, CORPUS_KEY, 3, a, c))
-            face = face_evidence(perceived_expression(take.plan.aus), EMOTIONS_6)
+            face = face_evidence(perceived_expression(take.plan.aus, take.onset), EMOTIONS_6, actor.style.cue_prototype)
             voice = voice_evidence(emotion, intensity, actor.style.vocal_expressivity, EMOTIONS_6)
             av = raters.av_face_weight * face + (1 - raters.av_face_weight) * voice
             ratings = {

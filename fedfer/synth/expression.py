@@ -43,7 +43,7 @@ SPEECH_CHANNELS: tuple[str, ...] = ("jaw", "round", "close")
 
 # Emotion prototypes at full intensity (EMFACS-style). SUR and CON exist for the still-image corpus
 # (AffectNet has Surprise and Contempt); the video corpora use the other six.
-_PROTOTYPES: dict[str, dict[str, float]] = {
+PROTOTYPE_WEIGHTS: dict[str, dict[str, float]] = {
     "NEU": {},
     "HAP": {"AU6": 0.8, "AU12": 1.0, "AU26": 0.15},
     "SAD": {"AU1": 0.9, "AU4": 0.45, "AU15": 0.8, "AU17": 0.4},
@@ -65,7 +65,7 @@ def au_vector(weights: dict[str, float]) -> np.ndarray:
     return vec
 
 
-PROTOTYPES: dict[str, np.ndarray] = {emo: au_vector(w) for emo, w in _PROTOTYPES.items()}
+PROTOTYPES: dict[str, np.ndarray] = {emo: au_vector(w) for emo, w in PROTOTYPE_WEIGHTS.items()}
 
 # Nominal intensity of CREMA-D's levels. XX ("unspecified") is drawn per clip between MD and HI,
 # which is where the real corpus' XX clips sit in face-rater agreement (LO 45%, MD 54%, HI 71%, XX 63%).
@@ -150,8 +150,9 @@ class Envelope:
 
 
 def draw_envelope(rng: np.random.Generator, n_frames: int, fps: float) -> Envelope:
-    """Onset after 12-25% of the clip, a 0.25-0.5 s rise, apex held to 70-90% of the clip."""
-    onset = int(round(n_frames * rng.uniform(0.12, 0.25)))
+    """Onset after 20-35% of the clip (long enough to show the resting face), a 0.25-0.5 s rise,
+    apex held to 70-90% of the clip."""
+    onset = int(round(n_frames * rng.uniform(0.2, 0.35)))
     apex = min(n_frames - 1, onset + max(1, int(round(fps * rng.uniform(0.25, 0.5)))))
     offset = max(apex, int(round(n_frames * rng.uniform(0.7, 0.9))))
     return Envelope(onset, apex, offset, release=float(rng.uniform(0.3, 0.8)))

@@ -79,7 +79,7 @@ def plan_corpus(preset: MspImprovPreset, raters: RaterModel, seed: int) -> list[
             spec = TakeSpec(name, rel, TEXTS[sentence % len(TEXTS)], emotion, intensity, preset.fps, preset.speech_rate,
                             preset.lead_s, preset.tail_s, preset.camera, preset.fourcc)
             take = perform(actor, spec, seed_for(seed, CORPUS_KEY, 3, a, c))
-            face = face_evidence(perceived_expression(take.plan.aus), EMOTIONS_4)
+            face = face_evidence(perceived_expression(take.plan.aus, take.onset), EMOTIONS_4, actor.style.cue_prototype)
             voice = voice_evidence(emotion, intensity, actor.style.vocal_expressivity, EMOTIONS_4)
             av = raters.av_face_weight * face + (1 - raters.av_face_weight) * voice
             r = rate(rng, av, EMOTIONS_4, int(rng.integers(5, 9)), raters.sharpness, raters.neutral_threshold, raters.bias_sd)

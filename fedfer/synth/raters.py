@@ -1,17 +1,21 @@
 """Simulated raters: face-only, voice-only and audio-visual crowds voting on what a clip shows.
 
-A face rater sees the rendered expression: the AU vector around the clip's apex (the actor's
-resting face included, since it is on screen). Evidence for an emotion is how much of its prototype
-is present (a projection normalised so a full prototype scores 1); neutral wins when nothing
-scores above a threshold. Each rater adds a personal bias and Gumbel noise and votes the argmax,
-so weak, mixed or substituted expressions split the crowd, sadness collapses into neutral, and
-ties happen, as in CREMA-D. Voice raters hear the intended emotion scaled by the actor's vocal
-expressivity; audio-visual raters add both. The same model labels the still images (one rater per
-image, as AffectNet has one annotator).
+A face rater watches the clip: it sees the actor's face before the emotion arrives and judges what
+changed, so a resting face that looks sad does not make a neutral clip sad (a single frame, or a
+still, has no such reference: there the rater judges the face as it is). It reads the change with
+the actor's own cues (a person who shows sadness with the brows is still read as sad by someone
+who watches them speak): evidence for an emotion is how much of the actor's version of it is
+present (a projection normalised so the full version scores 1); neutral wins when nothing scores
+above a threshold. Each rater adds a personal bias and Gumbel noise and votes the argmax, so weak
+or mixed expressions split the crowd, sadness collapses into neutral, and ties happen, as in
+CREMA-D. Voice raters hear the intended emotion scaled by the actor's vocal expressivity;
+audio-visual raters add both. The same model labels the still images (one rater per image, as
+AffectNet has one annotator).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,19 +27,24 @@ LETTERS = {"ANG": "A", "DIS": "D", "FEA": "F", "HAP": "H", "NEU": "N", "SAD": "S
 RESP_NAMES = {"ANG": "Anger", "DIS": "Disgust", "FEA": "Fear", "HAP": "Happy", "NEU": "Neutral", "SAD": "Sad"}
 
 
-def perceived_expression(aus: np.ndarray, top_fraction: float = 0.3) -> np.ndarray:
-    """(N_AUS,) what a viewer takes away from a (T, N_AUS) track: the mean of its most expressive
-    frames (raters remember the apex, not the average)."""
-    energy = aus.sum(axis=1)
+def perceived_expression(aus: np.ndarray, onset: int, top_fraction: float = 0.3) -> np.ndarray:
+    """(N_AUS,) what a viewer takes away from a (T, N_AUS) track whose emotion starts at frame
+    `onset`: the change from the face before it (the first `onset` frames, at least one), averaged
+    over the most changed frames (raters remember the apex, not the average)."""
+    change = np.clip(aus - aus[: max(1, onset)].mean(axis=0), 0.0, None)
+    energy = change.sum(axis=1)
     k = max(1, int(round(len(aus) * top_fraction)))
-    return aus[np.argsort(energy)[-k:]].mean(axis=0)
+    return change[np.argsort(energy)[-k:]].mean(axis=0)
 
 
-def face_evidence(expression: np.ndarray, emotions: tuple[str, ...]) -> np.ndarray:
-    """(K,) evidence per emotion in `emotions` (NEU scores 0 here; raters compare to a threshold)."""
+def face_evidence(expression: np.ndarray, emotions: tuple[str, ...], cues: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
+    """(K,) evidence per emotion in `emotions` (NEU scores 0 here; raters compare to a threshold).
+
+    cues: emotion → (N_AUS,) the actor's own cues (`Style.cue_prototype`); the population's
+    prototypes when None (a stranger's face in a still)."""
     out = np.zeros(len(emotions), np.float32)
     for k, emo in enumerate(emotions):
-        proto = PROTOTYPES[emo]
+        proto = PROTOTYPES[emo] if cues is None or emo == "NEU" else cues(emo)
         norm2 = float(proto @ proto)
         out[k] = float(expression @ proto) / norm2 if norm2 > 0 else 0.0
     return out

@@ -48,5 +48,5 @@ def take_row(clip_id: str, actor: str, intended: str, intensity: float, take: Ta
     row: dict = {"clip": clip_id, "actor": actor, **extra, "intended": intended, "intensity": intensity,
                  "n_frames": len(take.plan.aus), "fps": take.plan.fps, "onset": take.onset, "apex": take.apex, "offset": take.offset}
     row.update({f"expressed_{e}": float(p) for e, p in zip(emotions, expressed)})
-    row.update({f"perceived_{au}": float(v) for au, v in zip(AUS, perceived_expression(take.plan.aus))})
+    row.update({f"perceived_{au}": float(v) for au, v in zip(AUS, perceived_expression(take.plan.aus, take.onset))})
     return row

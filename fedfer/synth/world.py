@@ -1,10 +1,11 @@
 """Orchestration: render the chosen corpora of a preset into one folder, once.
 
 Each corpus folder gets a `DONE.json` manifest, written last and atomically: a folder with a
-matching manifest (same preset and seed) is not rendered again; one without a manifest is an
-interrupted render and is resumed (videos already on disk are kept, since every file is written
-under a temporary name and renamed when complete; leftovers of a killed writer are deleted);
-one whose manifest names another preset or seed is an error, not silently overwritten.
+matching manifest (same preset, seed and generator version) is not rendered again; one without a
+manifest is an interrupted render and is resumed (videos already on disk are kept, since every file
+is written under a temporary name and renamed when complete; leftovers of a killed writer are
+deleted); one whose manifest names another preset, seed or generator version is an error, not
+silently overwritten.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fedfer.io import atomic_write_json
 from fedfer.synth.affectnet import write_affectnet
 from fedfer.synth.crema_d import write_crema_d
 from fedfer.synth.msp_improv import write_msp_improv
-from fedfer.synth.presets import WorldPreset, get_preset
+from fedfer.synth.presets import WORLD_VERSION, WorldPreset, get_preset
 from fedfer.synth.render import PARTIAL, worker_pool
 
 MANIFEST = "DONE.json"
@@ -80,10 +81,11 @@ def render_world(
         done = read_manifest(out / corpus)
         if done is None:
             todo.append(corpus)
-        elif (done.get("preset"), done.get("seed")) != (world.name, seed):
+        elif (done.get("preset"), done.get("seed"), done.get("world_version", 1)) != (world.name, seed, WORLD_VERSION):
             raise ValueError(
-                f"{out / corpus / MANIFEST}: this folder holds preset {done.get('preset')!r} seed {done.get('seed')}, "
-                f"not preset {world.name!r} seed {seed}; choose another --out or delete {out / corpus}"
+                f"{out / corpus / MANIFEST}: this folder holds preset {done.get('preset')!r} seed {done.get('seed')} "
+                f"of world version {done.get('world_version', 1)}, not preset {world.name!r} seed {seed} of version "
+                f"{WORLD_VERSION}; choose another --out or delete {out / corpus}"
             )
         else:
             manifests[corpus] = {**done, "skipped": True}
@@ -95,7 +97,7 @@ def render_world(
                 _remove_partials(root)
                 start = time.perf_counter()
                 counts = _writer(corpus, world)(root, seed, pool, progress)
-                manifest = {"corpus": corpus, "preset": world.name, "seed": seed, "fedfer_version": __version__,
+                manifest = {"corpus": corpus, "preset": world.name, "seed": seed, "world_version": WORLD_VERSION, "fedfer_version": __version__,
                             "workers": workers, "seconds": round(time.perf_counter() - start, 2), **counts}
                 atomic_write_json(root / MANIFEST, manifest)
                 manifests[corpus] = {**manifest, "skipped": False}
