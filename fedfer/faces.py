@@ -16,6 +16,9 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.util
+import os
+import sys
+import tempfile
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -86,16 +89,42 @@ class FaceDetector(Protocol):
     def close(self) -> None: ...
 
 
+@contextmanager
+def native_stderr_caught() -> Iterator[None]:
+    """Hold file descriptor 2 in a temporary file for the block; replay what it caught if the block fails.
+
+    MediaPipe's C++ side prints its set-up chatter (LiteRT INFO lines, a memory-alignment warning)
+    straight to descriptor 2, once per process and past every Python or environment switch, where it
+    breaks up the progress bars of each worker. Errors stay visible: a failing block gets it all back.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as caught:
+        os.dup2(caught.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            sys.stderr.write(caught.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class MediaPipeDetector:
     """BlazeFace short-range through MediaPipe Tasks (IMAGE mode: every frame detected on its own)."""
 
     def __init__(self, model_path: str, min_confidence: float) -> None:
-        import mediapipe as mp
-        from mediapipe.tasks.python import BaseOptions, vision
+        with native_stderr_caught():
+            import mediapipe as mp
+            from mediapipe.tasks.python import BaseOptions, vision
 
-        self._mp = mp
-        options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_path=model_path), min_detection_confidence=min_confidence)
-        self._detector = vision.FaceDetector.create_from_options(options)
+            self._mp = mp
+            options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_path=model_path), min_detection_confidence=min_confidence)
+            self._detector = vision.FaceDetector.create_from_options(options)
+            self.detect(np.zeros((8, 8, 3), np.uint8))  # the first inference logs once more
 
     def detect(self, rgb: np.ndarray) -> Box | None:
         image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
@@ -107,7 +136,8 @@ class MediaPipeDetector:
         return (b.origin_x, b.origin_y, b.width, b.height)
 
     def close(self) -> None:
-        self._detector.close()
+        with native_stderr_caught():
+            self._detector.close()
 
 
 class HaarDetector:
