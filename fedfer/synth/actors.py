@@ -136,7 +136,7 @@ class Population:
     than happiness, as CREMA-D's face raters found); expressivity_sd: log-normal spread between
     actors; p_substitution: chance of each candidate substitution; p_resting_look: chance that
     the resting face looks like an emotion, at a fraction `resting_strength` of its prototype;
-    resting_max: the strongest extra resting-face AU.
+    p_resting_extra: chance of one extra resting-face AU, at most `resting_max`.
     """
 
     expressivity_mean: dict[str, float] = field(
@@ -146,6 +146,7 @@ class Population:
     p_substitution: float = 0.3
     p_resting_look: float = 0.8
     resting_strength: tuple[float, float] = (0.3, 0.6)
+    p_resting_extra: float = 0.4
     resting_max: float = 0.3
     skin_weights: tuple[float, ...] = (0.14, 0.16, 0.16, 0.14, 0.12, 0.12, 0.09, 0.07)
     p_glasses: float = 0.15
@@ -198,8 +199,8 @@ def draw_style(rng: np.random.Generator, population: Population) -> Style:
     if rng.random() < population.p_resting_look:
         look = str(rng.choice(RESTING_LOOKS))
         strength = rng.uniform(*population.resting_strength)
-        resting = {au: float(strength * w) for au, w in PROTOTYPE_WEIGHTS[look].items() if au != "AU26"}
-    if rng.random() < 0.4:
+        resting = {au: float(strength * w) for au, w in PROTOTYPE_WEIGHTS[look].items() if au != "AU26"}  # jaw closed at rest
+    if rng.random() < population.p_resting_extra:
         au = str(rng.choice(RESTING_AUS))
         resting[au] = max(resting.get(au, 0.0), float(rng.uniform(0.1, population.resting_max)))
     chosen = [s for s in SUBSTITUTIONS if rng.random() < population.p_substitution]
