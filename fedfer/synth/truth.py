@@ -2,8 +2,9 @@
 
 Files: `_truth/README.txt` (this description, per corpus), `_truth/items.csv` (one row per clip or
 image: intended emotion, intensity, envelope frames, the expressed mixture = the share of votes an
-average rater would give each emotion, and the perceived AU intensities), `_truth/actors.json`
-(each actor's identity and style: expressivity per emotion, resting face, cue substitutions).
+average rater would give each emotion, and the perceived AU intensities: the change from the
+clip's opening frames at its most changed frames), `_truth/actors.json` (each actor's identity and
+style: expressivity per emotion, resting face and the emotion it looks like, cue substitutions).
 
 Nothing in fedfer's training reads it: it exists for oracle baselines (personalising with true
 labels, the ceiling that pseudo labels aim at) and for diagnosing failures. The real loaders never
@@ -44,7 +45,7 @@ def write_truth(root: Path, rows: Sequence[dict], actors: dict[str, dict], what:
 def take_row(clip_id: str, actor: str, intended: str, intensity: float, take: Take, emotions: Sequence[str],
              expressed: np.ndarray, **extra: object) -> dict:
     """The truth row of one video: identity of the take, its envelope, expressed mixture and the
-    AU intensities a viewer perceives at its apex."""
+    AU changes a viewer perceives (from the opening frames to the apex)."""
     row: dict = {"clip": clip_id, "actor": actor, **extra, "intended": intended, "intensity": intensity,
                  "n_frames": len(take.plan.aus), "fps": take.plan.fps, "onset": take.onset, "apex": take.apex, "offset": take.offset}
     row.update({f"expressed_{e}": float(p) for e, p in zip(emotions, expressed)})
