@@ -38,16 +38,20 @@ from fedfer.train import LabelledSet, fit, predict_proba, train_head
 BASE_MODELS = ("frame_mean_g", "central_v", "pseudo_v")
 
 
-def start_relative(clip: np.ndarray) -> np.ndarray:
+def opening_face(clip: np.ndarray) -> np.ndarray:
+    """(1280,) the mean of a clip's first fifth (at least one frame): the face before the emotion."""
+    return clip[: max(1, len(clip) // 5)].mean(0)
+
+
+def mean_and_change(clip: np.ndarray) -> np.ndarray:
     """(2 * 1280,) a clip summarised with its order: the mean frame, and the mean of its last two
-    thirds minus the mean of its first fifth (what changed since the face the clip opens with)."""
-    t = len(clip)
-    return np.concatenate([clip.mean(0), clip[t // 3 :].mean(0) - clip[: max(1, t // 5)].mean(0)])
+    thirds minus the opening face (what changed since the face the clip opens with)."""
+    return np.concatenate([clip.mean(0), clip[len(clip) // 3 :].mean(0) - opening_face(clip)])
 
 
 def relative_to_start(clip: np.ndarray) -> np.ndarray:
-    """(T, 1280) every frame minus the mean of the clip's first fifth: the order made explicit."""
-    return (clip - clip[: max(1, len(clip) // 5)].mean(0)).astype(np.float32)
+    """(T, 1280) every frame minus the opening face: the order made explicit."""
+    return (clip - opening_face(clip)).astype(np.float32)
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
@@ -69,7 +73,7 @@ def frames_vs_sequence(prepared, epochs: int, seed: int) -> dict:
       video frames, each labelled with its clip's label, averaged over each test clip; and a linear
       classifier on each clip's mean frame;
     - with the order: the same linear classifier given also the change from the clip's opening
-      frames (`start_relative`), the sequence model v() as centrally trained, and, as a diagnostic
+      frames (`mean_and_change`), the sequence model v() as centrally trained, and, as a diagnostic
       of what v() could learn, v() trained the same way on frames made relative to the clip's start.
     The two linear models differ only in the temporal summary, so their gap is what the order adds.
     """
@@ -94,7 +98,7 @@ def frames_vs_sequence(prepared, epochs: int, seed: int) -> dict:
     predictions = {
         "frames: per-frame classifier, clip mean": clip_probabilities(frame_model, x).argmax(1),
         "frames: linear on the clip's mean frame": linear_probe(np.stack([f.mean(0) for f in train_x]), train_y, np.stack([f.mean(0) for f in x]), seed),
-        "order: linear on mean + change from start": linear_probe(np.stack([start_relative(f) for f in train_x]), train_y, np.stack([start_relative(f) for f in x]), seed),
+        "order: linear on mean + change from start": linear_probe(np.stack([mean_and_change(f) for f in train_x]), train_y, np.stack([mean_and_change(f) for f in x]), seed),
         "order: sequence model v()": predict_proba(central, x).argmax(1),
         "order: v() on frames relative to the clip's start": predict_proba(relative_v, [relative_to_start(f) for f in x]).argmax(1),
     }
