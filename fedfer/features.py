@@ -13,7 +13,6 @@ Decoding and face detection run in worker processes; f() runs batched in this pr
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import logging
@@ -33,7 +32,7 @@ from fedfer import __version__
 from fedfer.backbone import Backbone, load_frame_encoder
 from fedfer.config import FeatureConfig
 from fedfer.faces import Box, CropSettings, DetectorPool, DetectorSpec, FaceTrack, resolve_detector, try_image_face, try_video_faces
-from fedfer.io import atomic_write_bytes, atomic_write_text
+from fedfer.io import atomic_write_bytes, atomic_write_text, digest
 from fedfer.models import FEATURE_DIM
 from fedfer.video import find_videos
 
@@ -75,11 +74,7 @@ class Extractor:
             "margin": crop.margin,
             "frame_step": crop.frame_step,
         }
-        return cls(backbone, detector, crop, settings, _digest(settings))
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+        return cls(backbone, detector, crop, settings, digest(settings, 16))
 
 
 def _npz_bytes(**arrays: np.ndarray) -> bytes:
@@ -122,10 +117,10 @@ class FeatureStore:
         """Write atomically: an interrupted run leaves either the old file or the complete new one."""
         atomic_write_bytes(self.path(clip_id), _npz_bytes(features=features, meta=np.array(json.dumps(meta))))
 
-    def fingerprint(self, clip_id: str) -> str | None:
-        """The stored clip's settings fingerprint; None when absent or unreadable (then it is recomputed)."""
+    def cached_meta(self, clip_id: str) -> dict[str, Any] | None:
+        """The stored clip's meta; None when absent or unreadable (then it is recomputed)."""
         try:
-            return self.meta(clip_id).get("fingerprint")
+            return self.meta(clip_id)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile):
             return None
 
@@ -171,8 +166,8 @@ def extract_video_features(videos: list[Path] | Path, out_dir: Path, config: Fea
         clip_id = path.stem
         if clip_id in seen:
             rows.append(_summary_row(clip_id, None, "skipped", f"duplicate clip id: {path} has the same name as another video"))
-        elif store.fingerprint(clip_id) == extractor.fingerprint:
-            rows.append(_summary_row(clip_id, store.meta(clip_id), "ok", "cached"))
+        elif (meta := store.cached_meta(clip_id)) is not None and meta.get("fingerprint") == extractor.fingerprint:
+            rows.append(_summary_row(clip_id, meta, "ok", "cached"))
         else:
             todo.append((clip_id, path))
         seen.add(clip_id)
@@ -228,14 +223,14 @@ def extract_image_features(
     out_file = Path(out_file)
     extractor = Extractor.build(config)
     keys = [[str(p), list(b) if b is not None else None] for p, b in items]
-    fingerprint = _digest([extractor.fingerprint, keys])
+    fingerprint = digest([extractor.fingerprint, keys], 16)
     if out_file.is_file():
         with np.load(out_file) as data:
             if json.loads(str(data["meta"])).get("fingerprint") == fingerprint:
                 return data["features"]
     parts = out_file.parent / f".{out_file.name}.parts"
     parts.mkdir(parents=True, exist_ok=True)
-    chunks = [(i, items[start : start + chunk_size], _digest([fingerprint, keys[start : start + chunk_size]])) for i, start in enumerate(range(0, len(items), chunk_size))]
+    chunks = [(i, items[start : start + chunk_size], digest([fingerprint, keys[start : start + chunk_size]], 16)) for i, start in enumerate(range(0, len(items), chunk_size))]
     todo = [c for c in chunks if not _chunk_done(parts / f"{c[0]:06d}.npz", c[2])]
 
     pool = DetectorPool(extractor.detector, _pool_size(config, sum(len(c[1]) for c in todo)))

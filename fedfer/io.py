@@ -7,6 +7,7 @@ Results, splits and caches are written atomically (a temporary file in the same 
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import tempfile
@@ -78,3 +79,9 @@ def read_csv(path: str | Path, columns: Sequence[str], remedy: str = "") -> list
             f"the file looks truncated or garbled.{hint}"
         )
     return rows
+
+
+def digest(obj: Any, length: int) -> str:
+    """The first `length` hex digits of the sha256 of `obj` as sorted-key JSON: a stable name for a
+    configuration (cache folders, feature fingerprints)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:length]

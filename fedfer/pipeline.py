@@ -8,15 +8,15 @@ directory (default `./data`) keyed by what determines them (preset, seed, featur
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from fedfer.checkpoint import HeadCard, load_head, save_head
+from fedfer.io import digest
 from fedfer.config import FeatureConfig, TrainConfig
 from fedfer.datasets import Clip, task_classes
 from fedfer.train import LabelledSet, train_head
@@ -49,10 +49,6 @@ class Task:
         return task_classes(self.num_classes)
 
 
-def _digest(obj: object) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
 def prepare_world(world: str, workspace: Path, seed: int = 0, affectnet: Path | None = None, progress: bool = True) -> World:
     """A synthetic preset (rendered into the workspace if missing) or a real CREMA-D directory."""
     if world in SYNTHETIC_PRESETS:
@@ -70,13 +66,13 @@ def prepare_world(world: str, workspace: Path, seed: int = 0, affectnet: Path | 
             f"{world!r} is neither a synthetic preset {SYNTHETIC_PRESETS} nor a CREMA-D directory "
             f"(expected {root / 'processedResults'} and {root / 'VideoFlash'})"
         )
-    return World(f"crema_d-{_digest(str(root.resolve()))}", root, affectnet)
+    return World(f"crema_d-{digest(str(root.resolve()), 10)}", root, affectnet)
 
 
 def feature_dir(workspace: Path, world: World, config: FeatureConfig) -> Path:
     """One cache folder per world and feature settings (the per-clip fingerprint guards the rest)."""
     settings = {k: v for k, v in asdict(config).items() if k not in ("batch_size", "workers")}
-    return workspace / "features" / world.world_id / f"{config.weights if '/' not in config.weights else 'custom'}-{config.image_size}px-{_digest(settings)}"
+    return workspace / "features" / world.world_id / f"{config.weights if '/' not in config.weights else 'custom'}-{config.image_size}px-{digest(settings, 10)}"
 
 
 def load_clips(world: World, task: Task) -> list[Clip]:
@@ -104,8 +100,10 @@ def actor_split(world: World, clips: list[Clip], workspace: Path, seed: int) -> 
     return load_or_create_split(workspace / "splits" / f"{world.world_id}-seed{seed}.json", actor_genders(clips), seed)
 
 
-def _sequences(store, clips: list[Clip]) -> LabelledSet:
-    labelled = [c for c in clips if c.label is not None]
+def split_sequences(store, clips: list[Clip], actors: Iterable[str]) -> LabelledSet:
+    """The labelled clips of `actors`: per-clip (T, 1280) feature sequences and class indices."""
+    actors = set(actors)
+    labelled = [c for c in clips if c.actor in actors and c.label is not None]
     return LabelledSet([store.load(c.clip_id) for c in labelled], np.array([c.label for c in labelled]))
 
 
@@ -125,7 +123,7 @@ def still_features(world: World, workspace: Path, config: FeatureConfig, task: T
     cache = feature_dir(workspace, world, config) / f"affectnet-K{task.num_classes}.npz"
     x = extract_image_features([(im.path, im.box) for im in images], cache, config, progress=progress)  # (N, 1280) float16
     row = {im.path: i for i, im in enumerate(images)}
-    ok = ~np.isnan(x.astype(np.float32)).any(axis=1)
+    ok = ~np.isnan(x).any(axis=1)
     out = {}
     for name, split in (("train", protocol.train), ("dev", protocol.dev), ("test", protocol.test)):
         rows = np.array([row[im.path] for im in split if ok[row[im.path]]], dtype=np.int64)
@@ -137,11 +135,15 @@ def backbone_id_of(store, clips: list[Clip]) -> str:
     return str(store.meta(clips[0].clip_id)["backbone_id"])
 
 
-def train_central(kind: str, sets: dict[str, LabelledSet], config: TrainConfig, path: Path, backbone_id: str, classes: tuple[str, ...], progress: bool = True) -> Path:
-    """Train g() ('ifer') or v() ('vfer') unless `path` already holds it; resumable per epoch."""
+def train_central(kind: str, load_sets: Callable[[], dict[str, LabelledSet]], config: TrainConfig, path: Path, backbone_id: str, classes: tuple[str, ...], progress: bool = True) -> Path:
+    """Train g() ('ifer') or v() ('vfer') unless `path` already holds it; resumable per epoch.
+
+    `load_sets` gives the train and dev sets; it is called only when training is needed, so a warm
+    run reads no training features."""
     if path.exists():
         load_head(path, stage=kind, backbone_id=backbone_id, classes=classes)  # fails loudly on a mismatch
         return path
+    sets = load_sets()
     model, history = train_head(sets["train"], sets.get("dev"), replace(config, stage=kind), state_path=path.with_suffix(".state.pt"), progress=progress)
     save_head(path, model, HeadCard(stage=kind, classes=classes, backbone_id=backbone_id, config=asdict(config), history=asdict(history)))
     path.with_suffix(".state.pt").unlink(missing_ok=True)
@@ -149,7 +151,7 @@ def train_central(kind: str, sets: dict[str, LabelledSet], config: TrainConfig, 
 
 
 def model_path(workspace: Path, world: World, config: FeatureConfig, kind: str, train: TrainConfig, task: Task) -> Path:
-    key = _digest({"train": asdict(train), "task": asdict(task)})
+    key = digest({"train": asdict(train), "task": asdict(task)}, 10)
     return workspace / "models" / world.world_id / feature_dir(workspace, world, config).name / f"{kind}-K{task.num_classes}-{task.label_mode}-s{task.seed}-{key}.pt"
 
 
@@ -166,6 +168,10 @@ class Prepared:
     vfer: Path
     backbone_id: str
 
+    def sequences(self, actors: Iterable[str]) -> LabelledSet:
+        """The labelled clips of `actors`: per-clip (T, 1280) feature sequences and class indices."""
+        return split_sequences(self.store, self.clips, actors)
+
 
 def prepare_central(world: World, workspace: Path, task: Task, features: FeatureConfig, ifer_config: TrainConfig, vfer_config: TrainConfig, ifer_checkpoint: Path | None = None, progress: bool = True) -> Prepared:
     """World → features → split → g() and v(), each step reusing its cache."""
@@ -178,10 +184,9 @@ def prepare_central(world: World, workspace: Path, task: Task, features: Feature
     classes = task.classes
     if ifer_checkpoint is None:
         ifer_train = replace(ifer_config, num_classes=task.num_classes, seed=task.seed)
-        ifer_checkpoint = train_central("ifer", still_features(world, workspace, features, task, progress), ifer_train, model_path(workspace, world, features, "ifer", ifer_train, task), backbone, classes, progress)
+        ifer_checkpoint = train_central("ifer", lambda: still_features(world, workspace, features, task, progress), ifer_train, model_path(workspace, world, features, "ifer", ifer_train, task), backbone, classes, progress)
     else:
         load_head(ifer_checkpoint, stage="ifer", backbone_id=backbone, classes=classes)
     vfer_train = replace(vfer_config, num_classes=task.num_classes, seed=task.seed)
-    by_split = {name: _sequences(store, [c for c in clips if c.actor in set(actors)]) for name, actors in split.items() if name != "test"}
-    vfer = train_central("vfer", by_split, vfer_train, model_path(workspace, world, features, "vfer", vfer_train, task), backbone, classes, progress)
+    vfer = train_central("vfer", lambda: {name: split_sequences(store, clips, split[name]) for name in ("train", "dev")}, vfer_train, model_path(workspace, world, features, "vfer", vfer_train, task), backbone, classes, progress)
     return Prepared(world, task, store, clips, split, Path(ifer_checkpoint), vfer, backbone)

@@ -101,11 +101,12 @@ def extract_missing(store, clips: list[dict], video_dir: Path, feature_config: d
     """
     from fedfer.config import FeatureConfig
     from fedfer.features import extract_video_features
+    from fedfer.video import find_videos
 
     done = set(store.clip_ids())
     missing = [c["clip_id"] for c in clips if c["clip_id"] not in done]
     if missing:
-        videos = {p.stem: p for p in Path(video_dir).iterdir() if p.is_file()} if Path(video_dir).is_dir() else {}
+        videos = {p.stem: p for p in find_videos(video_dir)} if Path(video_dir).is_dir() else {}
         paths = [videos[c] for c in missing if c in videos]
         if paths:
             extract_video_features(paths, store.root, FeatureConfig(**feature_config), progress=False)

@@ -47,10 +47,12 @@ def iter_frames(path: Path, frame_step: int = 1) -> tuple[float, Iterator[np.nda
         index = 0
         try:
             while True:
-                ok, bgr = capture.read()
-                if not ok:
+                if not capture.grab():
                     break
-                if index % frame_step == 0:
+                if index % frame_step == 0:  # skipped frames are decoded but never converted or copied
+                    ok, bgr = capture.retrieve()
+                    if not ok:
+                        break
                     yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 index += 1
         finally:

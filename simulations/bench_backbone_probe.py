@@ -56,22 +56,18 @@ def main() -> None:
     protocol = load_affectnet(prepared.world.affectnet, num_classes=prepared.task.num_classes, seed=prepared.task.seed)
     rng = np.random.default_rng(args.seed)
 
-    def frames(actors: set[str]) -> tuple[np.ndarray, np.ndarray]:
-        x, y = [], []
-        for c in prepared.clips:
-            if c.actor in actors and c.label is not None:
-                f = prepared.store.load(c.clip_id)
-                pick = rng.choice(len(f), size=min(args.frames_per_clip, len(f)), replace=False)
-                x.append(f[pick])
-                y += [c.label] * len(pick)
-        return np.concatenate(x), np.array(y)
+    def frames(actors: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Up to --frames-per-clip random frames of each labelled clip, each with its clip's label."""
+        clips = prepared.sequences(actors)
+        picks = [f[rng.choice(len(f), size=min(args.frames_per_clip, len(f)), replace=False)] for f in clips.inputs]
+        return np.concatenate(picks), np.concatenate([[label] * len(p) for label, p in zip(clips.labels, picks)])
 
     results = {
         "backbone": prepared.backbone_id,
         "image_size": options.features.image_size,
         "stills_f": probe(stills["train"].inputs, stills["train"].labels, stills["test"].inputs, stills["test"].labels),
         "stills_pixels": probe(pixels(protocol.train), np.array([im.label for im in protocol.train]), pixels(protocol.test), np.array([im.label for im in protocol.test])),
-        "video_frames_f": probe(*frames(set(prepared.split["train"])), *frames(set(prepared.split["test"]))),
+        "video_frames_f": probe(*frames(prepared.split["train"]), *frames(prepared.split["test"])),
     }
     atomic_write_json(args.out, results)
     print(f"linear probe, {len(prepared.task.classes)} classes, backbone {results['backbone']} at {results['image_size']} px")

@@ -78,29 +78,25 @@ def frames_vs_sequence(prepared, epochs: int, seed: int) -> dict:
     The two linear models differ only in the temporal summary, so their gap is what the order adds.
     """
     classes = prepared.task.classes
-    split = {name: set(actors) for name, actors in prepared.split.items()}
+    train, dev, test = (prepared.sequences(prepared.split[name]) for name in ("train", "dev", "test"))
 
-    def clips_of(name: str) -> tuple[list[np.ndarray], np.ndarray]:
-        clips = [c for c in prepared.clips if c.actor in split[name] and c.label is not None]
-        return [prepared.store.load(c.clip_id) for c in clips], np.array([c.label for c in clips])
+    def frames(clips: LabelledSet) -> LabelledSet:
+        """Every frame, labelled with its clip's label."""
+        return LabelledSet(np.concatenate(clips.inputs), np.concatenate([[label] * len(f) for label, f in zip(clips.labels, clips.inputs)]))
 
-    def frames(name: str) -> LabelledSet:
-        x, y = clips_of(name)
-        return LabelledSet(np.concatenate(x), np.concatenate([[label] * len(f) for label, f in zip(y, x)]))
+    def relative(clips: LabelledSet) -> LabelledSet:
+        return LabelledSet([relative_to_start(f) for f in clips.inputs], clips.labels)
 
-    frame_model, _ = train_head(frames("train"), frames("dev"), TrainConfig(stage="ifer", num_classes=len(classes), epochs=epochs, batch_size=256, seed=seed), progress=False)
-    train_x, train_y = clips_of("train")
-    dev_x, dev_y = clips_of("dev")
-    x, y = clips_of("test")
-    relative_v, _ = train_head(LabelledSet([relative_to_start(f) for f in train_x], train_y), LabelledSet([relative_to_start(f) for f in dev_x], dev_y),
-                               TrainConfig(stage="vfer", num_classes=len(classes), seed=seed), progress=False)
+    frame_model, _ = train_head(frames(train), frames(dev), TrainConfig(stage="ifer", num_classes=len(classes), epochs=epochs, batch_size=256, seed=seed), progress=False)
+    relative_v, _ = train_head(relative(train), relative(dev), TrainConfig(stage="vfer", num_classes=len(classes), seed=seed), progress=False)
+    train_x, train_y, x, y = train.inputs, train.labels, test.inputs, test.labels
     central, _ = load_head(prepared.vfer, stage="vfer", classes=classes)
     predictions = {
         "frames: per-frame classifier, clip mean": clip_probabilities(frame_model, x).argmax(1),
         "frames: linear on the clip's mean frame": linear_probe(np.stack([f.mean(0) for f in train_x]), train_y, np.stack([f.mean(0) for f in x]), seed),
         "order: linear on mean + change from start": linear_probe(np.stack([mean_and_change(f) for f in train_x]), train_y, np.stack([mean_and_change(f) for f in x]), seed),
         "order: sequence model v()": predict_proba(central, x).argmax(1),
-        "order: v() on frames relative to the clip's start": predict_proba(relative_v, [relative_to_start(f) for f in x]).argmax(1),
+        "order: v() on frames relative to the clip's start": predict_proba(relative_v, relative(test).inputs).argmax(1),
     }
     reports = {name: evaluate_predictions(y, pred, classes) for name, pred in predictions.items()}
     return {name: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1} for name, r in reports.items()}
@@ -141,9 +137,8 @@ def main() -> None:
     pooled = {m: ([], []) for m in (*BASE_MODELS, *oracles)}
     per_actor, pseudo_cm = [], np.zeros((k, k), dtype=np.int64)
     for actor in sorted(prepared.split["test"]):
-        clips = [c for c in prepared.clips if c.actor == actor and c.label is not None]
-        features = [prepared.store.load(c.clip_id) for c in clips]
-        labels = np.array([c.label for c in clips])
+        own = prepared.sequences([actor])
+        features, labels = own.inputs, own.labels
         adapt, held = halves(labels, rng)
         adapt_x, held_x = [features[i] for i in adapt], [features[i] for i in held]
         pseudo_v = copy.deepcopy(central)

@@ -19,8 +19,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def evaluate_prepared(prepared, options, out: Path, checkpoint: Path | None = None) -> dict:
-    import numpy as np
-
     from fedfer.checkpoint import load_head
     from fedfer.evaluation import evaluate_central
     from fedfer.io import atomic_write_json, atomic_write_text
@@ -31,9 +29,8 @@ def evaluate_prepared(prepared, options, out: Path, checkpoint: Path | None = No
     classes = prepared.task.classes
     v, _ = load_head(checkpoint or prepared.vfer, stage="vfer", backbone_id=prepared.backbone_id, classes=classes)
     g, _ = load_head(prepared.ifer, stage="ifer", backbone_id=prepared.backbone_id, classes=classes)
-    test = set(prepared.split["test"])
-    clips = [c for c in prepared.clips if c.actor in test and c.label is not None]
-    reports = evaluate_central(v, g, [prepared.store.load(c.clip_id) for c in clips], np.array([c.label for c in clips]), classes)
+    test = prepared.sequences(prepared.split["test"])
+    reports = evaluate_central(v, g, test.inputs, test.labels, classes)
     if prepared.world.affectnet is not None and options.ifer_checkpoint is None:
         stills = still_features(prepared.world, options.workspace, options.features, prepared.task)["test"]
         reports["ifer_images"] = evaluate_predictions(stills.labels, predict_proba(g, stills.inputs).argmax(axis=1), classes)
