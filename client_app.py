@@ -22,7 +22,7 @@ def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, i
     partition = int(context.node_config.get("partition-id", 0))
     data_dir = context.node_config.get("data-dir") or read_subjects_file(Path(config.subjects_file))[partition]
     ifer = context.node_config.get("ifer-checkpoint") or config.ifer_checkpoint
-    return SubjectClient(Path(str(data_dir)), Path(str(ifer)), config.personalize), config, partition
+    return SubjectClient(Path(str(data_dir)), Path(str(ifer)), config.personalize, run_id=context.run_id), config, partition
 
 
 @app.train()
@@ -42,7 +42,6 @@ def evaluate(msg: Message, context: Context) -> Message:
         {
             "num-examples": result["num-labelled"],
             "partition-id": partition,
-            "cm-global": result["global"].ravel().tolist(),
             "cm-personal": result["personal"].ravel().tolist(),
             "cm-pseudo": result["pseudo"].ravel().tolist(),
         }

@@ -7,6 +7,7 @@ What it hands back for sending is v()'s state and counts; everything about indiv
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 from dataclasses import replace
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import Tensor
+from sklearn.metrics import confusion_matrix
+from torch import Tensor, nn
 
 from fedfer.checkpoint import HeadCard, load_head, save_head
 from fedfer.config import PersonalizeConfig
@@ -29,14 +31,24 @@ PERSONAL_DIR = "personal"
 
 
 class SubjectClient:
-    """One subject: data from `subject_dir`, g() from `ifer_checkpoint`, personal v() under `subject_dir/personal/`."""
+    """One subject: data from `subject_dir`, g() from `ifer_checkpoint`, personal v() under `subject_dir/personal/`.
 
-    def __init__(self, subject_dir: Path, ifer_checkpoint: Path, config: PersonalizeConfig) -> None:
+    `run_id` tags what personalization writes there: the personal v() of another run (a lab node
+    kept between runs, a results folder reused) is never evaluated as this run's.
+    """
+
+    def __init__(self, subject_dir: Path, ifer_checkpoint: Path, config: PersonalizeConfig, run_id: int = 0) -> None:
         self.dir = Path(subject_dir)
         self.data: SubjectData = load_subject(self.dir)
-        self.g, self.g_card = load_head(Path(ifer_checkpoint), stage="ifer", classes=self.data.classes)
+        self.ifer_checkpoint = Path(ifer_checkpoint)
         self.config = config
+        self.run_id = run_id
         self.personal_path = self.dir / PERSONAL_DIR / "v.pt"
+
+    @functools.cached_property
+    def ifer(self) -> tuple[nn.Module, HeadCard]:
+        """The frozen g() and its card, loaded only by the messages that pseudo-label (training, not evaluation)."""
+        return load_head(self.ifer_checkpoint, stage="ifer", classes=self.data.classes)
 
     def new_v(self, state: dict[str, Tensor]) -> VFERHead:
         return load_v_state(VFERHead(len(self.data.classes)), state).eval()
@@ -46,43 +58,46 @@ class SubjectClient:
 
         Returns (v state, number of selected videos, last epoch's training loss).
         """
+        g, g_card = self.ifer
         v = self.new_v(global_state)
-        result = personalize(v, self.g, self.data.features, replace(self.config, seed=seed))
-        save_head(self.personal_path, v, HeadCard(stage="vfer", classes=self.data.classes, backbone_id=self.g_card.backbone_id))
+        result = personalize(v, g, self.data.features, replace(self.config, seed=seed))
+        save_head(self.personal_path, v, HeadCard(stage="vfer", classes=self.data.classes, backbone_id=g_card.backbone_id))
         buffer = io.BytesIO()
         np.savez(buffer, indices=result.pseudo.indices, labels=result.pseudo.labels, confidence=result.pseudo.confidence)
         atomic_write_bytes(self.personal_path.with_name("pseudo.npz"), buffer.getvalue())
         atomic_write_json(
             self.personal_path.with_name("personal.json"),
-            {"subject": self.data.subject, "round": server_round, "selected": result.num_selected, "per_class": result.pseudo.per_class(len(self.data.classes)).tolist(), "train_loss": result.train_loss},
+            {"subject": self.data.subject, "run": self.run_id, "round": server_round, "selected": result.num_selected,
+             "per_class": result.pseudo.per_class(len(self.data.classes)).tolist(), "train_loss": result.train_loss},
         )
         return v_state(v), result.num_selected, (result.train_loss[-1] if result.train_loss else float("nan"))
+
+    def _personalized_in_this_run(self) -> bool:
+        record = self.personal_path.with_name("personal.json")
+        return self.personal_path.exists() and record.exists() and json.loads(record.read_text()).get("run") == self.run_id
 
     def evaluate(self, global_state: dict[str, Tensor]) -> dict[str, np.ndarray | int]:
         """Confusion matrices (K×K, true × predicted) on the subject's labelled clips.
 
-        'global': the received central v(); 'personal': this subject's personalized v() (the central
-        one if it has not personalized yet); 'pseudo': pseudo label vs truth on the selected clips.
-        Only these counts leave the client, and only in studies where the subject has labels.
+        'personal': this subject's personalized v() of this run (the received central v() if it has
+        not personalized yet); 'pseudo': pseudo label vs truth on the selected clips. Only these
+        counts leave the client, and only in studies where the subject has labels. (The central v()
+        itself is scored by the server.)
         """
         k = len(self.data.classes)
         idx = self.data.labelled
         truth = self.data.labels[idx]
         clips = [self.data.features[i] for i in idx]
-        central = self.new_v(global_state)
-        personal = load_head(self.personal_path, stage="vfer", classes=self.data.classes)[0] if self.personal_path.exists() else central
         pseudo_cm = np.zeros((k, k), dtype=np.int64)
-        pseudo_file = self.personal_path.with_name("pseudo.npz")
-        if pseudo_file.exists():
-            with np.load(pseudo_file) as p:
-                known = self.data.labels[p["indices"]] >= 0
-                np.add.at(pseudo_cm, (self.data.labels[p["indices"]][known], p["labels"][known]), 1)
-        return {
-            "num-labelled": len(idx),
-            "global": confusion(central, clips, truth, k),
-            "personal": confusion(personal, clips, truth, k),
-            "pseudo": pseudo_cm,
-        }
+        if self._personalized_in_this_run():
+            personal = load_head(self.personal_path, stage="vfer", classes=self.data.classes)[0]
+            with np.load(self.personal_path.with_name("pseudo.npz")) as p:
+                true_of_selected = self.data.labels[p["indices"]]
+                known = true_of_selected >= 0
+                pseudo_cm = confusion_matrix(true_of_selected[known], p["labels"][known], labels=list(range(k))).astype(np.int64)
+        else:
+            personal = self.new_v(global_state)
+        return {"num-labelled": len(idx), "personal": confusion(personal, clips, truth, k), "pseudo": pseudo_cm}
 
 
 def read_subjects_file(path: Path) -> list[Path]:

@@ -159,10 +159,13 @@ def write_run_config(path: Path, values: Mapping[str, Any]) -> Path:
 
 
 def flwr_run(app_dir: Path, connection: str, run_config_file: Path, env: Mapping[str, str], log_file: Path, on_line: Callable[[str], None] | None = None) -> int:
-    """`flwr run APP CONNECTION --stream` until the run ends; output goes to `log_file`, each line also to `on_line`."""
+    """`flwr run APP CONNECTION --stream` until the run ends; output goes to `log_file`, each line also to `on_line`.
+
+    The log is rewritten, not appended to: callers read it back (errors, the run id) and must see
+    this run only, not an earlier one in the same results folder."""
     command = ["flwr", "run", str(app_dir), connection, "--run-config", str(run_config_file), "--stream"]
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
+    with open(log_file, "wb") as log:
         log.write(f"$ {shlex.join(command)}\n".encode())
         process = subprocess.Popen(command, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
         try:

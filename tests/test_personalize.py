@@ -81,3 +81,37 @@ def test_v_state_is_all_of_v_but_counters() -> None:
 def test_weighted_mean_weights_by_count() -> None:
     a, b = {"w": torch.zeros(3)}, {"w": torch.ones(3)}
     torch.testing.assert_close(weighted_mean([a, b], [1, 3])["w"], torch.full((3,), 0.75))
+
+
+def test_a_subject_is_evaluated_with_its_personal_model_of_this_run_only(tmp_path) -> None:
+    """A subject left out of a round's training is scored with its personal v() only if this run
+    made it; one left on its disk by an earlier run (a lab node kept between runs) is not used."""
+    from fedfer.checkpoint import HeadCard, save_head
+    from fedfer.client import SubjectClient
+    from fedfer.evaluation import confusion
+    from fedfer.features import FeatureStore
+    from fedfer.subject import write_subject
+
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(3, 1280))
+    labels = np.arange(30) % 3
+    clips = [np.abs(directions[y] + 0.5 * rng.normal(size=(6, 1280))).astype(np.float16) for y in labels]
+    store = FeatureStore(tmp_path / "features")
+    for i, x in enumerate(clips):
+        store.save(f"clip{i:02d}", x, {"backbone_id": "test"})
+    classes = ("ANG", "HAP", "NEU")
+    write_subject(tmp_path / "subject", "s1", classes, store.root, [(f"clip{i:02d}", int(y)) for i, y in enumerate(labels)])
+    g, _ = train_head(LabelledSet(np.concatenate(clips), np.repeat(labels, 6)), None, TrainConfig(stage="ifer", num_classes=3, epochs=3), progress=False)
+    save_head(tmp_path / "g.pt", g, HeadCard(stage="ifer", classes=classes, backbone_id="test"))
+    config = PersonalizeConfig(max_per_class=5, p_threshold=0.3, epochs=2)
+    central = v_state(VFERHead(3))
+
+    earlier = SubjectClient(tmp_path / "subject", tmp_path / "g.pt", config, run_id=1)
+    earlier.personalize_round(central, server_round=1, seed=0)
+    assert earlier.evaluate(central)["pseudo"].sum() > 0  # its own run: the personal model and its pseudo labels
+
+    later = SubjectClient(tmp_path / "subject", tmp_path / "g.pt", config, run_id=2)
+    result = later.evaluate(central)
+    expected = confusion(load_v_state(VFERHead(3), central).eval(), clips, labels, 3)
+    np.testing.assert_array_equal(result["personal"], expected)  # the received central v(), not the old personal one
+    assert result["pseudo"].sum() == 0
