@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the fixture builder lives beside the tests that use it
 
-from conftest import build_fake_run  # noqa: E402
+from fake_run import build_fake_run  # noqa: E402
 
 from fedfer.deploy import deploy_prepared  # noqa: E402
 from fedfer.runner import simulate_prepared  # noqa: E402

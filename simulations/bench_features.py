@@ -10,7 +10,6 @@ erratic timings). Prints a Markdown table and writes the figures as JSON to --ou
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,7 @@ from fedfer.backbone import load_frame_encoder
 from fedfer.config import FeatureConfig
 from fedfer.faces import CropSettings, open_detector, resolve_detector, track_faces
 from fedfer.features import extract_video_features
+from fedfer.io import atomic_write_json
 from fedfer.video import read_video
 
 SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "crema-d-samples"
@@ -120,9 +120,8 @@ def main() -> None:
     print(f"\nend to end (cold, {e['workers']} workers, 224×224): {e['clips']} clips, {e['frames']} frames in {e['seconds']:.1f} s = "
           f"{e['clips_per_s']:.2f} clips/s, {e['frames_per_s']:.1f} frames/s; detection rate per clip {e['detection_rate']}")
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     record = {"threads": args.threads, "cpus": os.cpu_count(), "torch": torch.__version__, "encoder": encoder, "detection": detection, "end_to_end": end_to_end}
-    args.out.write_text(json.dumps(record, indent=2))
+    atomic_write_json(args.out, record)
     print(f"\nwrote {args.out}")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -34,8 +33,10 @@ def main() -> None:
         prepared = central_stage(options)
         reports = evaluate_prepared(prepared, options, args.out.parent / f"study_central-{attempt}")
         rows.append({"attempt": attempt, "seconds": time.monotonic() - started, **{k: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1, "uar": r.uar, "war": r.war} for k, r in reports.items()}})
-        if attempt + 1 < args.repeat:  # drop the trained heads (not features) so the next attempt retrains
-            shutil.rmtree(prepared.vfer.parent)
+        if attempt + 1 < args.repeat:  # drop this seed's trained heads (not features, not other seeds') so the next attempt retrains
+            prepared.vfer.unlink()
+            if options.ifer_checkpoint is None:
+                prepared.ifer.unlink()
     atomic_write_json(args.out, rows)
     print("\n| attempt | g() stills macro F1 | v() macro F1 | v() micro F1 | frame-mean g() macro F1 | frame-mean g() micro F1 |")
     print("|---|---|---|---|---|---|")

@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from torch import nn
 
 from fedfer.checkpoint import load_head
 from fedfer.commands.run import add_world_arguments, options_from_args
@@ -31,7 +32,7 @@ from fedfer.config import PersonalizeConfig, TrainConfig
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.metrics import evaluate_predictions
 from fedfer.personalize import personalize
-from fedfer.pseudo import clip_probabilities, select_pseudo_labels
+from fedfer.pseudo import clip_probabilities
 from fedfer.runner import central_stage
 from fedfer.train import LabelledSet, fit, predict_proba, train_head
 
@@ -65,7 +66,7 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, s
     return model.fit(train_x, train_y).predict(test_x)
 
 
-def frames_vs_sequence(prepared, epochs: int, seed: int) -> dict:
+def frames_vs_sequence(prepared, central: nn.Module, epochs: int, seed: int) -> dict:
     """Are frames alone enough? Models that see the same test clips and labels, with and without
     the order of the frames:
 
@@ -90,7 +91,6 @@ def frames_vs_sequence(prepared, epochs: int, seed: int) -> dict:
     frame_model, _ = train_head(frames(train), frames(dev), TrainConfig(stage="ifer", num_classes=len(classes), epochs=epochs, batch_size=256, seed=seed), progress=False)
     relative_v, _ = train_head(relative(train), relative(dev), TrainConfig(stage="vfer", num_classes=len(classes), seed=seed), progress=False)
     train_x, train_y, x, y = train.inputs, train.labels, test.inputs, test.labels
-    central, _ = load_head(prepared.vfer, stage="vfer", classes=classes)
     predictions = {
         "frames: per-frame classifier, clip mean": clip_probabilities(frame_model, x).argmax(1),
         "frames: linear on the clip's mean frame": linear_probe(np.stack([f.mean(0) for f in train_x]), train_y, np.stack([f.mean(0) for f in x]), seed),
@@ -143,7 +143,7 @@ def main() -> None:
         adapt_x, held_x = [features[i] for i in adapt], [features[i] for i in held]
         pseudo_v = copy.deepcopy(central)
         result = personalize(pseudo_v, g, adapt_x, personal_config)
-        chosen = select_pseudo_labels(clip_probabilities(g, adapt_x), personal_config.max_per_class, personal_config.p_threshold)
+        chosen = result.pseudo
         np.add.at(pseudo_cm, (labels[adapt][chosen.indices], chosen.labels), 1)
         predictions = {
             "frame_mean_g": clip_probabilities(g, held_x).argmax(1),
@@ -162,7 +162,7 @@ def main() -> None:
         per_actor.append(row)
 
     reports = {m: evaluate_predictions(np.array(t), np.array(p), classes) for m, (t, p) in pooled.items()}
-    frames_seq = frames_vs_sequence(prepared, args.frame_epochs, args.seed)
+    frames_seq = frames_vs_sequence(prepared, central, args.frame_epochs, args.seed)
     selected = pseudo_cm.sum(0)
     summary = {
         "world": prepared.world.world_id,

@@ -13,7 +13,6 @@ MobileNetV2 features and trained heads by `simulations/study_personalization.py`
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import time
 from collections import Counter
@@ -23,14 +22,16 @@ import numpy as np
 
 from fedfer.datasets import EMOTIONS_6
 from fedfer.datasets.crema_d import load_crema_d
+from fedfer.io import read_csv
 from fedfer.synth import get_preset, render_world
 from fedfer.synth.crema_d import plan_corpus
+from fedfer.synth.raters import plurality
 
 
 def label_stats(votes: list[list[int]], intended: list[str], levels: list[str]) -> dict[str, float | str]:
     """CREMA-D's label statistics from face votes per clip (counts in EMOTIONS_6 order), the intended
     emotion and the level of each clip."""
-    tops = [[e for e, v in zip(EMOTIONS_6, f) if v == max(f)] for f in votes]
+    tops = [plurality(np.asarray(f), EMOTIONS_6) for f in votes]
     agree = np.array([t == [e] for t, e in zip(tops, intended)])
     perceived = Counter(t[0] for t in tops if len(t) == 1)
     n = np.array([sum(f) for f in votes])
@@ -48,8 +49,7 @@ def label_stats(votes: list[list[int]], intended: list[str], levels: list[str]) 
     return stats
 
 
-def rendered_stats(crema_d_root: Path) -> dict[str, float | str]:
-    clips = load_crema_d(crema_d_root, label_mode="face")
+def rendered_stats(clips) -> dict[str, float | str]:
     return label_stats([c.meta["votes"]["face"] for c in clips], [c.intended for c in clips], [c.clip_id.rsplit("_", 1)[1] for c in clips])
 
 
@@ -61,7 +61,8 @@ def planned_stats(preset: str, seed: int) -> dict[str, float | str]:
 
 
 def real_stats(labels_csv: Path) -> dict[str, float | str]:
-    rows = list(csv.DictReader(labels_csv.open()))
+    columns = [f"face_votes_{e}" for e in EMOTIONS_6] + ["intended", "level"]
+    rows = read_csv(labels_csv, columns=columns)
     votes = [[int(r[f"face_votes_{e}"]) for e in EMOTIONS_6] for r in rows]
     return label_stats(votes, [r["intended"] for r in rows], [r["level"] for r in rows])
 
@@ -101,7 +102,8 @@ def main() -> None:
             frames = m.get("frames") or (m.get("train_images", 0) + m.get("valid_images", 0))
             print(f"  {corpus:<11} {json.dumps({k: v for k, v in m.items() if k not in ('corpus', 'preset', 'seed', 'fedfer_version')})}"
                   f"  -> {frames / max(m['seconds'], 1e-9):.0f} frames or images per s")
-        ours = rendered_stats(Path(args.out) / "crema_d")
+        clips = load_crema_d(Path(args.out) / "crema_d", label_mode="face")
+        ours = rendered_stats(clips)
     real = real_stats(Path(args.real)) if Path(args.real).is_file() else {}
     print(f"== CREMA-D-shaped labels (face raters), {args.preset} seed {args.seed}   synthetic | real CREMA-D (target)")
     targets = {"face plurality = intended": "55-80%", "face ties": "3-10%", "largest perceived class": "NEU"}
@@ -111,7 +113,7 @@ def main() -> None:
     if args.plan_only or args.no_detection:
         return
     start = time.perf_counter()
-    frames, found = detection_rate(load_crema_d(Path(args.out) / "crema_d", label_mode="face"))
+    frames, found = detection_rate(clips)
     print(f"== face detection (BlazeFace): found in {found / frames:.1%} of {frames} frames ({frames / (time.perf_counter() - start):.0f} frames/s with decoding)")
 
 if __name__ == "__main__":

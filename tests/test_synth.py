@@ -165,11 +165,17 @@ def test_cli_reports_a_finished_world(tiny_world: Path, capsys: pytest.CaptureFi
 # ---------------------------------------------------------------- the world's properties
 
 
-def test_small_preset_labels_look_like_crema_d() -> None:
+@pytest.fixture(scope="module")
+def small_plan_40() -> list:
+    """The planned clips (takes and ratings, no pixels) of the small preset with 40 actors."""
+    preset = PRESETS["small"]
+    return plan_corpus(dataclasses.replace(preset.crema_d, n_actors=40), preset.raters, seed=0)
+
+
+def test_small_preset_labels_look_like_crema_d(small_plan_40: list) -> None:
     """Face plurality vs intended 55-80% (real 66%), ties 3-10% (real 6%), neutral the largest
     perceived class, 6-12 raters: from the planned ratings of 40 actors (no pixels needed)."""
-    preset = PRESETS["small"]
-    clips = plan_corpus(dataclasses.replace(preset.crema_d, n_actors=40), preset.raters, seed=0)
+    clips = small_plan_40
     tops = [plurality(c.ratings["face"].counts, EMOTIONS_6) for c in clips]
     agree = np.mean([t == [c.emotion] for t, c in zip(tops, clips)])
     ties = np.mean([len(t) > 1 for t in tops])
@@ -196,11 +202,10 @@ def test_raters_discount_a_resting_face_that_every_frame_carries() -> None:
     assert called_neutral >= 0.8
 
 
-def test_raters_read_an_actors_substituted_cues_as_meant() -> None:
+def test_raters_read_an_actors_substituted_cues_as_meant(small_plan_40: list) -> None:
     """An actor who shows an emotion through another channel (e.g. sadness in the brows) is still
     read as meaning that emotion, more often than the population's prototypes would say."""
-    preset = PRESETS["small"]
-    clips = plan_corpus(dataclasses.replace(preset.crema_d, n_actors=40), preset.raters, seed=0)
+    clips = small_plan_40
     substituted = [c for c in clips if c.intensity > 0.5 and any(s[0] == c.emotion for s in c.actor.style.substitutions)]
     assert len(substituted) >= 20
     k = [EMOTIONS_6.index(c.emotion) for c in substituted]
