@@ -122,10 +122,8 @@ class Actor:
     ethnicity: str
 
     def as_dict(self) -> dict:
-        """JSON-ready description for the truth sidecar."""
-        d = asdict(self)
-        d["style"]["substitutions"] = [list(s) for s in self.style.substitutions]
-        return d
+        """JSON-ready description for the truth sidecar (JSON writes the tuples as lists)."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)

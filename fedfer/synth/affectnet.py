@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedfer.datasets.affectnet import CODES, COLUMNS, IMAGES_DIR, LISTS_DIR
 from fedfer.io import atomic_write_text
 from fedfer.synth.actors import RESTING_AUS, draw_actor
 from fedfer.synth.expression import AUS, au_vector
@@ -35,14 +36,12 @@ from fedfer.synth.takes import seed_for
 from fedfer.synth.truth import write_truth
 
 CORPUS_KEY = 2
-CODES: dict[int, str] = {0: "NEU", 1: "HAP", 2: "SAD", 3: "SUR", 4: "FEA", 5: "DIS", 6: "ANG", 7: "CON"}
 EXPRESSIONS = tuple(CODES.values())  # the 8 annotated expressions, in code order
 NONE, UNCERTAIN, NO_FACE = 8, 9, 10
 # Valence and arousal (-1..1) of each expression at full strength; an image's values mix these by
 # its expressed mixture.
 VALENCE = {"NEU": 0.0, "HAP": 0.75, "SAD": -0.65, "SUR": 0.2, "FEA": -0.55, "DIS": -0.65, "ANG": -0.6, "CON": -0.4}
 AROUSAL = {"NEU": 0.0, "HAP": 0.45, "SAD": -0.3, "SUR": 0.7, "FEA": 0.75, "DIS": 0.35, "ANG": 0.7, "CON": 0.15}
-COLUMNS = ("subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks", "expression", "valence", "arousal")
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ def _still(i: int, intended: int, preset: AffectNetPreset, raters: RaterModel, s
     rng = np.random.default_rng(seed_for(seed, CORPUS_KEY, 1, i))
     folder = 1 + i // preset.images_per_folder
     name = hashlib.sha256(f"{seed}-{i}".encode()).hexdigest()[:56]
-    rel = f"Manually_Annotated_Images/{folder}/{name}.jpg"
+    rel = f"{IMAGES_DIR}/{folder}/{name}.jpg"
     cam = preset.camera
     pose = np.array([rng.uniform(*cam.centre_x) * cam.width, rng.uniform(*cam.centre_y) * cam.height,
                      rng.uniform(*cam.face_scale), rng.normal(0, 0.08), rng.normal(0, 0.3), rng.normal(0, 0.2)], np.float32)
@@ -133,7 +132,7 @@ def write_affectnet(root: Path, preset: AffectNetPreset, raters: RaterModel, see
     plans = [s.plan for s in train + valid]
     results = parallel_map(functools.partial(render_still, root=root), plans, pool, "affectnet images", progress)
     boxes = {p.rel_path: r for p, r in zip(plans, results)}
-    lists = root / "Manually_Annotated_file_lists"
+    lists = root / LISTS_DIR
     atomic_write_text(lists / "training.csv", "\n".join([",".join(COLUMNS), *_rows(train, boxes)]) + "\n")
     atomic_write_text(lists / "validation.csv", "\n".join(_rows(valid, boxes)) + "\n")
     truth = [{"image": s.plan.rel_path, "list": lst, "intended": s.intended, "expression": s.code, "intensity": s.intensity,

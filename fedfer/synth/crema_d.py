@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 
 from fedfer.datasets import EMOTIONS_6
+from fedfer.datasets.crema_d import DEMOGRAPHICS_FILE, MODALITIES, SUMMARY_FILE, VIDEO_DIR, VOTES_FILE
 from fedfer.io import atomic_write_text
 from fedfer.synth.actors import Actor, Population, draw_actor
 from fedfer.synth.expression import LEVEL_INTENSITY, SENTENCES, XX_INTENSITY_RANGE
 from fedfer.synth.presets import ALL_SENTENCES, CremaDPreset
-from fedfer.synth.raters import LETTERS, RESP_NAMES, RaterModel, Ratings, expected_votes, face_evidence, perceived_expression, plurality, rate, voice_evidence
+from fedfer.synth.raters import LETTERS, RESP_NAMES, RaterModel, Ratings, expected_votes, face_evidence, plurality, rate, voice_evidence
 from fedfer.synth.render import render_missing
 from fedfer.synth.takes import Take, TakeSpec, perform, seed_for
 from fedfer.synth.truth import take_row, write_truth
@@ -35,7 +36,7 @@ CLIP_ORDER: tuple[str, ...] = ("NEU", "HAP", "SAD", "ANG", "FEA", "DIS")
 # Raters per clip and modality: the real corpus' face counts (6-12, mostly 9-10).
 N_RATERS = np.arange(6, 13)
 N_RATERS_P = np.array([9, 76, 460, 2151, 4185, 553, 8], np.float64) / 7442
-QUERY_TYPES = {"voice": 1, "face": 2, "av": 3}
+QUERY_TYPES = {name: query for query, name in MODALITIES.items()}  # the reader's, reversed
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,10 @@ def plan_corpus(preset: CremaDPreset, raters: RaterModel, seed: int) -> list[Cre
             else:
                 intensity = LEVEL_INTENSITY[level] * float(rng.uniform(0.9, 1.1))
             clip_id = f"{actor.actor_id}_{sentence}_{emotion}_{level}"
-            spec = TakeSpec(clip_id, f"VideoFlash/{clip_id}{preset.extension}", SENTENCES[sentence], emotion, intensity,
+            spec = TakeSpec(clip_id, f"{VIDEO_DIR}/{clip_id}{preset.extension}", SENTENCES[sentence], emotion, intensity,
                             preset.fps, preset.speech_rate, preset.lead_s, preset.tail_s, preset.camera, preset.fourcc)
             take = perform(actor, spec, seed_for(seed, CORPUS_KEY, 3, a, c))
-            face = face_evidence(perceived_expression(take.plan.aus, take.onset), EMOTIONS_6, actor.style.cue_prototype)
+            face = face_evidence(take.perceived, EMOTIONS_6, actor.style.cue_prototype)
             voice = voice_evidence(emotion, intensity, actor.style.vocal_expressivity, EMOTIONS_6)
             av = raters.av_face_weight * face + (1 - raters.av_face_weight) * voice
             ratings = {
@@ -174,11 +175,11 @@ def write_crema_d(root: Path, preset: CremaDPreset, raters: RaterModel, seed: in
     clips = plan_corpus(preset, raters, seed)
     rendered = render_missing([c.take.plan for c in clips], root, pool, "crema_d videos", progress)
     actors = list({c.actor.actor_id: c.actor for c in clips}.values())
-    atomic_write_text(root / "VideoDemographics.csv", _demographics_csv(actors))
+    atomic_write_text(root / DEMOGRAPHICS_FILE, _demographics_csv(actors))
     atomic_write_text(root / "SentenceFilenames.csv",
                       '"Stimulus_Number","Filename"\n' + "".join(f'{c.clip_num},{_q(c.clip_id)}\n' for c in clips))
-    atomic_write_text(root / "processedResults" / "tabulatedVotes.csv", tabulated_votes_csv(clips))
-    atomic_write_text(root / "processedResults" / "summaryTable.csv", summary_table_csv(clips))
+    atomic_write_text(root / VOTES_FILE, tabulated_votes_csv(clips))
+    atomic_write_text(root / SUMMARY_FILE, summary_table_csv(clips))
     rows = [take_row(c.clip_id, c.actor.actor_id, c.emotion, c.intensity, c.take, EMOTIONS_6, c.expressed,
                      sentence=c.sentence, level=c.level) for c in clips]
     write_truth(root, rows, {a.actor_id: a.as_dict() for a in actors},

@@ -38,9 +38,6 @@ AUS: tuple[str, ...] = (
 N_AUS = len(AUS)
 AU_INDEX = {name: i for i, name in enumerate(AUS)}
 
-# Speech channels of the (T, 3) speech track.
-SPEECH_CHANNELS: tuple[str, ...] = ("jaw", "round", "close")
-
 # Emotion prototypes at full intensity (EMFACS-style). SUR and CON exist for the still-image corpus
 # (AffectNet has Surprise and Contempt); the video corpora use the other six.
 PROTOTYPE_WEIGHTS: dict[str, dict[str, float]] = {

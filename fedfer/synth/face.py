@@ -195,8 +195,8 @@ def face_geometry(
     return g, vis
 
 
-def _px(points: np.ndarray, depth: float, pose: Pose) -> np.ndarray:
-    """Face units → int32 sub-pixel coordinates (for shift=_SHIFT)."""
+def _px(points: np.ndarray, depth: float | np.ndarray, pose: Pose) -> np.ndarray:
+    """Face units → int32 sub-pixel coordinates (for shift=_SHIFT); `depth` per part or per point."""
     c, s = np.cos(pose.roll) * pose.scale * _ONE, np.sin(pose.roll) * pose.scale * _ONE
     px, py = pose.yaw * 0.12 * depth, pose.pitch * 0.1 * depth
     x, y = points[:, 0] + px, points[:, 1] + py
@@ -211,13 +211,7 @@ def _px_all(g: FaceGeometry, pose: Pose) -> dict[str, np.ndarray]:
     names = list(g.parts)
     points = np.concatenate([g.parts[n] for n in names])
     depth = np.concatenate([np.full(len(g.parts[n]), g.depth[n], np.float32) for n in names])
-    c, s = np.cos(pose.roll) * pose.scale * _ONE, np.sin(pose.roll) * pose.scale * _ONE
-    x = points[:, 0] + pose.yaw * 0.12 * depth
-    y = points[:, 1] + pose.pitch * 0.1 * depth
-    out = np.empty(points.shape, np.int32)
-    out[:, 0] = c * x - s * y + pose.cx * _ONE + 0.5
-    out[:, 1] = s * x + c * y + pose.cy * _ONE + 0.5
-    return dict(zip(names, np.split(out, np.cumsum([len(g.parts[n]) for n in names])[:-1])))
+    return dict(zip(names, np.split(_px(points, depth, pose), np.cumsum([len(g.parts[n]) for n in names])[:-1])))
 
 
 class FacePainter:

@@ -19,18 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
+from fedfer.datasets.msp_improv import LABEL_FILES, LETTERS, actor_id
 from fedfer.datasets import EMOTIONS_4
 from fedfer.io import atomic_write_text
 from fedfer.synth.actors import Actor, draw_actor
 from fedfer.synth.expression import SENTENCES, XX_INTENSITY_RANGE
 from fedfer.synth.presets import MspImprovPreset
-from fedfer.synth.raters import RaterModel, expected_votes, face_evidence, perceived_expression, plurality, rate, voice_evidence
+from fedfer.synth.raters import RaterModel, expected_votes, face_evidence, plurality, rate, voice_evidence
 from fedfer.synth.render import render_missing
 from fedfer.synth.takes import Take, TakeSpec, perform, seed_for
 from fedfer.synth.truth import take_row, write_truth
 
 CORPUS_KEY = 3
-LETTER = {"ANG": "A", "HAP": "H", "NEU": "N", "SAD": "S"}
+LETTER = {emotion: letter for letter, emotion in LETTERS.items()}  # the reader's, reversed
 WORD = {"ANG": "Angry", "HAP": "Happy", "NEU": "Neutral", "SAD": "Sad"}
 CONDITIONS = ("R", "T", "P", "S")
 TEXTS = tuple(SENTENCES.values())
@@ -53,9 +54,6 @@ class MspClip:
     expressed: np.ndarray
 
 
-def actor_code(session: int, gender: str) -> str:
-    """fedfer's actor id for MSP-IMPROV: session and gender, e.g. S01F."""
-    return f"S{session:02d}{gender}"
 
 
 def plan_corpus(preset: MspImprovPreset, raters: RaterModel, seed: int) -> list[MspClip]:
@@ -64,7 +62,7 @@ def plan_corpus(preset: MspImprovPreset, raters: RaterModel, seed: int) -> list[
     probs = np.array(list(preset.target_mix.values()), np.float64)
     for a in range(12):
         session, gender = a // 2 + 1, "FM"[a % 2]
-        actor = draw_actor(np.random.default_rng(seed_for(seed, CORPUS_KEY, 1, a)), actor_code(session, gender),
+        actor = draw_actor(np.random.default_rng(seed_for(seed, CORPUS_KEY, 1, a)), actor_id(session, gender),
                            "Female" if gender == "F" else "Male", preset.population)
         for c in range(preset.clips_per_actor):
             rng = np.random.default_rng(seed_for(seed, CORPUS_KEY, 2, a, c))
@@ -79,7 +77,7 @@ def plan_corpus(preset: MspImprovPreset, raters: RaterModel, seed: int) -> list[
             spec = TakeSpec(name, rel, TEXTS[sentence % len(TEXTS)], emotion, intensity, preset.fps, preset.speech_rate,
                             preset.lead_s, preset.tail_s, preset.camera, preset.fourcc)
             take = perform(actor, spec, seed_for(seed, CORPUS_KEY, 3, a, c))
-            face = face_evidence(perceived_expression(take.plan.aus, take.onset), EMOTIONS_4, actor.style.cue_prototype)
+            face = face_evidence(take.perceived, EMOTIONS_4, actor.style.cue_prototype)
             voice = voice_evidence(emotion, intensity, actor.style.vocal_expressivity, EMOTIONS_4)
             av = raters.av_face_weight * face + (1 - raters.av_face_weight) * voice
             r = rate(rng, av, EMOTIONS_4, int(rng.integers(5, 9)), raters.sharpness, raters.neutral_threshold, raters.bias_sd)
@@ -113,7 +111,7 @@ def write_msp_improv(root: Path, preset: MspImprovPreset, raters: RaterModel, se
     """Render (resuming) and write the labels and truth; returns counts."""
     clips = plan_corpus(preset, raters, seed)
     rendered = render_missing([c.take.plan for c in clips], root, pool, "msp_improv videos", progress)
-    atomic_write_text(root / "Evalution.txt", evaluation_txt(clips, seed))
+    atomic_write_text(root / LABEL_FILES[0], evaluation_txt(clips, seed))  # spelled as in the release
     truth = [take_row(c.name, c.actor.actor_id, c.emotion, c.intensity, c.take, EMOTIONS_4, c.expressed,
                       session=c.session, condition=c.condition) for c in clips]
     actors = {c.actor.actor_id: c.actor.as_dict() for c in clips}

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 
 from fedfer.synth.actors import Population
 from fedfer.synth.camera import Camera
+from fedfer.synth.expression import SENTENCES
 from fedfer.synth.raters import RaterModel
 
-ALL_SENTENCES: tuple[str, ...] = ("IEO", "TIE", "IOM", "IWW", "TAI", "MTI", "IWL", "ITH", "DFA", "ITS", "TSI", "WSI")
+ALL_SENTENCES: tuple[str, ...] = tuple(SENTENCES)  # in the real corpus' order
 
 # Clips the real CREMA-D lacks (3 actors miss one sentence, 2 actors one neutral take): 7,462 - 20 = 7,442.
 CREMA_D_MISSING: tuple[str, ...] = tuple(

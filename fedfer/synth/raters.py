@@ -76,11 +76,17 @@ def voice_evidence(intended: str, intensity: float, vocal_expressivity: float, e
     return out
 
 
+def _logits(evidence: np.ndarray, emotions: tuple[str, ...], sharpness: float, threshold: float) -> np.ndarray:
+    """(K,) a rater's preference before noise: sharpness × evidence, and for neutral, the threshold
+    that every other emotion must beat."""
+    logits = sharpness * evidence.astype(np.float64)
+    return np.where(np.array([e == "NEU" for e in emotions]), sharpness * threshold, logits)
+
+
 def vote(rng: np.random.Generator, evidence: np.ndarray, emotions: tuple[str, ...], n: int,
          sharpness: float, threshold: float, bias_sd: float) -> np.ndarray:
     """(n,) class indices into `emotions` chosen by n raters looking at `evidence` (K,)."""
-    logits = sharpness * evidence.astype(np.float64)
-    logits = np.where(np.array([e == "NEU" for e in emotions]), sharpness * threshold, logits)
+    logits = _logits(evidence, emotions, sharpness, threshold)
     noisy = logits[None, :] + rng.normal(0, bias_sd, (n, len(emotions))) + rng.gumbel(size=(n, len(emotions)))
     return noisy.argmax(axis=1)
 
@@ -128,7 +134,6 @@ def plurality(counts: np.ndarray, emotions: tuple[str, ...]) -> list[str]:
 def expected_votes(evidence: np.ndarray, emotions: tuple[str, ...], model: RaterModel) -> np.ndarray:
     """(K,) the share of votes an average rater gives each emotion (ignoring rater bias): the
     clip's expressed mixture as recorded in the truth sidecar."""
-    logits = model.sharpness * evidence.astype(np.float64)
-    logits = np.where(np.array([e == "NEU" for e in emotions]), model.sharpness * model.neutral_threshold, logits)
+    logits = _logits(evidence, emotions, model.sharpness, model.neutral_threshold)
     p = np.exp(logits - logits.max())
     return p / p.sum()

@@ -8,6 +8,7 @@ spoken wider and faster, sadness smaller and slower), which is visible in the ja
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,6 +16,7 @@ import numpy as np
 from fedfer.synth.actors import Actor
 from fedfer.synth.camera import Camera, pose_track
 from fedfer.synth.expression import blink_track, draw_envelope, speech_track, syllables
+from fedfer.synth.raters import perceived_expression
 from fedfer.synth.render import ClipPlan
 
 # Emotion → (jaw amplitude factor, speech-rate factor) of speech.
@@ -52,6 +54,12 @@ class Take:
     onset: int
     apex: int
     offset: int
+
+    @functools.cached_property
+    def perceived(self) -> np.ndarray:
+        """(N_AUS,) what a viewer takes away (`perceived_expression`): computed once, for the raters
+        and the truth sidecar alike."""
+        return perceived_expression(self.plan.aus, self.onset)
 
 
 def perform(actor: Actor, spec: TakeSpec, seed: int) -> Take:

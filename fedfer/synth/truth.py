@@ -22,7 +22,6 @@ import numpy as np
 
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.synth.expression import AUS
-from fedfer.synth.raters import perceived_expression
 from fedfer.synth.takes import Take
 
 TRUTH_DIR = "_truth"
@@ -49,5 +48,5 @@ def take_row(clip_id: str, actor: str, intended: str, intensity: float, take: Ta
     row: dict = {"clip": clip_id, "actor": actor, **extra, "intended": intended, "intensity": intensity,
                  "n_frames": len(take.plan.aus), "fps": take.plan.fps, "onset": take.onset, "apex": take.apex, "offset": take.offset}
     row.update({f"expressed_{e}": float(p) for e, p in zip(emotions, expressed)})
-    row.update({f"perceived_{au}": float(v) for au, v in zip(AUS, perceived_expression(take.plan.aus, take.onset))})
+    row.update({f"perceived_{au}": float(v) for au, v in zip(AUS, take.perceived)})
     return row

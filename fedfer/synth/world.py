@@ -14,7 +14,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
-from multiprocessing.pool import Pool
 from pathlib import Path
 
 from fedfer import __version__
@@ -26,16 +25,9 @@ from fedfer.synth.presets import WORLD_VERSION, WorldPreset, get_preset
 from fedfer.synth.render import PARTIAL, worker_pool
 
 MANIFEST = "DONE.json"
-CORPORA: tuple[str, ...] = ("crema_d", "affectnet", "msp_improv")
-
-
-def _writer(corpus: str, preset: WorldPreset) -> Callable[[Path, int, Pool | None, bool], dict]:
-    """The corpus' writer with its part of the preset bound: (root, seed, pool, progress) → counts."""
-    if corpus == "crema_d":
-        return lambda root, seed, pool, progress: write_crema_d(root, preset.crema_d, preset.raters, seed, pool, progress)
-    if corpus == "affectnet":
-        return lambda root, seed, pool, progress: write_affectnet(root, preset.affectnet, preset.raters, seed, pool, progress)
-    return lambda root, seed, pool, progress: write_msp_improv(root, preset.msp_improv, preset.raters, seed, pool, progress)
+# Corpus → its writer, called as writer(root, <the preset's part of that name>, raters, seed, pool, progress).
+WRITERS: dict[str, Callable[..., dict]] = {"crema_d": write_crema_d, "affectnet": write_affectnet, "msp_improv": write_msp_improv}
+CORPORA: tuple[str, ...] = tuple(WRITERS)
 
 
 def read_manifest(corpus_dir: Path) -> dict | None:
@@ -96,7 +88,7 @@ def render_world(
                 root.mkdir(parents=True, exist_ok=True)
                 _remove_partials(root)
                 start = time.perf_counter()
-                counts = _writer(corpus, world)(root, seed, pool, progress)
+                counts = WRITERS[corpus](root, getattr(world, corpus), world.raters, seed, pool, progress)
                 manifest = {"corpus": corpus, "preset": world.name, "seed": seed, "world_version": WORLD_VERSION, "fedfer_version": __version__,
                             "workers": workers, "seconds": round(time.perf_counter() - start, 2), **counts}
                 atomic_write_json(root / MANIFEST, manifest)
