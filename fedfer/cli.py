@@ -23,10 +23,11 @@ VERBS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str]) -> argparse.ArgumentParser:
+    """The parser for `argv` (the arguments after `fedfer`); only the verb it names gets its flags."""
     parser = argparse.ArgumentParser(prog="fedfer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    verb = sys.argv[1] if len(sys.argv) > 1 else None
+    verb = argv[0] if argv else None
     for name, summary in VERBS.items():
         p = sub.add_parser(name, help=summary, description=summary)
         if name == verb:  # only the chosen verb's module is imported
@@ -35,9 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    if argv is not None:
-        sys.argv = [sys.argv[0], *argv]
-    args = build_parser().parse_args()
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     command = importlib.import_module(f"fedfer.commands.{args.verb}")
     try:
         return int(command.run(args) or 0)

@@ -25,7 +25,7 @@ from typing import Any
 
 from fedfer.certs import Credentials, make_credentials
 from fedfer.client import read_subjects_file
-from fedfer.flower_runtime import ProcessGroup, flower_env, free_port, wait_for_port, wait_until_healthy, write_connection, write_run_config
+from fedfer.flower_runtime import ProcessGroup, flower_env, free_port, superlink_command, wait_for_superlink, write_connection, write_run_config
 from fedfer.io import atomic_write_json
 from fedfer.runner import APP_DIR, RunOptions, prepare_run, print_summary, run_config_values, stream_flower
 from fedfer.subject import MANIFEST
@@ -35,14 +35,6 @@ STARTED_RUN = re.compile(r"Successfully started run (\d+)")
 # A SuperNode's data bundle (`--export-nodes`): what a lab machine or container mounts as its data.
 BUNDLE_SUBJECT = "subject"  # subject.json + features/
 BUNDLE_IFER = "g.pt"  # the frozen g() that pseudo-labels the subject's videos
-
-
-def superlink_command(*, host: str, port: int, database: str, credentials: Credentials | None) -> list[str]:
-    """`flower-superlink` serving Fleet, Control and Runtime APIs on `host:port`; TLS + node auth unless `credentials` is None."""
-    command = ["flower-superlink", "--isolation", "subprocess", "--host", host, "--port", str(port), "--database", database, "--disable-runtime-dependency-installation"]
-    if credentials is None:
-        return [*command, "--insecure"]
-    return [*command, "--ssl-ca-certfile", str(credentials.ca_cert), "--ssl-certfile", str(credentials.server_cert), "--ssl-keyfile", str(credentials.server_key), "--enable-supernode-auth"]
 
 
 def supernode_command(*, superlink: str, port: int, node_config: str, credentials: Credentials | None, index: int) -> list[str]:
@@ -118,10 +110,7 @@ def deploy_prepared(run_dir: Path, values: Mapping[str, Any], *, insecure: bool 
     env = flower_env(flwr_home)
     with ProcessGroup(logs) as processes:
         superlink = processes.start("superlink", superlink_command(host="127.0.0.1", port=port, database=str(flwr_home / "state.db"), credentials=credentials), env)
-        if credentials is None:
-            wait_until_healthy(port, superlink, logs / "superlink.log")
-        else:
-            wait_for_port(port, superlink, logs / "superlink.log")
+        wait_for_superlink(port, superlink, logs / "superlink.log", tls=credentials is not None)
         write_connection(flwr_home, CONNECTION, address, insecure=credentials is None, root_certificates=credentials and credentials.ca_cert)
         supernodes = []
         for index, subject_dir in enumerate(subjects):

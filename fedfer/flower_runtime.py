@@ -16,10 +16,13 @@ import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fedfer.certs import Credentials
 
 QUIET_FLOWER_ENV = {
     "FLWR_TELEMETRY_ENABLED": "0",
@@ -27,6 +30,18 @@ QUIET_FLOWER_ENV = {
     # Flower would otherwise install the app's dependencies (torch!) for every run.
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
 }
+
+
+def superlink_command(*, host: str, port: int, database: str, credentials: Credentials | None, simulation: bool = False) -> list[str]:
+    """`flower-superlink` serving Fleet, Control and Runtime APIs on `host:port`; TLS + node auth unless
+    `credentials` is None; with `simulation`, it runs the SuperNodes itself (Flower's simulation engine).
+    The one definition of the SuperLink's flags, for `fedfer run`, `fedfer deploy` and the compose file."""
+    command = ["flower-superlink", "--isolation", "subprocess", "--host", host, "--port", str(port), "--database", database, "--disable-runtime-dependency-installation"]
+    if simulation:
+        command.append("--simulation")
+    if credentials is None:
+        return [*command, "--insecure"]
+    return [*command, "--ssl-ca-certfile", str(credentials.ca_cert), "--ssl-certfile", str(credentials.server_cert), "--ssl-keyfile", str(credentials.server_key), "--enable-supernode-auth"]
 
 
 def flower_env(flwr_home: Path) -> dict[str, str]:
@@ -56,23 +71,9 @@ class ProcessGroup:
         self.processes.append((name, process))
         return process
 
-    def pids(self) -> dict[str, int]:
-        return {name: p.pid for name, p in self.processes}
-
     def stop_all(self, grace_seconds: float = 10.0) -> None:
-        """SIGTERM every process group, wait up to `grace_seconds`, SIGKILL what is left."""
-        for _, p in reversed(self.processes):
-            _signal_group(p, signal.SIGTERM)
-        deadline = time.monotonic() + grace_seconds
-        for _, p in self.processes:
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-        for _, p in self.processes:
-            _signal_group(p, signal.SIGKILL)  # children of a finished leader may still run
-            if p.poll() is None:
-                p.wait(timeout=5)
+        """Stop every process (see `stop_processes`) and close their logs."""
+        stop_processes([p for _, p in self.processes], grace_seconds)
         for log in self._logs:
             log.close()
         self.processes.clear()
@@ -85,6 +86,23 @@ class ProcessGroup:
         self.stop_all()
 
 
+def stop_processes(processes: Sequence[subprocess.Popen], grace_seconds: float = 10.0) -> None:
+    """SIGTERM every process group (the last started first), wait up to `grace_seconds`, SIGKILL
+    what is left: children of a leader that has already exited may still run."""
+    for p in reversed(processes):
+        _signal_group(p, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    for p in processes:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            pass
+    for p in processes:
+        _signal_group(p, signal.SIGKILL)
+        if p.poll() is None:
+            p.wait(timeout=5)
+
+
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
     try:
         os.killpg(process.pid, sig)
@@ -92,33 +110,30 @@ def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
         pass
 
 
-def wait_until_healthy(port: int, process: subprocess.Popen, log_file: Path, timeout: float = 60.0) -> None:
-    """Block until the SuperLink answers /health on `port`; fail with its log when it dies or hangs."""
+def _healthy(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def _accepts_tcp(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def wait_for_superlink(port: int, process: subprocess.Popen, log_file: Path, *, tls: bool = False, timeout: float = 60.0) -> None:
+    """Block until the SuperLink on 127.0.0.1:`port` is up: it answers /health, or, with TLS (no plain
+    HTTP then), accepts TCP connections. Fail with its log when it dies or hangs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"flower-superlink exited with code {process.returncode}; its log ({log_file}):\n{_tail(log_file)}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
+        if _accepts_tcp(port) if tls else _healthy(port):
+            return
         time.sleep(0.3)
-    raise RuntimeError(f"flower-superlink did not become healthy on port {port} within {timeout:.0f} s; log: {log_file}")
-
-
-def wait_for_port(port: int, process: subprocess.Popen, log_file: Path, timeout: float = 60.0) -> None:
-    """Block until something accepts TCP connections on 127.0.0.1:`port` (used for TLS SuperLinks)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with code {process.returncode}; its log ({log_file}):\n{_tail(log_file)}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.3)
-    raise RuntimeError(f"nothing listens on port {port} after {timeout:.0f} s; log: {log_file}")
+    raise RuntimeError(f"flower-superlink did not come up on port {port} within {timeout:.0f} s; log: {log_file}")
 
 
 def _tail(path: Path, lines: int = 30) -> str:
@@ -177,9 +192,4 @@ def flwr_run(app_dir: Path, connection: str, run_config_file: Path, env: Mapping
                     on_line(line.decode(errors="replace"))
             return process.wait()
         finally:
-            if process.poll() is None:
-                _signal_group(process, signal.SIGTERM)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    _signal_group(process, signal.SIGKILL)
+            stop_processes([process])

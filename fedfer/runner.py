@@ -16,9 +16,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from fedfer.client import PERSONAL_DIR
+from fedfer.client import PERSONAL_DIR, read_subjects_file
 from fedfer.config import FeatureConfig, PersonalizeConfig, TrainConfig
-from fedfer.flower_runtime import ProcessGroup, flower_env, flwr_run, free_port, wait_until_healthy, write_connection, write_run_config
+from fedfer.flower_runtime import ProcessGroup, flower_env, flwr_run, free_port, superlink_command, wait_for_superlink, write_connection, write_run_config
 from fedfer.io import atomic_write_json
 from fedfer.pipeline import SYNTHETIC_PRESETS, Prepared, Task, prepare_central, prepare_world
 from fedfer.subject import write_subject
@@ -128,21 +128,15 @@ def simulate_prepared(run_dir: Path, values: dict, *, client_cpus: int = 1, verb
     A SuperLink in simulation mode on free loopback ports, one simulated SuperNode per subject of
     the subjects file; stopped by PID whatever happens. Returns the wall time of `flwr run`.
     """
-    from fedfer.client import read_subjects_file
-
     run_dir = Path(run_dir)
     num_clients = len(read_subjects_file(Path(values["subjects-file"])))
     flwr_home = run_dir / "flwr-home"
     env = flower_env(flwr_home)
-    port, control = free_port(), free_port()
+    port = free_port()
     logs = run_dir / "logs"
     with ProcessGroup(logs) as processes:
-        superlink = processes.start(
-            "superlink",
-            ["flower-superlink", "--insecure", "--simulation", "--isolation", "subprocess", "--host", "127.0.0.1", "--port", str(port), "--control-api-address", f"127.0.0.1:{control}", "--database", str(flwr_home / "state.db")],
-            env,
-        )
-        wait_until_healthy(port, superlink, logs / "superlink.log")
+        superlink = processes.start("superlink", superlink_command(host="127.0.0.1", port=port, database=str(flwr_home / "state.db"), credentials=None, simulation=True), env)
+        wait_for_superlink(port, superlink, logs / "superlink.log")
         write_connection(flwr_home, SIMULATION_CONNECTION, f"127.0.0.1:{port}", insecure=True, options={"num-supernodes": num_clients, "backend.client-resources.num-cpus": client_cpus})
         config_file = write_run_config(run_dir / "run_config.toml", values)
         started = time.monotonic()

@@ -171,7 +171,9 @@ def fit(
         history.train_loss.append(train_loss)
         history.dev_loss.append(dev_loss)
         history.lr.append(optimizer.param_groups[0]["lr"])
-        if dev is None or dev_loss < best_loss:
+        if dev is None:
+            history.best_epoch = epoch  # without a dev set the last epoch is the one kept: nothing to copy
+        elif dev_loss < best_loss:
             best_loss, best_state, history.best_epoch = dev_loss, copy.deepcopy(model.state_dict()), epoch
         epochs.set_postfix(train=f"{train_loss:.3f}", dev=f"{dev_loss:.3f}", lr=f"{history.lr[-1]:.1e}")
         if on_epoch is not None:

@@ -42,13 +42,8 @@ def make_certs(directory: Path, num_nodes: int | None, hosts: list[str]) -> int:
     from fedfer.certs import LOOPBACK_HOSTS, make_credentials
 
     if not num_nodes:
-        print("--make-certs needs --clients N: one key pair is made per SuperNode", file=sys.stderr)
-        return 2
-    try:
-        credentials = make_credentials(directory, num_nodes, hosts)
-    except ValueError as err:  # a --host that cannot go into a certificate
-        print(err, file=sys.stderr)
-        return 2
+        raise ValueError("--make-certs needs --clients N: one key pair is made per SuperNode")
+    credentials = make_credentials(directory, num_nodes, hosts)  # ValueError: a --host that cannot go into a certificate
     print(f"{credentials.ca_cert}: the CA, for every machine and every `flwr` command")
     print(f"{credentials.server_cert}, {credentials.server_key}: the SuperLink's certificate for {', '.join([*LOOPBACK_HOSTS, *hosts])}; SuperLink host only")
     print(f"{credentials.node_key(0).parent}/node-<i>.key: SuperNode i's private key, for machine i only; register node-<i>.key.pub with `flwr supernode register`")
