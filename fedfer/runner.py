@@ -13,11 +13,11 @@ import re
 import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from fedfer.client import PERSONAL_DIR, read_subjects_file
-from fedfer.config import FeatureConfig, PersonalizeConfig, TrainConfig
+from fedfer.config import FederationConfig, FeatureConfig, PersonalizeConfig, TrainConfig
 from fedfer.flower_runtime import ProcessGroup, flower_env, flwr_run, free_port, superlink_command, wait_for_superlink, write_connection, write_run_config
 from fedfer.io import atomic_write_json
 from fedfer.pipeline import SYNTHETIC_PRESETS, Prepared, Task, prepare_central, prepare_world
@@ -87,23 +87,17 @@ def prepare_run(options: RunOptions) -> tuple[Prepared, Path, list[str]]:
 
 def run_config_values(options: RunOptions, prepared: Prepared, run_dir: Path, num_clients: int) -> dict:
     """The `[tool.flwr.app.config]` overrides of this run."""
-    p = options.personalize
-    return {
-        "num-server-rounds": options.rounds,
-        "fraction-train": options.fraction_train,
-        "num-clients": num_clients,
-        "local-epochs": p.epochs,
-        "learning-rate": p.lr,
-        "batch-size": p.batch_size,
-        "max-per-class": p.max_per_class,
-        "p-threshold": p.p_threshold,
-        "seed": options.task.seed,
-        "run-dir": str(run_dir.resolve()),
-        "central-checkpoint": str(prepared.vfer.resolve()),
-        "ifer-checkpoint": str(prepared.ifer.resolve()),
-        "subjects-file": str((run_dir / "subjects.json").resolve()),
-        "central-eval": True,
-    }
+    return FederationConfig(
+        num_server_rounds=options.rounds,
+        fraction_train=options.fraction_train,
+        num_clients=num_clients,
+        personalize=replace(options.personalize, seed=options.task.seed),
+        run_dir=str(run_dir.resolve()),
+        central_checkpoint=str(prepared.vfer.resolve()),
+        ifer_checkpoint=str(prepared.ifer.resolve()),
+        subjects_file=str((run_dir / "subjects.json").resolve()),
+        central_eval=True,
+    ).to_run_config()
 
 
 def stream_flower(app_dir: Path, connection: str, run_config_file: Path, env: dict, log_file: Path, verbose: bool) -> None:

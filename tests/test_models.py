@@ -55,3 +55,4 @@ def test_padded_frames_do_not_touch_training_statistics() -> None:
 def test_ifer_head_scores_frames_of_a_clip() -> None:
     g = IFERHead(4).eval()
     assert g(torch.randn(7, 1280)).shape == (7, 4)
+

@@ -68,7 +68,7 @@ _LFS_REMEDY = (
     "use the mirror https://gitlab.com/cs-cooper-lab/crema-d-mirror; pass require_video=False to "
     "read labels only."
 )
-_CLIP_NAME = re.compile(r"^(?P<actor>\d+)_(?P<sentence>[A-Z]{3})_(?P<emotion>[A-Z]{3})_(?P<level>[A-Z]{2})$")
+CLIP_NAME = re.compile(r"^(?P<actor>\d+)_(?P<sentence>[A-Z]{3})_(?P<emotion>[A-Z]{3})_(?P<level>[A-Z]{2})$")
 _GENDERS = {"Male": "M", "Female": "F"}
 
 
@@ -263,7 +263,7 @@ def _restrict(counts: Sequence[int], classes: Sequence[str]) -> tuple[int, ...]:
 
 
 def _parse_name(clip_id: str, path: Path) -> dict[str, str]:
-    match = _CLIP_NAME.match(clip_id)
+    match = CLIP_NAME.match(clip_id)
     if match is None or match["emotion"] not in EMOTIONS_6:
         raise ValueError(
             f"{path}: clip name {clip_id!r} is not ActorID_Sentence_Emotion_Level "

@@ -25,7 +25,7 @@ from fedfer.io import atomic_write_text
 from fedfer.synth.actors import Actor, Population, draw_actor
 from fedfer.synth.expression import LEVEL_INTENSITY, SENTENCES, XX_INTENSITY_RANGE
 from fedfer.synth.presets import ALL_SENTENCES, CremaDPreset
-from fedfer.synth.raters import LETTERS, RESP_NAMES, RaterModel, Ratings, expected_votes, face_evidence, plurality, rate, voice_evidence
+from fedfer.synth.raters import LETTERS, RESP_NAMES, RaterModel, Ratings, clip_evidence, expected_votes, plurality, rate
 from fedfer.synth.render import render_missing
 from fedfer.synth.takes import Take, TakeSpec, perform, seed_for
 from fedfer.synth.truth import take_row, write_truth
@@ -89,12 +89,9 @@ def plan_corpus(preset: CremaDPreset, raters: RaterModel, seed: int) -> list[Cre
             else:
                 intensity = LEVEL_INTENSITY[level] * float(rng.uniform(0.9, 1.1))
             clip_id = f"{actor.actor_id}_{sentence}_{emotion}_{level}"
-            spec = TakeSpec(clip_id, f"{VIDEO_DIR}/{clip_id}{preset.extension}", SENTENCES[sentence], emotion, intensity,
-                            preset.fps, preset.speech_rate, preset.lead_s, preset.tail_s, preset.camera, preset.fourcc)
+            spec = TakeSpec.filmed(preset, clip_id, f"{VIDEO_DIR}/{clip_id}{preset.extension}", SENTENCES[sentence], emotion, intensity)
             take = perform(actor, spec, seed_for(seed, CORPUS_KEY, 3, a, c))
-            face = face_evidence(take.perceived, EMOTIONS_6, actor.style.cue_prototype)
-            voice = voice_evidence(emotion, intensity, actor.style.vocal_expressivity, EMOTIONS_6)
-            av = raters.av_face_weight * face + (1 - raters.av_face_weight) * voice
+            face, voice, av = clip_evidence(take.perceived, actor.style, emotion, intensity, EMOTIONS_6, raters)
             ratings = {
                 "voice": rate(rng, voice, EMOTIONS_6, int(rng.choice(N_RATERS, p=N_RATERS_P)), raters.voice_sharpness, raters.voice_threshold, raters.bias_sd),
                 "face": rate(rng, face, EMOTIONS_6, int(rng.choice(N_RATERS, p=N_RATERS_P)), raters.sharpness, raters.neutral_threshold, raters.bias_sd),

@@ -25,7 +25,7 @@ from fedfer.io import atomic_write_text
 from fedfer.synth.actors import Actor, draw_actor
 from fedfer.synth.expression import SENTENCES, XX_INTENSITY_RANGE
 from fedfer.synth.presets import MspImprovPreset
-from fedfer.synth.raters import RaterModel, expected_votes, face_evidence, plurality, rate, voice_evidence
+from fedfer.synth.raters import RaterModel, clip_evidence, expected_votes, plurality, rate
 from fedfer.synth.render import render_missing
 from fedfer.synth.takes import Take, TakeSpec, perform, seed_for
 from fedfer.synth.truth import take_row, write_truth
@@ -74,12 +74,9 @@ def plan_corpus(preset: MspImprovPreset, raters: RaterModel, seed: int) -> list[
             rel = f"Video/session{session}/S{sentence:02d}{LETTER[emotion]}/{condition}/{name}{preset.extension}"
             # natural and improvised turns are milder than read targets
             intensity = 0.0 if emotion == "NEU" else float(rng.uniform(*XX_INTENSITY_RANGE)) * (1.0 if condition in "RT" else 0.8)
-            spec = TakeSpec(name, rel, TEXTS[sentence % len(TEXTS)], emotion, intensity, preset.fps, preset.speech_rate,
-                            preset.lead_s, preset.tail_s, preset.camera, preset.fourcc)
+            spec = TakeSpec.filmed(preset, name, rel, TEXTS[sentence % len(TEXTS)], emotion, intensity)
             take = perform(actor, spec, seed_for(seed, CORPUS_KEY, 3, a, c))
-            face = face_evidence(take.perceived, EMOTIONS_4, actor.style.cue_prototype)
-            voice = voice_evidence(emotion, intensity, actor.style.vocal_expressivity, EMOTIONS_4)
-            av = raters.av_face_weight * face + (1 - raters.av_face_weight) * voice
+            face, _, av = clip_evidence(take.perceived, actor.style, emotion, intensity, EMOTIONS_4, raters)
             r = rate(rng, av, EMOTIONS_4, int(rng.integers(5, 9)), raters.sharpness, raters.neutral_threshold, raters.bias_sd)
             top = plurality(r.counts, EMOTIONS_4)
             label = LETTER[top[0]] if len(top) == 1 else "X"

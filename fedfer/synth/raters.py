@@ -17,10 +17,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fedfer.synth.expression import PROTOTYPES
+
+if TYPE_CHECKING:
+    from fedfer.synth.actors import Style
 
 # CREMA-D letters of the six emotions, in the corpus' fixed order (ties are joined in this order).
 LETTERS = {"ANG": "A", "DIS": "D", "FEA": "F", "HAP": "H", "NEU": "N", "SAD": "S"}
@@ -74,6 +78,15 @@ def voice_evidence(intended: str, intensity: float, vocal_expressivity: float, e
     if intended in emotions and intended != "NEU":
         out[emotions.index(intended)] = intensity * vocal_expressivity
     return out
+
+
+def clip_evidence(perceived: np.ndarray, style: Style, emotion: str, intensity: float, emotions: tuple[str, ...],
+                  model: RaterModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(K,) face, voice and audio-visual evidence for one performed clip: the face read with the
+    actor's own cues from what a viewer perceives, the voice from the intended emotion."""
+    face = face_evidence(perceived, emotions, style.cue_prototype)
+    voice = voice_evidence(emotion, intensity, style.vocal_expressivity, emotions)
+    return face, voice, model.av_face_weight * face + (1 - model.av_face_weight) * voice
 
 
 def _logits(evidence: np.ndarray, emotions: tuple[str, ...], sharpness: float, threshold: float) -> np.ndarray:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from fedfer.synth.camera import Camera, pose_track
 from fedfer.synth.expression import blink_track, draw_envelope, speech_track, syllables
 from fedfer.synth.raters import perceived_expression
 from fedfer.synth.render import ClipPlan
+
+if TYPE_CHECKING:
+    from fedfer.synth.presets import CremaDPreset, MspImprovPreset
 
 # Emotion → (jaw amplitude factor, speech-rate factor) of speech.
 ARTICULATION: dict[str, tuple[float, float]] = {
@@ -46,6 +50,11 @@ class TakeSpec:
     tail_s: float
     camera: Camera
     fourcc: str
+
+    @classmethod
+    def filmed(cls, preset: CremaDPreset | MspImprovPreset, clip_id: str, rel_path: str, text: str, emotion: str, intensity: float) -> TakeSpec:
+        """A take filmed with a corpus preset's timing, camera and codec."""
+        return cls(clip_id, rel_path, text, emotion, intensity, preset.fps, preset.speech_rate, preset.lead_s, preset.tail_s, preset.camera, preset.fourcc)
 
 
 @dataclass(frozen=True)
