@@ -94,7 +94,8 @@ class SubjectClient:
             with np.load(self.personal_path.with_name("pseudo.npz")) as p:
                 true_of_selected = self.data.labels[p["indices"]]
                 known = true_of_selected >= 0
-                pseudo_cm = confusion_matrix(true_of_selected[known], p["labels"][known], labels=list(range(k))).astype(np.int64)
+                if known.any():  # scikit-learn refuses an empty selection
+                    pseudo_cm = confusion_matrix(true_of_selected[known], p["labels"][known], labels=list(range(k))).astype(np.int64)
         else:
             personal = self.new_v(global_state)
         return {"num-labelled": len(idx), "personal": confusion(personal, clips, truth, k), "pseudo": pseudo_cm}

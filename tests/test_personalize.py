@@ -115,3 +115,8 @@ def test_a_subject_is_evaluated_with_its_personal_model_of_this_run_only(tmp_pat
     expected = confusion(load_v_state(VFERHead(3), central).eval(), clips, labels, 3)
     np.testing.assert_array_equal(result["personal"], expected)  # the received central v(), not the old personal one
     assert result["pseudo"].sum() == 0
+
+    save_head(tmp_path / "g_untrained.pt", IFERHead(3), HeadCard(stage="ifer", classes=classes, backbone_id="test"))
+    unsure = SubjectClient(tmp_path / "subject", tmp_path / "g_untrained.pt", PersonalizeConfig(p_threshold=0.99), run_id=3)
+    assert unsure.personalize_round(central, server_round=1, seed=0)[1] == 0  # nothing confident enough
+    assert unsure.evaluate(central)["pseudo"].sum() == 0  # and its evaluation still reports
