@@ -1,16 +1,29 @@
 """Flower ClientApp: one subject personalizes v() on its own unlabeled videos.
 
-Wiring only: the work is done by `fedfer.client.SubjectClient`, which knows nothing of Flower.
-Each message returns v()'s arrays and counts; features, pseudo labels and predictions stay here.
+Wiring only: the work is done by `fedfer.federation.client.SubjectClient`, which knows nothing of
+Flower. Each message returns v()'s arrays and counts; features, pseudo labels and predictions stay
+here.
 """
-
-from pathlib import Path
 
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedfer.client import SubjectClient, read_subjects_file, threads_for_client
 from fedfer.config import FederationConfig
+from fedfer.federation.client import SubjectClient, threads_for_client
+from fedfer.federation.protocol import (
+    ARRAYS,
+    CM_PERSONAL,
+    CM_PSEUDO,
+    CONFIG,
+    METRICS,
+    NODE_DATA_DIR,
+    NODE_IFER_CHECKPOINT,
+    NUM_EXAMPLES,
+    PARTITION_ID,
+    SERVER_ROUND,
+    TRAIN_LOSS,
+)
+from fedfer.federation.subject import read_subjects_file
 
 app = ClientApp()
 
@@ -19,31 +32,35 @@ def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, i
     """The subject this node serves: `data-dir` in its node config (deployment), else its partition (simulation)."""
     threads_for_client()
     config = FederationConfig.from_run_config(context.run_config)
-    partition = int(context.node_config.get("partition-id", 0))
-    data_dir = context.node_config.get("data-dir") or read_subjects_file(Path(config.subjects_file))[partition]
-    ifer = context.node_config.get("ifer-checkpoint") or config.ifer_checkpoint
-    return SubjectClient(Path(str(data_dir)), Path(str(ifer)), config.personalize, run_id=context.run_id), config, partition
+    partition = int(context.node_config.get(PARTITION_ID, 0))
+    data_dir = context.node_config.get(NODE_DATA_DIR) or read_subjects_file(config.subjects_file)[partition]
+    ifer = context.node_config.get(NODE_IFER_CHECKPOINT) or config.ifer_checkpoint
+    client = SubjectClient(str(data_dir), str(ifer), config.personalize, context.run_id, config.batchnorm)
+    return client, config, partition
 
 
 @app.train()
 def train(msg: Message, context: Context) -> Message:
     client, config, partition = subject_client(context)
-    server_round = int(msg.content["config"]["server-round"])
-    state, selected, loss = client.personalize_round(msg.content["arrays"].to_torch_state_dict(), server_round, seed=config.personalize.seed + partition)
-    metrics = MetricRecord({"num-examples": selected, "partition-id": partition, "train-loss": loss})
-    return Message(RecordDict({"arrays": ArrayRecord(state), "metrics": metrics}), reply_to=msg)
+    server_round = int(msg.content[CONFIG][SERVER_ROUND])
+    global_state = msg.content[ARRAYS].to_torch_state_dict()
+    state, selected, loss = client.personalize_round(
+        global_state, server_round, seed=config.personalize.seed + partition
+    )
+    metrics = MetricRecord({NUM_EXAMPLES: selected, PARTITION_ID: partition, TRAIN_LOSS: loss})
+    return Message(RecordDict({ARRAYS: ArrayRecord(state), METRICS: metrics}), reply_to=msg)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     client, _, partition = subject_client(context)
-    result = client.evaluate(msg.content["arrays"].to_torch_state_dict())
+    result = client.evaluate(msg.content[ARRAYS].to_torch_state_dict())
     metrics = MetricRecord(
         {
-            "num-examples": result["num-labelled"],
-            "partition-id": partition,
-            "cm-personal": result["personal"].ravel().tolist(),
-            "cm-pseudo": result["pseudo"].ravel().tolist(),
+            NUM_EXAMPLES: result["num-labelled"],
+            PARTITION_ID: partition,
+            CM_PERSONAL: result["personal"].ravel().tolist(),
+            CM_PSEUDO: result["pseudo"].ravel().tolist(),
         }
     )
-    return Message(RecordDict({"metrics": metrics}), reply_to=msg)
+    return Message(RecordDict({METRICS: metrics}), reply_to=msg)

@@ -18,6 +18,7 @@ VERBS: dict[str, str] = {
     "features": "detect faces and cache frozen f() features for a folder of videos",
     "train": "train the central heads: g() on still images, v() on training-actor videos",
     "evaluate": "evaluate a checkpoint on test clips: metrics JSON, Markdown table, confusion PNG",
+    "prepare": "prepare a run folder and print the `flwr run` line that federates it (Flower-native route)",
     "run": "the main job: a federated personalization simulation on Flower, with its report",
     "deploy": "the same federation as real SuperLink/SuperNode processes on this machine",
 }

@@ -1,14 +1,24 @@
-"""Configuration dataclasses, one per stage, with the method's defaults.
+"""Configuration dataclasses, one per stage, with the method's defaults: each default is written
+here once, and the command line, the run config and the studies read it from these classes.
 
-Flower run settings live in `[tool.flwr.app.config]` (pyproject.toml) and are turned into these
-objects by the apps; the command line builds the same objects from its flags.
+Flower run settings live in `[tool.flwr.app.config]` (pyproject.toml; a test keeps it equal to
+`FederationConfig()`) and are turned into these objects by the apps; the command line builds the
+same objects from its flags.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from fedfer.data.datasets import task_classes
+
+SYNTHETIC_PRESETS = ("tiny", "small", "full")  # `fedfer synth` presets a run can name as its world
+PAPER_EPOCHS = {"ifer": 60, "vfer": 20}  # central training epochs of g() and v() in the paper
+DEFAULT_BATCHNORM = "keras"  # BatchNorm convention of g() and v() (fedfer.model.heads.BATCHNORM)
+BATCHNORM_CHOICES = ("keras", "torch")
 
 
 @dataclass(frozen=True)
@@ -24,6 +34,15 @@ class TrainConfig:
     batch_size: int = 32
     class_weighted: bool = True  # weighted cross-entropy, weights ∝ 1 / class frequency
     seed: int = 0
+    batchnorm: str = DEFAULT_BATCHNORM  # see fedfer.model.heads.BATCHNORM
+    restore_best: bool = True  # end with the best dev-loss epoch's weights (not in the paper); False keeps the last
+
+    @classmethod
+    def for_stage(cls, stage: str) -> TrainConfig:
+        """The paper's settings for g() ('ifer') or v() ('vfer')."""
+        if stage not in PAPER_EPOCHS:
+            raise ValueError(f"unknown training stage {stage!r}: use 'ifer' (g) or 'vfer' (v)")
+        return cls(stage=stage, epochs=PAPER_EPOCHS[stage])
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,7 @@ class FederationConfig:
     ifer_checkpoint: str = ""  # g(), the clients' pseudo-labeller
     subjects_file: str = ""  # JSON list of subject directories, in partition-id order
     central_eval: bool = True  # evaluate the central v() on the subjects' labelled clips each round
+    batchnorm: str = DEFAULT_BATCHNORM  # v()'s BatchNorm convention; must match the central checkpoint
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
@@ -78,8 +98,27 @@ class FederationConfig:
             central_checkpoint=str(c.get("central-checkpoint", "")),
             ifer_checkpoint=str(c.get("ifer-checkpoint", "")),
             subjects_file=str(c.get("subjects-file", "")),
-            central_eval=bool(c.get("central-eval", True)),
+            central_eval=bool(c.get("central-eval", defaults.central_eval)),
+            batchnorm=str(c.get("batchnorm", defaults.batchnorm)),
         )
+
+    def check_prepared(self) -> None:
+        """Raise when the paths a federation starts from are unset or missing, naming the remedy."""
+        paths = {
+            "run-dir": self.run_dir,
+            "central-checkpoint": self.central_checkpoint,
+            "ifer-checkpoint": self.ifer_checkpoint,
+            "subjects-file": self.subjects_file,
+        }
+        unset = [key for key, value in paths.items() if not value]
+        missing = [
+            f"{key}={value}" for key, value in paths.items() if value and key != "run-dir" and not Path(value).exists()
+        ]
+        if unset or missing:
+            raise ValueError(
+                f"this run is not prepared ({'unset: ' + ', '.join(unset) if unset else 'missing: ' + ', '.join(missing)}): "
+                "run `fedfer prepare` (same flags as `fedfer run`), then the `flwr run` line it prints"
+            )
 
     def to_run_config(self) -> dict[str, Any]:
         """The run config (kebab-case keys) that `from_run_config` reads back into this object."""
@@ -99,6 +138,7 @@ class FederationConfig:
             "ifer-checkpoint": self.ifer_checkpoint,
             "subjects-file": self.subjects_file,
             "central-eval": self.central_eval,
+            "batchnorm": self.batchnorm,
         }
 
 
@@ -123,4 +163,53 @@ class FeatureConfig:
         if self.detector not in ("mediapipe", "haar"):
             raise ValueError(f"detector must be 'mediapipe' or 'haar', got {self.detector!r}")
         if self.batch_size < 1 or self.workers < 0 or self.frame_step < 1:
-            raise ValueError(f"need batch_size >= 1, workers >= 0, frame_step >= 1; got {self.batch_size}, {self.workers}, {self.frame_step}")
+            raise ValueError(
+                f"need batch_size >= 1, workers >= 0, frame_step >= 1; got {self.batch_size}, {self.workers}, {self.frame_step}"
+            )
+
+
+@dataclass(frozen=True)
+class Task:
+    """What is learned: 4 or 6 classes, which CREMA-D labels, which seed."""
+
+    num_classes: int = 6
+    label_mode: str = "av"  # audio-visual plurality, as in the paper
+    ties: str = "exclude"
+    seed: int = 0
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return task_classes(self.num_classes)
+
+
+@dataclass
+class RunOptions:
+    """Everything `fedfer run` / `prepare` / `deploy` can be told; defaults follow the paper."""
+
+    world: str = "small"  # synthetic preset (tiny/small/full) or a CREMA-D directory
+    world_seed: int = 0  # which synthetic world is rendered; `task.seed` seeds the split and training
+    affectnet: Path | None = None  # AffectNet-layout directory for g() (synthetic worlds bring their own)
+    workspace: Path = Path("data")
+    results: Path = Path("results")
+    name: str | None = None
+    clients: int | None = None  # number of test subjects (default: all test actors)
+    rounds: int = FederationConfig.num_server_rounds
+    fraction_train: float = FederationConfig.fraction_train
+    task: Task = field(default_factory=Task)
+    personalize: PersonalizeConfig = field(default_factory=PersonalizeConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    ifer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("ifer"))
+    vfer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("vfer"))
+    ifer_checkpoint: Path | None = None
+    client_cpus: int = 1  # CPUs Ray reserves per simulated client
+    verbose: bool = False  # echo Flower's full log
+
+    @property
+    def run_name(self) -> str:
+        world = self.world if self.world in SYNTHETIC_PRESETS else Path(self.world).name
+        world += f"-w{self.world_seed}" if self.world_seed else ""
+        return self.name or f"{world}-K{self.task.num_classes}-seed{self.task.seed}"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.results / self.run_name

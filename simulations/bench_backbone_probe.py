@@ -21,17 +21,20 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from fedfer.commands.run import add_world_arguments, options_from_args
-from fedfer.datasets.affectnet import load_affectnet
+from fedfer.data.datasets.affectnet import load_affectnet
+from fedfer.experiment.central import still_features
+from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json
-from fedfer.pipeline import still_features
-from fedfer.runner import central_stage
 
 
 def probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1))
     model.fit(x_train.astype(np.float32), y_train)
     predicted = model.predict(x_test.astype(np.float32))
-    return {"accuracy": float(accuracy_score(y_test, predicted)), "macro_f1": float(f1_score(y_test, predicted, average="macro"))}
+    return {
+        "accuracy": float(accuracy_score(y_test, predicted)),
+        "macro_f1": float(f1_score(y_test, predicted, average="macro")),
+    }
 
 
 def pixels(images) -> np.ndarray:
@@ -47,7 +50,9 @@ def pixels(images) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_world_arguments(parser)
-    parser.add_argument("--frames-per-clip", type=int, default=4, help="frames sampled per training clip for the video probe")
+    parser.add_argument(
+        "--frames-per-clip", type=int, default=4, help="frames sampled per training clip for the video probe"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/bench_backbone_probe.json"))
     args = parser.parse_args()
     options = options_from_args(args)
@@ -66,11 +71,19 @@ def main() -> None:
         "backbone": prepared.backbone_id,
         "image_size": options.features.image_size,
         "stills_f": probe(stills["train"].inputs, stills["train"].labels, stills["test"].inputs, stills["test"].labels),
-        "stills_pixels": probe(pixels(protocol.train), np.array([im.label for im in protocol.train]), pixels(protocol.test), np.array([im.label for im in protocol.test])),
+        "stills_pixels": probe(
+            pixels(protocol.train),
+            np.array([im.label for im in protocol.train]),
+            pixels(protocol.test),
+            np.array([im.label for im in protocol.test]),
+        ),
         "video_frames_f": probe(*frames(prepared.split["train"]), *frames(prepared.split["test"])),
     }
     atomic_write_json(args.out, results)
-    print(f"linear probe, {len(prepared.task.classes)} classes, backbone {results['backbone']} at {results['image_size']} px")
+    print(
+        f"linear probe, {len(prepared.task.classes)} classes, "
+        f"backbone {results['backbone']} at {results['image_size']} px"
+    )
     print("| input | accuracy | macro F1 |\n|---|---|---|")
     for name in ("stills_f", "stills_pixels", "video_frames_f"):
         print(f"| {name} | {100 * results[name]['accuracy']:.1f} | {100 * results[name]['macro_f1']:.1f} |")

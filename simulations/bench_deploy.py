@@ -17,17 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))  # the fixture builder lives beside the tests that use it
-
-from fake_run import build_fake_run  # noqa: E402
-
-from fedfer.deploy import deploy_prepared  # noqa: E402
-from fedfer.runner import simulate_prepared  # noqa: E402
+from fedfer.experiment.deploy import deploy_prepared
+from fedfer.experiment.simulate import simulate_prepared
+from fedfer.testing import build_fake_run
 
 MB = 1e6
 
@@ -63,9 +58,16 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for mode, r in runs.items():
         traffic = r.get("superlink_traffic")
-        link = f"{traffic['inbound_bytes'] / args.rounds / MB:.2f} / {traffic['outbound_bytes'] / args.rounds / MB:.2f}" if traffic else "–"
+        link = (
+            f"{traffic['inbound_bytes'] / args.rounds / MB:.2f} / {traffic['outbound_bytes'] / args.rounds / MB:.2f}"
+            if traffic
+            else "–"
+        )
         label = f"{mode} ({security})" if traffic else mode
-        print(f"| {label} | {r['flower_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['rounds'])} | {r['server_bytes'] / MB:.2f} | {link} |")
+        print(
+            f"| {label} | {r['flower_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['rounds'])} | "
+            f"{r['server_bytes'] / MB:.2f} | {link} |"
+        )
 
 
 if __name__ == "__main__":

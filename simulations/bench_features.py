@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from fedfer.backbone import load_frame_encoder
 from fedfer.config import FeatureConfig
-from fedfer.faces import CropSettings, open_detector, resolve_detector, track_faces
-from fedfer.features import extract_video_features
+from fedfer.data.backbone import load_frame_encoder
+from fedfer.data.extract import extract_video_features
+from fedfer.data.faces import CropSettings, open_detector, resolve_detector, track_faces
+from fedfer.data.video import read_video
 from fedfer.io import atomic_write_json
-from fedfer.video import read_video
 
-SAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "crema-d-samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "crema-d-samples"
 
 
 def timed_rate(fn, items_per_call: int, min_seconds: float, min_calls: int) -> dict[str, float]:
@@ -49,8 +49,8 @@ def bench_encoder(frames: np.ndarray, sizes: tuple[int, ...], batch: int, second
         for size in sizes:
             crops, _ = track_faces(iter(frames), detector, CropSettings(image_size=size))  # (T, S, S, 3)
             pool = np.concatenate([crops] * (batch // len(crops) + 1))[:batch]
-            batched = timed_rate(lambda: backbone.encode(pool, batch), batch, seconds, 3)
-            single = timed_rate(lambda: backbone.encode(pool[:1], 1), 1, seconds, 10)
+            batched = timed_rate(lambda pool=pool: backbone.encode(pool, batch), batch, seconds, 3)
+            single = timed_rate(lambda pool=pool: backbone.encode(pool[:1], 1), 1, seconds, 10)
             rows.append({"image_size": size, "batch": batch, "fps_batch": batched, "fps_single": single})
     return rows
 
@@ -60,7 +60,9 @@ def bench_detection(frames: np.ndarray, seconds: float) -> dict:
     rates = {}
     for kind, subset in (("mediapipe", frames), ("haar", frames[::8])):
         with open_detector(resolve_detector(kind)) as detector:
-            rates[kind] = timed_rate(lambda: [detector.detect(f) for f in subset], len(subset), seconds, 3)
+            rates[kind] = timed_rate(
+                lambda subset=subset: [detector.detect(f) for f in subset], len(subset), seconds, 3
+            )
     return {"frame_shape": list(frames.shape[1:]), "fps_mediapipe": rates["mediapipe"], "fps_haar": rates["haar"]}
 
 
@@ -80,7 +82,15 @@ def bench_end_to_end(videos: list[Path], copies: int, workers: int) -> dict:
         metas = [store.meta(c) for c in store.clip_ids()]
     frames = sum(m["frames"] for m in metas)
     rates = {m["clip_id"]: m["detection_rate"] for m in metas if m["clip_id"].startswith("copy0_")}
-    return {"clips": len(links), "frames": frames, "seconds": seconds, "clips_per_s": len(links) / seconds, "frames_per_s": frames / seconds, "workers": workers, "detection_rate": rates}
+    return {
+        "clips": len(links),
+        "frames": frames,
+        "seconds": seconds,
+        "clips_per_s": len(links) / seconds,
+        "frames_per_s": frames / seconds,
+        "workers": workers,
+        "detection_rate": rates,
+    }
 
 
 def fmt(rate: dict[str, float]) -> str:
@@ -106,21 +116,38 @@ def main() -> None:
     detection = bench_detection(frames, args.seconds)
     end_to_end = bench_end_to_end(videos, args.copies, args.workers)
 
-    print(f"\nf() = MobileNetV2 features + pooling, fp32, channels_last, {args.threads} threads ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)\n")
+    print(
+        f"\nf() = MobileNetV2 features + pooling, fp32, channels_last, {args.threads} threads "
+        f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)\n"
+    )
     print("frames/s: median call (fastest call)\n")
     print(f"| crop | f() batch {args.batch} | f() batch 1 |")
     print("|---|---|---|")
     for r in encoder:
         print(f"| {r['image_size']}×{r['image_size']} | {fmt(r['fps_batch'])} | {fmt(r['fps_single'])} |")
-    print(f"\n| face detection on {detection['frame_shape'][1]}×{detection['frame_shape'][0]} frames, 1 process | frames/s |")
+    print(
+        f"\n| face detection on {detection['frame_shape'][1]}×{detection['frame_shape'][0]} frames, "
+        "1 process | frames/s |"
+    )
     print("|---|---|")
     print(f"| MediaPipe BlazeFace short-range | {fmt(detection['fps_mediapipe'])} |")
     print(f"| OpenCV Haar cascade (fallback) | {fmt(detection['fps_haar'])} |")
     e = end_to_end
-    print(f"\nend to end (cold, {e['workers']} workers, 224×224): {e['clips']} clips, {e['frames']} frames in {e['seconds']:.1f} s = "
-          f"{e['clips_per_s']:.2f} clips/s, {e['frames_per_s']:.1f} frames/s; detection rate per clip {e['detection_rate']}")
+    print(
+        f"\nend to end (cold, {e['workers']} workers, 224×224): {e['clips']} clips, "
+        f"{e['frames']} frames in {e['seconds']:.1f} s = "
+        f"{e['clips_per_s']:.2f} clips/s, {e['frames_per_s']:.1f} frames/s; "
+        f"detection rate per clip {e['detection_rate']}"
+    )
 
-    record = {"threads": args.threads, "cpus": os.cpu_count(), "torch": torch.__version__, "encoder": encoder, "detection": detection, "end_to_end": end_to_end}
+    record = {
+        "threads": args.threads,
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "encoder": encoder,
+        "detection": detection,
+        "end_to_end": end_to_end,
+    }
     atomic_write_json(args.out, record)
     print(f"\nwrote {args.out}")
 

@@ -14,10 +14,10 @@ import json
 import time
 from pathlib import Path
 
-from fedfer.commands.evaluate import evaluate_prepared
 from fedfer.commands.run import add_world_arguments, options_from_args
+from fedfer.evaluation.central import evaluate_prepared
+from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json
-from fedfer.runner import central_stage
 
 
 def main() -> None:
@@ -32,17 +32,34 @@ def main() -> None:
         started = time.monotonic()
         prepared = central_stage(options)
         reports = evaluate_prepared(prepared, options, args.out.parent / f"study_central-{attempt}")
-        rows.append({"attempt": attempt, "seconds": time.monotonic() - started, **{k: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1, "uar": r.uar, "war": r.war} for k, r in reports.items()}})
-        if attempt + 1 < args.repeat:  # drop this seed's trained heads (not features, not other seeds') so the next attempt retrains
+        rows.append(
+            {
+                "attempt": attempt,
+                "seconds": time.monotonic() - started,
+                **{
+                    k: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1, "uar": r.uar, "war": r.war}
+                    for k, r in reports.items()
+                },
+            }
+        )
+        if (
+            attempt + 1 < args.repeat
+        ):  # drop this seed's trained heads (not features, not other seeds') so the next attempt retrains
             prepared.vfer.unlink()
             if options.ifer_checkpoint is None:
                 prepared.ifer.unlink()
     atomic_write_json(args.out, rows)
-    print("\n| attempt | g() stills macro F1 | v() macro F1 | v() micro F1 | frame-mean g() macro F1 | frame-mean g() micro F1 |")
+    print(
+        "\n| attempt | g() stills macro F1 | v() macro F1 | v() micro F1 "
+        "| frame-mean g() macro F1 | frame-mean g() micro F1 |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
         g = r.get("ifer_images", {}).get("macro_f1", float("nan"))
-        print(f"| {r['attempt']} | {100 * g:.1f} | {100 * r['vfer']['macro_f1']:.1f} | {100 * r['vfer']['micro_f1']:.1f} | {100 * r['ifer_frame_mean']['macro_f1']:.1f} | {100 * r['ifer_frame_mean']['micro_f1']:.1f} |")
+        print(
+            f"| {r['attempt']} | {100 * g:.1f} | {100 * r['vfer']['macro_f1']:.1f} | {100 * r['vfer']['micro_f1']:.1f} "
+            f"| {100 * r['ifer_frame_mean']['macro_f1']:.1f} | {100 * r['ifer_frame_mean']['micro_f1']:.1f} |"
+        )
     print(json.dumps({"written": str(args.out)}))
 
 

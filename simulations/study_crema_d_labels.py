@@ -17,8 +17,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from fedfer.datasets import task_classes
-from fedfer.datasets.crema_d import BrokenClipWarning, LabelStatistics, label_statistics, load_crema_d
+from fedfer.data.datasets import task_classes
+from fedfer.data.datasets.crema_d import (
+    BrokenClipWarning,
+    LabelStatistics,
+    label_statistics,
+    load_crema_d,
+)
 from fedfer.io import atomic_write_json
 
 SOURCES: tuple[str, ...] = ("intended", "face", "av")
@@ -31,28 +36,47 @@ def study(root: Path) -> list[dict]:
         for source in SOURCES:
             strict = _statistics(root, source, num_classes, "exclude")
             lenient = strict if source == "intended" else _statistics(root, source, num_classes, "intended")
-            rows.append({
-                "num_classes": num_classes,
-                "labels": source,
-                **strict.to_dict(),
-                "resolved_by_intended": strict.unlabelled - lenient.unlabelled,
-                "agreement_of_all": strict.agree_with_intended / strict.clips,
-                "agreement_of_labelled": strict.agree_with_intended / strict.labelled,
-                "neutral_share": strict.counts["NEU"] / strict.labelled,
-            })
+            rows.append(
+                {
+                    "num_classes": num_classes,
+                    "labels": source,
+                    **strict.to_dict(),
+                    "resolved_by_intended": strict.unlabelled - lenient.unlabelled,
+                    "agreement_of_all": strict.agree_with_intended / strict.clips,
+                    "agreement_of_labelled": strict.agree_with_intended / strict.labelled,
+                    "neutral_share": strict.counts["NEU"] / strict.labelled,
+                }
+            )
     return rows
 
 
 def markdown(rows: list[dict]) -> str:
     emotions = task_classes(6)
-    header = ["K", "labels", "clips", *emotions, "ties", "ties with intended", "= intended (all)",
-              "= intended (labelled)", "NEU share"]
+    header = [
+        "K",
+        "labels",
+        "clips",
+        *emotions,
+        "ties",
+        "ties with intended",
+        "= intended (all)",
+        "= intended (labelled)",
+        "NEU share",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         counts = [f"{r['counts'][e]:,}" if e in r["counts"] else "-" for e in emotions]
-        cells = [str(r["num_classes"]), r["labels"], f"{r['clips']:,}", *counts, f"{r['ties']:,}",
-                 f"{r['resolved_by_intended']:,}", f"{100 * r['agreement_of_all']:.1f}%",
-                 f"{100 * r['agreement_of_labelled']:.1f}%", f"{100 * r['neutral_share']:.1f}%"]
+        cells = [
+            str(r["num_classes"]),
+            r["labels"],
+            f"{r['clips']:,}",
+            *counts,
+            f"{r['ties']:,}",
+            f"{r['resolved_by_intended']:,}",
+            f"{100 * r['agreement_of_all']:.1f}%",
+            f"{100 * r['agreement_of_labelled']:.1f}%",
+            f"{100 * r['neutral_share']:.1f}%",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -76,10 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     first = rows[0]
     print(f"# CREMA-D label statistics: {args.root}\n")
-    print(f"{first['clips']:,} clips, {first['actors']} actors. Ties: clips whose top vote count is shared "
-          "(label None under the default ties='exclude'); 'ties with intended': those the 'intended' "
-          "policy would label. '= intended': labelled clips whose label is the acted emotion, as a share "
-          "of all clips of the task and of the labelled ones.\n")
+    print(
+        f"{first['clips']:,} clips, {first['actors']} actors. Ties: clips whose top vote count is shared "
+        "(label None under the default ties='exclude'); 'ties with intended': those the 'intended' "
+        "policy would label. '= intended': labelled clips whose label is the acted emotion, as a share "
+        "of all clips of the task and of the labelled ones.\n"
+    )
     print(markdown(rows))
     if args.out:
         atomic_write_json(args.out, {"root": str(args.root), "rows": rows})

@@ -26,15 +26,16 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from fedfer.checkpoint import load_head
 from fedfer.commands.run import add_world_arguments, options_from_args
 from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.evaluation.metrics import evaluate_predictions
+from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json, atomic_write_text
-from fedfer.metrics import evaluate_predictions
-from fedfer.personalize import personalize
-from fedfer.pseudo import clip_probabilities
-from fedfer.runner import central_stage
-from fedfer.train import LabelledSet, fit, predict_proba, train_head
+from fedfer.model.checkpoint import load_head
+from fedfer.model.inference import predict_proba
+from fedfer.model.personalize import personalize
+from fedfer.model.pseudo import clip_probabilities
+from fedfer.model.train import LabelledSet, fit, train_head
 
 BASE_MODELS = ("frame_mean_g", "central_v", "pseudo_v")
 
@@ -62,7 +63,11 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, s
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    model = make_pipeline(StandardScaler(), PCA(128, random_state=seed), LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced"))
+    model = make_pipeline(
+        StandardScaler(),
+        PCA(128, random_state=seed),
+        LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced"),
+    )
     return model.fit(train_x, train_y).predict(test_x)
 
 
@@ -83,18 +88,32 @@ def frames_vs_sequence(prepared, central: nn.Module, epochs: int, seed: int) -> 
 
     def frames(clips: LabelledSet) -> LabelledSet:
         """Every frame, labelled with its clip's label."""
-        return LabelledSet(np.concatenate(clips.inputs), np.concatenate([[label] * len(f) for label, f in zip(clips.labels, clips.inputs)]))
+        return LabelledSet(
+            np.concatenate(clips.inputs),
+            np.concatenate([[label] * len(f) for label, f in zip(clips.labels, clips.inputs)]),
+        )
 
     def relative(clips: LabelledSet) -> LabelledSet:
         return LabelledSet([relative_to_start(f) for f in clips.inputs], clips.labels)
 
-    frame_model, _ = train_head(frames(train), frames(dev), TrainConfig(stage="ifer", num_classes=len(classes), epochs=epochs, batch_size=256, seed=seed), progress=False)
-    relative_v, _ = train_head(relative(train), relative(dev), TrainConfig(stage="vfer", num_classes=len(classes), seed=seed), progress=False)
+    frame_model, _ = train_head(
+        frames(train),
+        frames(dev),
+        TrainConfig(stage="ifer", num_classes=len(classes), epochs=epochs, batch_size=256, seed=seed),
+        progress=False,
+    )
+    relative_v, _ = train_head(
+        relative(train), relative(dev), TrainConfig(stage="vfer", num_classes=len(classes), seed=seed), progress=False
+    )
     train_x, train_y, x, y = train.inputs, train.labels, test.inputs, test.labels
     predictions = {
         "frames: per-frame classifier, clip mean": clip_probabilities(frame_model, x).argmax(1),
-        "frames: linear on the clip's mean frame": linear_probe(np.stack([f.mean(0) for f in train_x]), train_y, np.stack([f.mean(0) for f in x]), seed),
-        "order: linear on mean + change from start": linear_probe(np.stack([mean_and_change(f) for f in train_x]), train_y, np.stack([mean_and_change(f) for f in x]), seed),
+        "frames: linear on the clip's mean frame": linear_probe(
+            np.stack([f.mean(0) for f in train_x]), train_y, np.stack([f.mean(0) for f in x]), seed
+        ),
+        "order: linear on mean + change from start": linear_probe(
+            np.stack([mean_and_change(f) for f in train_x]), train_y, np.stack([mean_and_change(f) for f in x]), seed
+        ),
         "order: sequence model v()": predict_proba(central, x).argmax(1),
         "order: v() on frames relative to the clip's start": predict_proba(relative_v, relative(test).inputs).argmax(1),
     }
@@ -117,8 +136,16 @@ def main() -> None:
     add_world_arguments(parser)
     parser.add_argument("--max-per-class", "-P", type=int, default=PersonalizeConfig().max_per_class)
     parser.add_argument("--p-threshold", type=float, default=PersonalizeConfig().p_threshold)
-    parser.add_argument("--oracle-epochs", type=int, nargs="+", default=[2, 10], help="fine-tuning epochs of each oracle (default: 2, the method's budget, and 10)")
-    parser.add_argument("--frame-epochs", type=int, default=10, help="epochs of the per-frame video classifier (default: 10)")
+    parser.add_argument(
+        "--oracle-epochs",
+        type=int,
+        nargs="+",
+        default=[2, 10],
+        help="fine-tuning epochs of each oracle (default: 2, the method's budget, and 10)",
+    )
+    parser.add_argument(
+        "--frame-epochs", type=int, default=10, help="epochs of the per-frame video classifier (default: 10)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/study_personalization"))
     args = parser.parse_args()
     options = options_from_args(args)
@@ -130,8 +157,18 @@ def main() -> None:
     g, _ = load_head(prepared.ifer, stage="ifer", classes=classes)
     rng = np.random.default_rng(args.seed)
     personal_config = PersonalizeConfig(max_per_class=args.max_per_class, p_threshold=args.p_threshold, seed=args.seed)
-    oracles = {f"oracle_v_{e}ep": TrainConfig(stage="vfer", num_classes=k, epochs=e, lr=personal_config.lr, batch_size=personal_config.batch_size, class_weighted=False, seed=args.seed)
-               for e in args.oracle_epochs}
+    oracles = {
+        f"oracle_v_{e}ep": TrainConfig(
+            stage="vfer",
+            num_classes=k,
+            epochs=e,
+            lr=personal_config.lr,
+            batch_size=personal_config.batch_size,
+            class_weighted=False,
+            seed=args.seed,
+        )
+        for e in args.oracle_epochs
+    }
     ceiling = f"oracle_v_{max(args.oracle_epochs)}ep"
 
     pooled = {m: ([], []) for m in (*BASE_MODELS, *oracles)}
@@ -171,23 +208,50 @@ def main() -> None:
         "pooled": {m: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1} for m, r in reports.items()},
         "frames_vs_sequence": frames_seq,
         "per_actor": per_actor,
-        "pseudo_labels": {"selected_per_class": dict(zip(classes, selected.tolist())), "precision_per_class": {c: (float(pseudo_cm[i, i] / selected[i]) if selected[i] else None) for i, c in enumerate(classes)}, "accuracy": float(np.trace(pseudo_cm) / max(1, selected.sum()))},
+        "pseudo_labels": {
+            "selected_per_class": dict(zip(classes, selected.tolist())),
+            "precision_per_class": {
+                c: (float(pseudo_cm[i, i] / selected[i]) if selected[i] else None) for i, c in enumerate(classes)
+            },
+            "accuracy": float(np.trace(pseudo_cm) / max(1, selected.sum())),
+        },
     }
-    lines = ["# Personalization study", "", f"world {summary['world']}, {len(per_actor)} test actors, P={args.max_per_class}, threshold={args.p_threshold}", "",
-             "| model (evaluation halves, pooled) | macro F1 | micro F1 |", "|---|---|---|"]
+    lines = [
+        "# Personalization study",
+        "",
+        f"world {summary['world']}, {len(per_actor)} test actors, P={args.max_per_class}, threshold={args.p_threshold}",
+        "",
+        "| model (evaluation halves, pooled) | macro F1 | micro F1 |",
+        "|---|---|---|",
+    ]
     lines += [f"| {m} | {100 * r.macro_f1:.1f} | {100 * r.micro_f1:.1f} |" for m, r in reports.items()]
     lines += ["", "| frames alone vs sequence (all test clips) | macro F1 | micro F1 |", "|---|---|---|"]
     lines += [f"| {m} | {100 * r['macro_f1']:.1f} | {100 * r['micro_f1']:.1f} |" for m, r in frames_seq.items()]
     lines += [""]
     for name in oracles:
         gaps = np.array([r[name] - r["central_v"] for r in per_actor])
-        lines.append(f"{name} − central accuracy per actor: mean {100 * gaps.mean():+.1f}, {int((gaps > 0).sum())} of {len(gaps)} actors gain, {int((gaps < 0).sum())} lose")
+        lines.append(
+            f"{name} − central accuracy per actor: mean {100 * gaps.mean():+.1f}, "
+            f"{int((gaps > 0).sum())} of {len(gaps)} actors gain, {int((gaps < 0).sum())} lose"
+        )
     gains = np.array([r["pseudo_v"] - r["central_v"] for r in per_actor])
-    lines += [f"pseudo − central accuracy per actor: mean {100 * gains.mean():+.1f}, {int((gains > 0).sum())} improve, {int((gains == 0).sum())} unchanged, {int((gains < 0).sum())} worse",
-              f"pseudo-label accuracy on adaptation halves: {100 * summary['pseudo_labels']['accuracy']:.1f}% of {int(selected.sum())} selected", "",
-              f"| actor | eval clips | selected | frame-mean g | central v | pseudo v | {' | '.join(oracles)} | gap to {ceiling} |", "|---" * (7 + len(oracles)) + "|"]
-    lines += [f"| {r['actor']} | {r['evaluate']} | {r['selected']} | {100 * r['frame_mean_g']:.0f} | {100 * r['central_v']:.0f} | {100 * r['pseudo_v']:.0f} | "
-              + " | ".join(f"{100 * r[name]:.0f}" for name in oracles) + f" | {100 * (r[ceiling] - r['central_v']):+.0f} |" for r in per_actor]
+    lines += [
+        f"pseudo − central accuracy per actor: mean {100 * gains.mean():+.1f}, {int((gains > 0).sum())} improve, "
+        f"{int((gains == 0).sum())} unchanged, {int((gains < 0).sum())} worse",
+        f"pseudo-label accuracy on adaptation halves: {100 * summary['pseudo_labels']['accuracy']:.1f}% "
+        f"of {int(selected.sum())} selected",
+        "",
+        f"| actor | eval clips | selected | frame-mean g | central v | pseudo v | {' | '.join(oracles)} "
+        f"| gap to {ceiling} |",
+        "|---" * (7 + len(oracles)) + "|",
+    ]
+    lines += [
+        f"| {r['actor']} | {r['evaluate']} | {r['selected']} | {100 * r['frame_mean_g']:.0f} "
+        f"| {100 * r['central_v']:.0f} | {100 * r['pseudo_v']:.0f} | "
+        + " | ".join(f"{100 * r[name]:.0f}" for name in oracles)
+        + f" | {100 * (r[ceiling] - r['central_v']):+.0f} |"
+        for r in per_actor
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "summary.json", summary)
     atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
+DATA = REPO / "tests" / "data"  # real CREMA-D fixtures (ODbL/DbCL, see tests/data/crema-d/LICENSE.txt)
 
 # Model files (face detector, offline backbone) are fetched once into the repo-local, git-ignored
 # .fedfer/ and reused by later test runs; set FEDFER_HOME to share a cache between checkouts.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fedfer.datasets import EMOTIONS_4, EMOTIONS_6
-from fedfer.datasets.affectnet import LISTS_DIR, load_affectnet, read_list
+from fedfer.data.datasets import EMOTIONS_4, EMOTIONS_6
+from fedfer.data.datasets.affectnet import LISTS_DIR, load_affectnet, read_list
 
 
 def test_reads_the_synthetic_corpus_and_drops_classes_outside_the_task(tiny_world: Path) -> None:
@@ -29,7 +29,9 @@ def test_protocol_caps_classes_splits_80_20_and_tests_on_validation(tiny_world: 
     per_class = Counter(im.label for im in splits.train + splits.dev)
     assert max(per_class.values()) <= 20
     assert abs(len(splits.dev) / (len(splits.train) + len(splits.dev)) - 0.2) < 0.05
-    assert Counter(EMOTIONS_6[im.label] for im in splits.test) == {e: 10 for e in EMOTIONS_6}  # balanced, header-less list
+    assert Counter(EMOTIONS_6[im.label] for im in splits.test) == {
+        e: 10 for e in EMOTIONS_6
+    }  # balanced, header-less list
     again = load_affectnet(tiny_world / "affectnet", num_classes=6, max_per_class=20, seed=1)
     assert [im.path for im in again.train] == [im.path for im in splits.train]
 
@@ -42,7 +44,9 @@ def test_missing_list_names_the_file(tmp_path: Path) -> None:
 def test_missing_column_is_named(tmp_path: Path) -> None:
     lists = tmp_path / LISTS_DIR
     lists.mkdir()
-    (lists / "training.csv").write_text("subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,valence,arousal\n")
+    (lists / "training.csv").write_text(
+        "subDirectory_filePath,face_x,face_y,face_width,face_height,facial_landmarks,valence,arousal\n"
+    )
     with pytest.raises(ValueError, match="expression"):
         read_list(tmp_path, "training")
 

@@ -10,15 +10,20 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import DATA
 from torch import nn
 
-from conftest import SHARED
-
-from fedfer import assets
-from fedfer.assets import AssetError, cached_asset, face_detector_model, obtain_face_detector, obtain_offline_backbone
-from fedfer.backbone import IMAGENET_MEAN, load_frame_encoder, use_keras_padding
-from fedfer.faces import square_crop
-from fedfer.video import read_video
+from fedfer.data import assets
+from fedfer.data.assets import (
+    AssetError,
+    cached_asset,
+    face_detector_model,
+    obtain_face_detector,
+    obtain_offline_backbone,
+)
+from fedfer.data.backbone import IMAGENET_MEAN, load_frame_encoder, use_keras_padding
+from fedfer.data.faces import square_crop
+from fedfer.data.video import read_video
 
 
 def test_face_detector_is_the_verified_blazeface_file_and_is_cached() -> None:
@@ -41,7 +46,11 @@ def test_explicit_detector_path_that_does_not_exist_is_named(tmp_path: Path) -> 
 def test_unreachable_sources_give_the_remedy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FEDFER_HOME", str(tmp_path))
     monkeypatch.setattr(assets, "_download_face_detector", lambda: None)
-    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "ERROR: No matching distribution found"))
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda *a, **k: subprocess.CompletedProcess(a, 1, "", "ERROR: No matching distribution found"),
+    )
 
     with pytest.raises(AssetError) as info:
         face_detector_model()
@@ -89,7 +98,7 @@ def test_keras_padding_puts_the_odd_pixel_after(size: int, pads: tuple[int, int,
 
 def test_offline_features_put_two_frames_of_a_face_closer_than_noise() -> None:
     backbone = load_frame_encoder("offline")
-    frames = read_video(SHARED / "data" / "crema-d-samples" / "1001_DFA_NEU_XX.flv", frame_step=20).frames[:2]
+    frames = read_video(DATA / "crema-d-samples" / "1001_DFA_NEU_XX.flv", frame_step=20).frames[:2]
     faces = np.stack([square_crop(f, (168, 101, 104, 104), 0.2, 112) for f in frames])
     noise = np.random.default_rng(0).integers(0, 256, (1, 112, 112, 3), dtype=np.uint8)
 
@@ -130,7 +139,9 @@ def test_imagenet_without_network_names_the_checkpoint_file(tmp_path: Path, monk
     def offline(url: str, *args: object, **kwargs: object) -> None:
         raise urllib.error.URLError("no network")
 
-    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)  # deterministic even where the internet is reachable
+    monkeypatch.setattr(
+        torch.hub, "download_url_to_file", offline
+    )  # deterministic even where the internet is reachable
 
     with pytest.raises(AssetError) as info:
         load_frame_encoder("imagenet")

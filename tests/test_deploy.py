@@ -15,17 +15,19 @@ import pytest
 import torch
 import yaml
 from conftest import REPO
-from fake_run import build_fake_run
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import load_ssh_private_key, load_ssh_public_key
+from cryptography.hazmat.primitives.serialization import (
+    load_ssh_private_key,
+    load_ssh_public_key,
+)
 from flwr.common.config import parse_config_args
 
-from fedfer import deploy, runner
-from fedfer.certs import Credentials, make_credentials
-from fedfer.checkpoint import load_head
-from fedfer.client import read_subjects_file
-from fedfer.flower_runtime import ProcessGroup, write_run_config
-from fedfer.subject import load_subject
+from fedfer.experiment import deploy, simulate
+from fedfer.federation.certs import Credentials, make_credentials
+from fedfer.federation.runtime import ProcessGroup, write_run_config
+from fedfer.federation.subject import load_subject, read_subjects_file
+from fedfer.model.checkpoint import load_head
+from fedfer.testing import build_fake_run
 
 
 class StartedProcesses:
@@ -88,10 +90,16 @@ def test_deployment_with_tls_and_node_auth_completes_and_stops_every_process(dep
     assert started.leftovers(run_dir) == []
 
 
-def test_unregistered_supernode_is_refused_and_stopped(prepared: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unregistered_supernode_is_refused_and_stopped(
+    prepared: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     started = StartedProcesses(monkeypatch)
     real_register = deploy.register_supernode
-    monkeypatch.setattr(deploy, "register_supernode", lambda key, env, log: None if key.name == "node-2.key.pub" else real_register(key, env, log))
+    monkeypatch.setattr(
+        deploy,
+        "register_supernode",
+        lambda key, env, log: None if key.name == "node-2.key.pub" else real_register(key, env, log),
+    )
 
     with pytest.raises(RuntimeError, match="supernode-2 exited"):
         deploy.deploy_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
@@ -105,7 +113,7 @@ def test_unregistered_supernode_is_refused_and_stopped(prepared: dict, tmp_path:
 def test_deployment_matches_simulation(deployed, prepared: dict, tmp_path: Path) -> None:
     deployed_dir, _, _ = deployed
 
-    runner.simulate_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
+    simulate.simulate_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
 
     simulated = load_head(tmp_path / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
     federated = load_head(deployed_dir / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
@@ -124,19 +132,34 @@ def test_compose_runs_the_launchers_commands() -> None:
     in_container = Credentials(Path("/certs"))
 
     assert set(services) == {"superlink", *nodes} and len(nodes) >= 3
-    assert services["superlink"]["command"] == deploy.superlink_command(host="0.0.0.0", port=9093, database="/state/state.db", credentials=in_container)
+    assert services["superlink"]["command"] == deploy.superlink_command(
+        host="0.0.0.0", port=9093, database="/state/state.db", credentials=in_container
+    )
     for index, name in enumerate(nodes):
         service = services[name]
         data_dir, ifer = f"/data/{deploy.BUNDLE_SUBJECT}", f"/data/{deploy.BUNDLE_IFER}"
-        assert service["command"] == deploy.supernode_command(superlink="superlink:9093", port=9094, node_config=deploy.node_config(index, data_dir, ifer), credentials=in_container, index=index)
+        assert service["command"] == deploy.supernode_command(
+            superlink="superlink:9093",
+            port=9094,
+            node_config=deploy.node_config(index, data_dir, ifer),
+            credentials=in_container,
+            index=index,
+        )
         assert f"./nodes/node-{index}:/data" in service["volumes"]
-        assert f"./certs/{in_container.node_key(index).relative_to('/certs')}:{in_container.node_key(index)}:ro" in service["volumes"]
+        assert (
+            f"./certs/{in_container.node_key(index).relative_to('/certs')}:{in_container.node_key(index)}:ro"
+            in service["volumes"]
+        )
 
 
 def test_node_config_reaches_the_client_as_written(tmp_path: Path) -> None:
     config = deploy.node_config(4, tmp_path / "a dir" / "subject", r"C:\models\g.pt")
 
-    assert parse_config_args([config]) == {"partition-id": 4, "data-dir": str(tmp_path / "a dir" / "subject"), "ifer-checkpoint": r"C:\models\g.pt"}
+    assert parse_config_args([config]) == {
+        "partition-id": 4,
+        "data-dir": str(tmp_path / "a dir" / "subject"),
+        "ifer-checkpoint": r"C:\models\g.pt",
+    }
     with pytest.raises(ValueError, match="single quote"):
         deploy.node_config(0, "/data/o'brien", "/g.pt")
 
@@ -166,5 +189,7 @@ def test_exported_node_bundle_holds_the_subject_and_g(prepared: dict, tmp_path: 
     assert [b.name for b in bundles] == ["node-0", "node-1", "node-2"]
     assert exported.clip_ids == original.clip_ids
     assert all((a == b).all() for a, b in zip(exported.features, original.features))
-    assert len(list((bundles[1] / deploy.BUNDLE_SUBJECT / "features").iterdir())) == len(original.clip_ids)  # its clips only
+    assert len(list((bundles[1] / deploy.BUNDLE_SUBJECT / "features").iterdir())) == len(
+        original.clip_ids
+    )  # its clips only
     load_head(bundles[1] / deploy.BUNDLE_IFER, stage="ifer")

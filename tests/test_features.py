@@ -9,15 +9,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from conftest import SHARED
+from conftest import DATA
 from test_video_faces import write_video
-from fedfer.backbone import Backbone
-from fedfer.config import FeatureConfig
-from fedfer.features import SUMMARY_FILE, FeatureStore, extract_image_features, extract_video_features
-from fedfer.video import read_video
 
-SAMPLES = sorted((SHARED / "data" / "crema-d-samples").glob("*.flv"))
+from fedfer.config import FeatureConfig
+from fedfer.data.backbone import Backbone
+from fedfer.data.datasets.crema_d import speaker_of
+from fedfer.data.extract import (
+    SUMMARY_FILE,
+    extract_image_features,
+    extract_video_features,
+)
+from fedfer.data.store import FeatureStore
+from fedfer.data.video import read_video
+
+SAMPLES = sorted((DATA / "crema-d-samples").glob("*.flv"))
 FAST = FeatureConfig(image_size=112, frame_step=6, workers=0)  # small enough for 2 shared cores
 
 
@@ -52,7 +58,7 @@ def spy(monkeypatch: pytest.MonkeyPatch) -> EncodeSpy:
 def test_crema_d_clips_become_float16_frame_features_with_metadata(tmp_path: Path) -> None:
     config = FeatureConfig(frame_step=2, workers=2)  # 224×224 crops, worker processes as in production
 
-    store = extract_video_features(SHARED / "data" / "crema-d-samples", tmp_path, config, progress=False)
+    store = extract_video_features(DATA / "crema-d-samples", tmp_path, config, progress=False, speaker_of=speaker_of)
 
     assert store.clip_ids() == [p.stem for p in SAMPLES]
     for path in SAMPLES:
@@ -91,7 +97,9 @@ def test_changed_settings_recompute_every_clip(tmp_path: Path, spy: EncodeSpy) -
 
     extract_video_features(SAMPLES[:2], tmp_path, FAST, progress=False)  # same settings: nothing to do
     assert spy.calls == 2
-    extract_video_features(SAMPLES[:2], tmp_path, FeatureConfig(image_size=112, frame_step=6, workers=0, margin=0.4), progress=False)
+    extract_video_features(
+        SAMPLES[:2], tmp_path, FeatureConfig(image_size=112, frame_step=6, workers=0, margin=0.4), progress=False
+    )
 
     after = {c: FeatureStore(tmp_path).meta(c)["fingerprint"] for c in before}
     assert spy.calls == 4
@@ -111,7 +119,9 @@ def test_bad_videos_are_recorded_skips_and_the_good_one_is_kept(tmp_path: Path) 
 
     rows = summary(out)
     assert store.clip_ids() == [SAMPLES[0].stem] and rows[SAMPLES[0].stem]["status"] == "ok"
-    assert {k: rows[k]["status"] for k in ("missing", "junk", "empty", "wall")} == dict.fromkeys(("missing", "junk", "empty", "wall"), "skipped")
+    assert {k: rows[k]["status"] for k in ("missing", "junk", "empty", "wall")} == dict.fromkeys(
+        ("missing", "junk", "empty", "wall"), "skipped"
+    )
     assert "missing.flv" in rows["missing"]["reason"] and "does not exist" in rows["missing"]["reason"]
     assert "junk.mp4" in rows["junk"]["reason"]
     assert "empty.avi" in rows["empty"]["reason"] and "no decodable frame" in rows["empty"]["reason"]
@@ -136,7 +146,9 @@ def test_image_features_crop_given_boxes_detect_otherwise_and_resume(tmp_path: P
     assert spy.calls == 1  # only the second chunk was left
     assert features.shape == (4, 1280) and features.dtype == np.float16
     assert np.isfinite(features[[0, 2]]).all() and np.isnan(features[[1, 3]]).all()
-    cosine = float(features[0].astype(np.float32) @ features[2] / np.linalg.norm(features[0]) / np.linalg.norm(features[2]))
+    cosine = float(
+        features[0].astype(np.float32) @ features[2] / np.linalg.norm(features[0]) / np.linalg.norm(features[2])
+    )
     assert cosine > 0.9  # the given box and BlazeFace's box cut the same face
     assert not (tmp_path / ".images.npz.parts").exists()
     again = extract_image_features(items, out, config, chunk_size=2, progress=False)

@@ -3,17 +3,23 @@
 import dataclasses
 import hashlib
 import json
+import os
+import signal
+import subprocess
 from pathlib import Path
 
 import pytest
 import torch
 
-from fedfer.assets import obtain_offline_backbone
-from fedfer.checkpoint import load_head
-from fedfer.config import PersonalizeConfig, TrainConfig
-from fedfer.exchange import v_state, weighted_mean
-from fedfer.pipeline import Task
-from fedfer.runner import RunOptions, prepare_run, simulate
+from fedfer import cli
+from fedfer.config import FederationConfig, PersonalizeConfig, RunOptions, Task, TrainConfig
+from fedfer.data.assets import obtain_offline_backbone
+from fedfer.experiment.central import central_stage
+from fedfer.experiment.prepare import prepare_run
+from fedfer.experiment.simulate import simulate
+from fedfer.federation.protocol import v_state, weighted_mean
+from fedfer.federation.runtime import free_port
+from fedfer.model.checkpoint import load_head
 from fedfer.synth.presets import WORLD_VERSION
 
 
@@ -37,8 +43,6 @@ def federated_run(tmp_path_factory, tiny_world):
         ifer=TrainConfig(stage="ifer", epochs=8),
         vfer=TrainConfig(stage="vfer", epochs=6),
     )
-    from fedfer.runner import central_stage
-
     prepared = central_stage(options)  # everything before the federation, to fingerprint it
     frozen = {
         "f": sha256(obtain_offline_backbone().path),
@@ -69,13 +73,15 @@ def test_a_new_run_does_not_keep_an_earlier_runs_personal_models(federated_run, 
     stale = tmp_path / options.run_name / "subjects" / sorted(prepared.split["test"])[0] / "personal" / "v.pt"
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"an earlier run's personal model")
-    _, run_dir, subjects = prepare_run(options)
-    assert (run_dir / "subjects" / subjects[0] / "subject.json").is_file()
+    run = prepare_run(options).run
+    assert (run.subject(prepared_subjects := sorted(prepared.split["test"])[0]) / "subject.json").is_file(), (
+        prepared_subjects
+    )
     assert not stale.exists()
 
 
 def test_aggregate_is_the_weighted_mean_of_what_clients_returned(federated_run) -> None:
-    _, prepared, run_dir, _ = federated_run
+    _, _prepared, run_dir, _ = federated_run
     rounds = json.loads((run_dir / "server" / "rounds.json").read_text())
     subjects = json.loads((run_dir / "subjects.json").read_text())
     last = rounds[-1]
@@ -114,3 +120,59 @@ def test_bytes_per_client_match_the_size_of_v(federated_run) -> None:
         assert set(r["bytes_up"]) == {s["subject"] for s in summary["per_subject"]}
         for size in [*r["bytes_up"].values(), *r["bytes_down"].values()]:
             assert v_bytes < size < 1.02 * v_bytes  # v() plus message framing, nothing else
+
+
+def processes_mentioning(marker: str) -> list[int]:
+    """PIDs of live processes whose command line contains `marker`."""
+    pids = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if marker in cmdline.read_bytes().decode(errors="replace"):
+                pids.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_the_flower_native_route_gives_the_results_of_fedfer_run(federated_run, tmp_path: Path, capsys) -> None:
+    """`fedfer prepare` prints a `flwr run .` line; running it (Flower starts its own local
+    SuperLink) yields the same central v() and the same report as `fedfer run` with those options."""
+    options, _, run_dir, _ = federated_run
+    flags = ["--world", "tiny", "--workspace", str(options.workspace), "--results", str(tmp_path / "results")]
+    flags += ["--clients", "3", "--rounds", "2", "--image-size", str(options.features.image_size), "--seed", "0"]
+    flags += ["-P", "5", "--p-threshold", "0.3", "--ifer-epochs", "8", "--vfer-epochs", "6"]
+    assert cli.main(["prepare", *flags]) == 0
+    line = next(ln.strip() for ln in capsys.readouterr().out.splitlines() if " flwr run . " in ln)
+    home = tmp_path / "flwr-home"
+    env = {**os.environ, "FLWR_HOME": str(home)}
+    env["FLWR_LOCAL_SUPERLINK_HTTP_API_PORT"], env["FLWR_LOCAL_CONTROL_API_PORT"] = str(free_port()), str(free_port())
+    try:
+        result = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=600)
+    finally:
+        for pid in processes_mentioning(str(home)):  # Flower leaves its local SuperLink running
+            os.kill(pid, signal.SIGKILL)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+    native = tmp_path / "results" / options.run_name
+    simulated, flower = (json.loads((d / "summary.json").read_text()) for d in (run_dir, native))
+    for key in ("central_before", "personalized", "central_after"):
+        assert flower[key]["confusion"] == simulated[key]["confusion"]
+    ours = load_head(native / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
+    theirs = load_head(run_dir / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
+    for key, tensor in ours.items():
+        torch.testing.assert_close(tensor, theirs[key], rtol=1e-4, atol=1e-5)
+
+
+def test_the_server_app_names_the_command_that_prepares_a_run() -> None:
+    with pytest.raises(ValueError, match="fedfer prepare"):
+        FederationConfig.from_run_config({}).check_prepared()
+
+
+def test_table_2_comes_from_the_round_1_personalization(federated_run) -> None:
+    """The paper's personalized models start from the central model: round 1's, not the last round's."""
+    _, _, run_dir, _ = federated_run
+    rounds = json.loads((run_dir / "server" / "rounds.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    first = [c["evaluate"]["cm-personal"] for c in rounds[0]["clients"].values()]
+    assert summary["personalized"]["confusion"] == torch.tensor(first).sum(0).reshape(6, 6).tolist()
+    assert "personalized_round_2" in summary

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from fedfer.evaluation.metrics import (
+    evaluate_predictions,
+    markdown_table,
+    plot_confusion,
+)
 from fedfer.io import atomic_write_json
-from fedfer.metrics import evaluate_predictions, markdown_table, plot_confusion
 
 CLASSES = ("ANG", "HAP", "NEU", "SAD")
 # NEU (2) is never predicted; SAD (3) never occurs in the truth.
@@ -59,7 +63,13 @@ def test_markdown_table_has_class_and_mean_rows_beside_the_paper(report) -> None
     assert lines[0].startswith("| Emotion | P Before [%] | P Before paper [%] | P After [%] |")
     assert lines[2] == "| Anger | 50.0 | 45.5 | 50.0 | 66.7 | 60.4 | 66.7 | 57.1 | 51.9 | 57.1 |"
     assert [line.split(" | ")[0] for line in lines[2:]] == [
-        "| Anger", "| Happiness", "| Neutral", "| Sadness", "| Macro mean", "| Micro mean", "| Weighted mean"
+        "| Anger",
+        "| Happiness",
+        "| Neutral",
+        "| Sadness",
+        "| Macro mean",
+        "| Micro mean",
+        "| Weighted mean",
     ]
     assert lines[6].startswith("| Macro mean | 37.5 | - |")
 

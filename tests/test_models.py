@@ -1,8 +1,18 @@
 """f(), g(), v(): sizes as in the paper, and padding that never changes v()'s answer."""
 
+import pytest
 import torch
 
-from fedfer.models import FrameEncoder, IFERHead, VFERHead, pad_sequences, parameter_table
+from fedfer.config import BATCHNORM_CHOICES
+from fedfer.model.heads import (
+    BATCHNORM,
+    FrameEncoder,
+    IFERHead,
+    VFERHead,
+    batchnorm_style,
+    pad_sequences,
+    parameter_table,
+)
 
 
 def test_parameter_counts_match_the_paper() -> None:
@@ -56,3 +66,26 @@ def test_ifer_head_scores_frames_of_a_clip() -> None:
     g = IFERHead(4).eval()
     assert g(torch.randn(7, 1280)).shape == (7, 4)
 
+
+def test_batchnorm_follows_keras_by_default_and_torch_on_request() -> None:
+    """The paper's Keras BatchNorm keeps 99% of its running statistics per step (eps 1e-3)."""
+    for head in (IFERHead(6), VFERHead(6)):
+        layers = [m for m in head.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+        assert layers and all((m.momentum, m.eps) == (0.01, 1e-3) for m in layers)
+        assert batchnorm_style(head) == "keras"
+    torch_head = VFERHead(6, batchnorm_style="torch")
+    assert batchnorm_style(torch_head) == "torch"
+    assert all((m.momentum, m.eps) == (0.1, 1e-5) for m in torch_head.modules() if isinstance(m, torch.nn.BatchNorm1d))
+    assert set(BATCHNORM) == set(BATCHNORM_CHOICES)
+
+
+def test_keras_statistics_move_far_less_on_a_clients_few_steps() -> None:
+    """16 training steps on a subject's clips: PyTorch's running mean ends about 81% of the way to the
+    subject's own mean, Keras' about 15% (1 - 0.9**16 and 1 - 0.99**16)."""
+    shift = 5.0
+    for style, expected in (("torch", 1 - 0.9**16), ("keras", 1 - 0.99**16)):
+        head = IFERHead(4, batchnorm_style=style).train()
+        for _ in range(16):
+            head(torch.randn(32, 1280) + shift)
+        moved = head.net[0].running_mean.mean().item() / shift
+        assert moved == pytest.approx(expected, abs=0.03), style

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from fedfer.datasets.msp_improv import gender_of, load_msp_improv
+from fedfer.data.datasets.msp_improv import gender_of, load_msp_improv
 
 
 def test_reads_the_synthetic_corpus(tiny_world: Path) -> None:
@@ -34,7 +34,9 @@ def test_bad_clip_name_is_reported(tmp_path: Path) -> None:
 
 
 def test_missing_videos_are_reported_unless_labels_only(tmp_path: Path) -> None:
-    (tmp_path / "Evalution.txt").write_text("UTD-IMPROV-S01A-F01-R-FM01.avi; A; A:3.0; V:2.0; D:3.0;\nrater01; Angry; A:3.0; V:2.0; D:3.0;\n")
+    (tmp_path / "Evalution.txt").write_text(
+        "UTD-IMPROV-S01A-F01-R-FM01.avi; A; A:3.0; V:2.0; D:3.0;\nrater01; Angry; A:3.0; V:2.0; D:3.0;\n"
+    )
     with pytest.raises(FileNotFoundError, match="require_video=False"):
         load_msp_improv(tmp_path)
     (clip,) = load_msp_improv(tmp_path, require_video=False)

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from fedfer.config import PersonalizeConfig, TrainConfig
-from fedfer.exchange import load_v_state, v_state, weighted_mean
-from fedfer.models import IFERHead, VFERHead
-from fedfer.personalize import personalize
-from fedfer.pseudo import clip_probabilities, select_pseudo_labels
-from fedfer.train import LabelledSet, train_head
+from fedfer.federation.protocol import load_v_state, v_state, weighted_mean
+from fedfer.model.heads import IFERHead, VFERHead
+from fedfer.model.personalize import personalize
+from fedfer.model.pseudo import clip_probabilities, select_pseudo_labels
+from fedfer.model.train import LabelledSet, train_head
 
 
 def test_selection_keeps_the_most_confident_per_class_above_threshold() -> None:
@@ -51,7 +51,12 @@ def test_personalization_changes_v_only() -> None:
     directions = rng.normal(size=(3, 1280))
     labels = np.arange(30) % 3
     clips = [np.abs(directions[y] + 0.5 * rng.normal(size=(6, 1280))).astype(np.float16) for y in labels]
-    g, _ = train_head(LabelledSet(np.concatenate(clips), np.repeat(labels, 6)), None, TrainConfig(stage="ifer", num_classes=3, epochs=3), progress=False)
+    g, _ = train_head(
+        LabelledSet(np.concatenate(clips), np.repeat(labels, 6)),
+        None,
+        TrainConfig(stage="ifer", num_classes=3, epochs=3),
+        progress=False,
+    )
     v = VFERHead(3)
     g_before, v_before = digest(g), digest(v)
     result = personalize(v, g, clips, PersonalizeConfig(max_per_class=5, p_threshold=0.5, epochs=2))
@@ -86,11 +91,11 @@ def test_weighted_mean_weights_by_count() -> None:
 def test_a_subject_is_evaluated_with_its_personal_model_of_this_run_only(tmp_path) -> None:
     """A subject left out of a round's training is scored with its personal v() only if this run
     made it; one left on its disk by an earlier run (a lab node kept between runs) is not used."""
-    from fedfer.checkpoint import HeadCard, save_head
-    from fedfer.client import SubjectClient
-    from fedfer.evaluation import confusion
-    from fedfer.features import FeatureStore
-    from fedfer.subject import write_subject
+    from fedfer.data.store import FeatureStore
+    from fedfer.federation.client import SubjectClient
+    from fedfer.federation.subject import write_subject
+    from fedfer.model.checkpoint import HeadCard, save_head
+    from fedfer.model.inference import confusion
 
     rng = np.random.default_rng(0)
     directions = rng.normal(size=(3, 1280))
@@ -100,8 +105,15 @@ def test_a_subject_is_evaluated_with_its_personal_model_of_this_run_only(tmp_pat
     for i, x in enumerate(clips):
         store.save(f"clip{i:02d}", x, {"backbone_id": "test"})
     classes = ("ANG", "HAP", "NEU")
-    write_subject(tmp_path / "subject", "s1", classes, store.root, [(f"clip{i:02d}", int(y)) for i, y in enumerate(labels)])
-    g, _ = train_head(LabelledSet(np.concatenate(clips), np.repeat(labels, 6)), None, TrainConfig(stage="ifer", num_classes=3, epochs=3), progress=False)
+    write_subject(
+        tmp_path / "subject", "s1", classes, store.root, [(f"clip{i:02d}", int(y)) for i, y in enumerate(labels)]
+    )
+    g, _ = train_head(
+        LabelledSet(np.concatenate(clips), np.repeat(labels, 6)),
+        None,
+        TrainConfig(stage="ifer", num_classes=3, epochs=3),
+        progress=False,
+    )
     save_head(tmp_path / "g.pt", g, HeadCard(stage="ifer", classes=classes, backbone_id="test"))
     config = PersonalizeConfig(max_per_class=5, p_threshold=0.3, epochs=2)
     central = v_state(VFERHead(3))
@@ -117,6 +129,8 @@ def test_a_subject_is_evaluated_with_its_personal_model_of_this_run_only(tmp_pat
     assert result["pseudo"].sum() == 0
 
     save_head(tmp_path / "g_untrained.pt", IFERHead(3), HeadCard(stage="ifer", classes=classes, backbone_id="test"))
-    unsure = SubjectClient(tmp_path / "subject", tmp_path / "g_untrained.pt", PersonalizeConfig(p_threshold=0.99), run_id=3)
+    unsure = SubjectClient(
+        tmp_path / "subject", tmp_path / "g_untrained.pt", PersonalizeConfig(p_threshold=0.99), run_id=3
+    )
     assert unsure.personalize_round(central, server_round=1, seed=0)[1] == 0  # nothing confident enough
     assert unsure.evaluate(central)["pseudo"].sum() == 0  # and its evaluation still reports

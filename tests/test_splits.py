@@ -8,17 +8,22 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import SHARED
+from conftest import DATA
 
-from fedfer.datasets.crema_d import BrokenClipWarning, load_crema_d
-from fedfer.splits import actor_genders, default_counts, load_or_create_split, split_actors
+from fedfer.data.datasets.crema_d import BrokenClipWarning, load_crema_d
+from fedfer.data.splits import (
+    actor_genders,
+    default_counts,
+    load_or_create_split,
+    split_actors,
+)
 
 
 @pytest.fixture(scope="module")
 def genders() -> dict[str, str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BrokenClipWarning)
-        return actor_genders(load_crema_d(SHARED / "data" / "crema-d", require_video=False))
+        return actor_genders(load_crema_d(DATA / "crema-d", require_video=False))
 
 
 def test_crema_d_split_sizes_and_gender_balance(genders: dict[str, str]) -> None:
@@ -41,7 +46,9 @@ def test_small_corpora_get_proportional_or_explicit_counts() -> None:
     actors = {f"{i:02d}": "MF"[i % 2] for i in range(12)}
     split = split_actors(actors, counts=(6, 2, 4))
     assert [Counter(actors[a] for a in split[n]) for n in ("train", "dev", "test")] == [
-        {"M": 3, "F": 3}, {"M": 1, "F": 1}, {"M": 2, "F": 2}
+        {"M": 3, "F": 3},
+        {"M": 1, "F": 1},
+        {"M": 2, "F": 2},
     ]
     with pytest.raises(ValueError, match="summing to the 12 actors"):
         split_actors(actors, counts=(6, 2, 5))

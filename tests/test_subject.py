@@ -4,12 +4,12 @@ import shutil
 
 import numpy as np
 import pytest
-from conftest import SHARED
+from conftest import DATA
 
-from fedfer.datasets import EMOTIONS_6
-from fedfer.subject import load_subject, write_subject
+from fedfer.data.datasets import EMOTIONS_6
+from fedfer.federation.subject import load_subject, write_subject
 
-SAMPLES = SHARED / "data" / "crema-d-samples"
+SAMPLES = DATA / "crema-d-samples"
 
 
 def test_subject_with_raw_videos_extracts_features_locally(tmp_path) -> None:
@@ -17,9 +17,21 @@ def test_subject_with_raw_videos_extracts_features_locally(tmp_path) -> None:
     videos.mkdir()
     for name in ("1001_DFA_ANG_XX.flv", "1001_DFA_HAP_XX.flv"):
         shutil.copy(SAMPLES / name, videos / name)
-    clips = [("1001_DFA_ANG_XX", EMOTIONS_6.index("ANG")), ("1001_DFA_HAP_XX", EMOTIONS_6.index("HAP")), ("1001_DFA_SAD_XX", None)]
+    clips = [
+        ("1001_DFA_ANG_XX", EMOTIONS_6.index("ANG")),
+        ("1001_DFA_HAP_XX", EMOTIONS_6.index("HAP")),
+        ("1001_DFA_SAD_XX", None),
+    ]
     subject_dir = tmp_path / "subject"
-    write_subject(subject_dir, "1001", EMOTIONS_6, subject_dir / "features", clips, video_dir=videos, feature_config={"image_size": 96, "workers": 0})
+    write_subject(
+        subject_dir,
+        "1001",
+        EMOTIONS_6,
+        subject_dir / "features",
+        clips,
+        video_dir=videos,
+        feature_config={"image_size": 96, "workers": 0},
+    )
 
     with pytest.warns(UserWarning, match="1 clips have neither features nor a usable video"):
         data = load_subject(subject_dir)  # the SAD clip has no video here

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from fedfer.datasets import EMOTIONS_6
+from fedfer.data.datasets import EMOTIONS_6
 from fedfer.synth import MANIFEST, PRESETS, render_world
 from fedfer.synth.crema_d import plan_corpus
 from fedfer.synth.expression import Envelope, syllables
@@ -28,7 +28,9 @@ MICRO = dataclasses.replace(
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST
+    }
 
 
 # ---------------------------------------------------------------- layout
@@ -60,7 +62,7 @@ def test_videos_are_480x360_and_as_long_as_planned(tiny_world: Path) -> None:
 
 
 def test_real_crema_d_reader_loads_the_synthetic_corpus(tiny_world: Path) -> None:
-    from fedfer.datasets.crema_d import load_crema_d
+    from fedfer.data.datasets.crema_d import load_crema_d
 
     clips = load_crema_d(tiny_world / "crema_d", label_mode="av")
     assert len(clips) == TINY_CLIPS
@@ -77,7 +79,12 @@ def test_tabulated_votes_and_summary_table_agree(tiny_world: Path) -> None:
     assert len(body) == 3 * TINY_CLIPS
     votes = {(int(r[0]) // 100000, int(r[0]) % 100000): r for r in body}
     columns = {1: ("VoiceVote", "VoiceLevel"), 2: ("FaceVote", "FaceLevel"), 3: ("MultiModalVote", "MultiModalLevel")}
-    resp = dict(zip("ADFHNS", ("meanAngerResp", "meanDisgustResp", "meanFearResp", "meanHappyResp", "meanNeutralResp", "meanSadResp")))
+    resp = dict(
+        zip(
+            "ADFHNS",
+            ("meanAngerResp", "meanDisgustResp", "meanFearResp", "meanHappyResp", "meanNeutralResp", "meanSadResp"),
+        )
+    )
     for s in csv.DictReader((root / "summaryTable.csv").open()):
         for qt, (vote_col, level_col) in columns.items():
             row = votes[(qt, int(s[""]))]
@@ -93,7 +100,17 @@ def test_tabulated_votes_and_summary_table_agree(tiny_world: Path) -> None:
 def test_affectnet_and_msp_improv_layouts(tiny_world: Path) -> None:
     lists = tiny_world / "affectnet" / "Manually_Annotated_file_lists"
     first = (lists / "training.csv").read_text().splitlines()[0]
-    assert first.split(",") == ["subDirectory_filePath", "face_x", "face_y", "face_width", "face_height", "facial_landmarks", "expression", "valence", "arousal"]
+    assert first.split(",") == [
+        "subDirectory_filePath",
+        "face_x",
+        "face_y",
+        "face_width",
+        "face_height",
+        "facial_landmarks",
+        "expression",
+        "valence",
+        "arousal",
+    ]
     codes = Counter(int(line.split(",")[6]) for line in (lists / "training.csv").read_text().splitlines()[1:])
     assert codes[3] > 0 and codes[7] > 0  # Surprise and Contempt rows, which the task readers drop
     msp = tiny_world / "msp_improv"
@@ -206,18 +223,22 @@ def test_raters_read_an_actors_substituted_cues_as_meant(small_plan_40: list) ->
     """An actor who shows an emotion through another channel (e.g. sadness in the brows) is still
     read as meaning that emotion, more often than the population's prototypes would say."""
     clips = small_plan_40
-    substituted = [c for c in clips if c.intensity > 0.5 and any(s[0] == c.emotion for s in c.actor.style.substitutions)]
+    substituted = [
+        c for c in clips if c.intensity > 0.5 and any(s[0] == c.emotion for s in c.actor.style.substitutions)
+    ]
     assert len(substituted) >= 20
     k = [EMOTIONS_6.index(c.emotion) for c in substituted]
     expression = [perceived_expression(c.take.plan.aus, c.take.onset) for c in substituted]
-    own = np.mean([face_evidence(e, EMOTIONS_6, c.actor.style.cue_prototype)[i] for e, c, i in zip(expression, substituted, k)])
+    own = np.mean(
+        [face_evidence(e, EMOTIONS_6, c.actor.style.cue_prototype)[i] for e, c, i in zip(expression, substituted, k)]
+    )
     population = np.mean([face_evidence(e, EMOTIONS_6)[i] for e, i in zip(expression, k)])
     assert own > population + 0.05
 
 
 def test_face_is_detected_in_almost_every_frame(tiny_world: Path) -> None:
-    from fedfer.faces import open_detector, resolve_detector
-    from fedfer.video import iter_frames
+    from fedfer.data.faces import open_detector, resolve_detector
+    from fedfer.data.video import iter_frames
 
     spec = resolve_detector("mediapipe")
     if spec.kind != "mediapipe":

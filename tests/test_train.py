@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from fedfer.checkpoint import CheckpointError, HeadCard, load_head, save_head
 from fedfer.config import TrainConfig
-from fedfer.train import LabelledSet, class_weights, fit, predict_proba, train_head
+from fedfer.model.checkpoint import CheckpointError, HeadCard, load_head, save_head
+from fedfer.model.inference import predict_proba
+from fedfer.model.train import LabelledSet, class_weights, fit, train_head
 
 
 def separable_clips(n: int, num_classes: int = 4, seed: int = 0) -> LabelledSet:
@@ -50,7 +51,16 @@ def test_saved_and_loaded_model_predicts_identically(tmp_path) -> None:
 
 def test_checkpoint_mismatch_is_a_clear_error(tmp_path) -> None:
     path = tmp_path / "g.pt"
-    save_head(path, train_head(LabelledSet(np.ones((4, 1280), np.float16), [0, 1, 2, 3]), None, TrainConfig(stage="ifer", num_classes=4, epochs=1), progress=False)[0], HeadCard(stage="ifer", classes=("ANG", "HAP", "NEU", "SAD"), backbone_id="offline-a"))
+    save_head(
+        path,
+        train_head(
+            LabelledSet(np.ones((4, 1280), np.float16), [0, 1, 2, 3]),
+            None,
+            TrainConfig(stage="ifer", num_classes=4, epochs=1),
+            progress=False,
+        )[0],
+        HeadCard(stage="ifer", classes=("ANG", "HAP", "NEU", "SAD"), backbone_id="offline-a"),
+    )
     with pytest.raises(CheckpointError, match="backbone 'offline-a'"):
         load_head(path, stage="ifer", backbone_id="imagenet-b")
     with pytest.raises(CheckpointError, match="classes"):
@@ -86,7 +96,7 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path) -> None:
 
     state = tmp_path / "state.pt"
     torch.manual_seed(config.seed)
-    from fedfer.train import build_head
+    from fedfer.model.heads import build_head
 
     with pytest.raises(Interrupt):
         fit(build_head("vfer", 4), data, None, config, state_path=state, progress=False, on_epoch=stop_after_two)
@@ -94,6 +104,49 @@ def test_interrupted_training_resumes_to_the_same_result(tmp_path) -> None:
     resumed = build_head("vfer", 4)
     history = fit(resumed, data, None, config, state_path=state, progress=False)
     assert len(history.train_loss) == 4
-    np.testing.assert_allclose(predict_proba(resumed, data.inputs), predict_proba(reference, data.inputs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        predict_proba(resumed, data.inputs), predict_proba(reference, data.inputs), rtol=1e-5, atol=1e-6
+    )
     # a different configuration does not reuse the state
-    assert fit(build_head("vfer", 4), data, None, replace(config, epochs=1), state_path=state, progress=False).train_loss
+    assert fit(
+        build_head("vfer", 4), data, None, replace(config, epochs=1), state_path=state, progress=False
+    ).train_loss
+
+
+def test_a_checkpoint_keeps_its_batchnorm_convention_and_old_cards_load_as_torch(tmp_path) -> None:
+    data = separable_clips(16)
+    for style in ("keras", "torch"):
+        model, _ = train_head(
+            data, None, TrainConfig(stage="vfer", num_classes=4, epochs=1, batchnorm=style), progress=False
+        )
+        save_head(
+            tmp_path / f"{style}.pt",
+            model,
+            HeadCard(stage="vfer", classes=("ANG", "HAP", "NEU", "SAD"), backbone_id="bb"),
+        )
+        loaded, card = load_head(tmp_path / f"{style}.pt", stage="vfer")
+        assert card.batchnorm == style
+        np.testing.assert_array_equal(predict_proba(model, data.inputs), predict_proba(loaded, data.inputs))
+    saved = torch.load(tmp_path / "torch.pt", weights_only=True)
+    del saved["card"]["batchnorm"]  # a card written before the setting existed
+    torch.save(saved, tmp_path / "old.pt")
+    assert load_head(tmp_path / "old.pt", stage="vfer")[1].batchnorm == "torch"
+
+
+def test_restore_best_keeps_the_best_dev_epoch_and_can_be_turned_off() -> None:
+    train, dev = separable_clips(32, seed=1), separable_clips(16, seed=2)
+    config = TrainConfig(stage="ifer", num_classes=4, epochs=6, batch_size=8, lr=0.05)
+    frames = LabelledSet(np.stack([c[0] for c in train.inputs]), train.labels)
+    dev_frames = LabelledSet(np.stack([c[0] for c in dev.inputs]), dev.labels)
+    kept, history = train_head(frames, dev_frames, config, progress=False)
+    last, _ = train_head(frames, dev_frames, replace(config, restore_best=False), progress=False)
+    loss = torch.nn.CrossEntropyLoss(weight=class_weights(dev.labels, 4))
+
+    def dev_loss(model) -> float:
+        return float(
+            loss(torch.log(torch.from_numpy(predict_proba(model, dev_frames.inputs))), torch.from_numpy(dev.labels))
+        )
+
+    assert history.best_epoch < config.epochs - 1  # the best epoch is not the last: the two settings differ
+    assert dev_loss(kept) == pytest.approx(min(history.dev_loss), rel=1e-4)
+    assert dev_loss(last) == pytest.approx(history.dev_loss[-1], rel=1e-4)

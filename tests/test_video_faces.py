@@ -9,14 +9,21 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import DATA
 
-from conftest import SHARED
-from fedfer import faces
-from fedfer.assets import AssetError
-from fedfer.faces import CropSettings, NoFaceError, open_detector, resolve_detector, square_crop, track_faces
-from fedfer.video import VideoError, iter_frames, read_video
+from fedfer.data import faces
+from fedfer.data.assets import AssetError
+from fedfer.data.faces import (
+    CropSettings,
+    NoFaceError,
+    open_detector,
+    resolve_detector,
+    square_crop,
+    track_faces,
+)
+from fedfer.data.video import VideoError, iter_frames, read_video
 
-SAMPLES = sorted((SHARED / "data" / "crema-d-samples").glob("*.flv"))
+SAMPLES = sorted((DATA / "crema-d-samples").glob("*.flv"))
 
 
 def write_video(path: Path, frames: list[np.ndarray], fourcc: str = "MJPG", fps: float = 25.0) -> Path:
@@ -63,12 +70,14 @@ def test_haar_fallback_also_finds_the_crema_d_face() -> None:
     assert sum(b is not None for b in boxes) >= len(boxes) - 1
 
 
-def test_missing_detector_model_falls_back_to_haar_with_a_warning(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+def test_missing_detector_model_falls_back_to_haar_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     def unavailable(path: object = None) -> Path:
         raise AssetError("no model here")
 
     monkeypatch.setattr(faces, "face_detector_model", unavailable)
-    with caplog.at_level(logging.WARNING, logger="fedfer.faces"):
+    with caplog.at_level(logging.WARNING, logger="fedfer.data.faces"):
         spec = resolve_detector("mediapipe")
 
     assert spec.kind == "haar"

@@ -11,40 +11,72 @@ import argparse
 import sys
 from pathlib import Path
 
-from fedfer.commands import run as run_command
+from fedfer.commands.options import add_run_arguments, options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    run_command.add_arguments(parser)  # same flags and results as `fedfer run`; --clients = number of SuperNodes
-    parser.add_argument("--insecure", action="store_true", help="no TLS and no node authentication (loopback experiments only)")
-    parser.add_argument("--make-certs", type=Path, metavar="DIR", help="only write a CA, the SuperLink certificate and --clients SuperNode keys into DIR")
-    parser.add_argument("--host", action="append", default=[], help="with --make-certs: an IP or DNS name SuperNodes dial the SuperLink by (repeatable; loopback is always included)")
-    parser.add_argument("--export-nodes", type=Path, metavar="DIR", help="only prepare the run and write DIR/node-<i>/ (subject data + g()) for each SuperNode")
+    add_run_arguments(parser)  # same flags and results as `fedfer run`; --clients = number of SuperNodes
+    parser.add_argument(
+        "--insecure", action="store_true", help="no TLS and no node authentication (loopback experiments only)"
+    )
+    parser.add_argument(
+        "--make-certs",
+        type=Path,
+        metavar="DIR",
+        help="only write a CA, the SuperLink certificate and --clients SuperNode keys into DIR",
+    )
+    parser.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        help=(
+            "with --make-certs: an IP or DNS name SuperNodes dial the SuperLink by "
+            "(repeatable; loopback is always included)"
+        ),
+    )
+    parser.add_argument(
+        "--export-nodes",
+        type=Path,
+        metavar="DIR",
+        help="only prepare the run and write DIR/node-<i>/ (subject data + g()) for each SuperNode",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.deploy import deploy, prepare_nodes
+    from fedfer.experiment.deploy import deploy, prepare_nodes
 
     if args.make_certs:
         return make_certs(args.make_certs, args.clients, args.host)
-    options = run_command.options_from_args(args)
+    options = options_from_args(args)
     if args.export_nodes:
         prepare_nodes(options, args.export_nodes)
         return 0
     if args.insecure:
-        print("WARNING: --insecure: no TLS and no node authentication; anyone who reaches the SuperLink's port can join or read the run", file=sys.stderr)
+        print(
+            "WARNING: --insecure: no TLS and no node authentication; "
+            "anyone who reaches the SuperLink's port can join or read the run",
+            file=sys.stderr,
+        )
     deploy(options, insecure=args.insecure)
     return 0
 
 
 def make_certs(directory: Path, num_nodes: int | None, hosts: list[str]) -> int:
     """`--make-certs`: the credentials of a multi-machine deployment, and what goes where."""
-    from fedfer.certs import LOOPBACK_HOSTS, make_credentials
+    from fedfer.federation.certs import LOOPBACK_HOSTS, make_credentials
 
     if not num_nodes:
         raise ValueError("--make-certs needs --clients N: one key pair is made per SuperNode")
-    credentials = make_credentials(directory, num_nodes, hosts)  # ValueError: a --host that cannot go into a certificate
+    credentials = make_credentials(
+        directory, num_nodes, hosts
+    )  # ValueError: a --host that cannot go into a certificate
     print(f"{credentials.ca_cert}: the CA, for every machine and every `flwr` command")
-    print(f"{credentials.server_cert}, {credentials.server_key}: the SuperLink's certificate for {', '.join([*LOOPBACK_HOSTS, *hosts])}; SuperLink host only")
-    print(f"{credentials.node_key(0).parent}/node-<i>.key: SuperNode i's private key, for machine i only; register node-<i>.key.pub with `flwr supernode register`")
+    print(
+        f"{credentials.server_cert}, {credentials.server_key}: the SuperLink's certificate for "
+        f"{', '.join([*LOOPBACK_HOSTS, *hosts])}; SuperLink host only"
+    )
+    print(
+        f"{credentials.node_key(0).parent}/node-<i>.key: SuperNode i's private key, for machine i only; "
+        "register node-<i>.key.pub with `flwr supernode register`"
+    )
     return 0

@@ -9,51 +9,23 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fedfer.commands.run import add_world_arguments
+from fedfer.commands.options import add_world_arguments, options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_world_arguments(parser)
     parser.add_argument("--checkpoint", type=Path, help="v() checkpoint to evaluate (default: the world's central v())")
-    parser.add_argument("--out", type=Path, default=Path("results") / "evaluate", help="output directory (default: results/evaluate)")
-
-
-def evaluate_prepared(prepared, options, out: Path, checkpoint: Path | None = None) -> dict:
-    from fedfer.checkpoint import load_head
-    from fedfer.evaluation import evaluate_central
-    from fedfer.io import atomic_write_json, atomic_write_text
-    from fedfer.metrics import evaluate_predictions, markdown_table, plot_confusion
-    from fedfer.pipeline import still_features
-    from fedfer.train import predict_proba
-
-    classes = prepared.task.classes
-    v, _ = load_head(checkpoint or prepared.vfer, stage="vfer", backbone_id=prepared.backbone_id, classes=classes)
-    g, _ = load_head(prepared.ifer, stage="ifer", backbone_id=prepared.backbone_id, classes=classes)
-    test = prepared.sequences(prepared.split["test"])
-    reports = evaluate_central(v, g, test.inputs, test.labels, classes)
-    if prepared.world.affectnet is not None and options.ifer_checkpoint is None:
-        stills = still_features(prepared.world, options.workspace, options.features, prepared.task)["test"]
-        reports["ifer_images"] = evaluate_predictions(stills.labels, predict_proba(g, stills.inputs).argmax(axis=1), classes)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "central_eval.json", {name: r.to_dict() for name, r in reports.items()})
-    titles = {"vfer": "v() on test actors", "ifer_frame_mean": "g() frame mean on test actors", "ifer_images": "g() on still-image test set"}
-    text = ["# Central models", ""]
-    for name, r in reports.items():
-        text += [f"## {titles[name]}", "", markdown_table({name: r}), ""]
-        plot_confusion(r.confusion, classes, out / f"confusion_{name}.png", title=titles[name])
-    atomic_write_text(out / "central_eval.md", "\n".join(text))
-    print(f"{'model':<34}{'macro F1':>9}{'micro F1':>9}{'UAR':>7}{'WAR':>7}{'n':>7}")
-    for name, r in reports.items():
-        print(f"{titles[name]:<34}{100 * r.macro_f1:9.1f}{100 * r.micro_f1:9.1f}{100 * r.uar:7.1f}{100 * r.war:7.1f}{sum(r.support):7d}")
-    print(f"written: {out}")
-    return reports
+    parser.add_argument(
+        "--out", type=Path, default=Path("results") / "evaluate", help="output directory (default: results/evaluate)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.commands.run import options_from_args
-    from fedfer.runner import central_stage
+    from fedfer.experiment.central import central_stage
 
     options = options_from_args(args)
     prepared = central_stage(options)
+    from fedfer.evaluation.central import evaluate_prepared
+
     evaluate_prepared(prepared, options, args.out, args.checkpoint)
     return 0

@@ -14,14 +14,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.assets import AssetError, fedfer_home, obtain_face_detector, obtain_offline_backbone
+    from fedfer.data.assets import (
+        AssetError,
+        fedfer_home,
+        obtain_face_detector,
+        obtain_offline_backbone,
+    )
 
     print(f"model cache: {fedfer_home() / 'models'} (set FEDFER_HOME to move it)")
-    for label, obtain in (("face detector (BlazeFace short-range)", obtain_face_detector), ("offline backbone (MobileNetV2, ported Keras)", obtain_offline_backbone)):
+    for label, obtain in (
+        ("face detector (BlazeFace short-range)", obtain_face_detector),
+        ("offline backbone (MobileNetV2, ported Keras)", obtain_offline_backbone),
+    ):
         try:
             asset = obtain(force=args.force)
         except AssetError as exc:
             print(f"{label}: FAILED: {exc}")
             return 1
-        print(f"{label}:\n  path   {asset.path}\n  bytes  {asset.bytes:,}\n  sha256 {asset.sha256}\n  source {asset.source}")
+        print(
+            f"{label}:\n  path   {asset.path}\n  bytes  {asset.bytes:,}\n"
+            f"  sha256 {asset.sha256}\n  source {asset.source}"
+        )
     return 0

@@ -3,86 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
-from pathlib import Path
 
-from fedfer.config import FeatureConfig, PersonalizeConfig, TrainConfig
-
-
-def add_world_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by every verb that works on a world: where the data is, the task, the features."""
-    parser.add_argument("--world", default="small", help="synthetic preset (tiny, small, full) or a CREMA-D directory (default: small)")
-    parser.add_argument("--affectnet", type=Path, help="AffectNet-layout directory for g() (synthetic worlds bring their own)")
-    parser.add_argument("--workspace", type=Path, default=Path("data"), help="where worlds, feature caches, splits and central models are kept (default: ./data)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the actor split, the training and the personalization (default: 0)")
-    parser.add_argument("--world-seed", type=int, default=0, help="seed of the rendered synthetic world (default: 0)")
-    parser.add_argument("--classes", type=int, choices=(4, 6), default=6, help="4-class (ANG HAP NEU SAD) or 6-class task (default: 6)")
-    parser.add_argument("--labels", choices=("av", "face", "intended"), default="av", help="CREMA-D labels: audio-visual plurality (paper), face-only plurality, or intended emotion")
-    parser.add_argument(
-        "--image-size", type=int,
-        help="face crop side in pixels, f()'s input (default: 224 as in the paper for real corpora; 160 for synthetic "
-        "worlds, the offline backbone's native size, about 4x faster than 224 on a 2-core CPU)",
-    )
-    parser.add_argument("--weights", default="offline", help="f() weights: offline (default), imagenet, or a .pt/.pth path")
-    parser.add_argument("--ifer-epochs", type=int, default=60, help="epochs for g() (paper: 60)")
-    parser.add_argument("--vfer-epochs", type=int, default=20, help="epochs for v() (paper: 20)")
-    parser.add_argument("--ifer-checkpoint", type=Path, help="use this trained g() instead of training one")
+from fedfer.commands.options import add_run_arguments, options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_world_arguments(parser)
-    p = PersonalizeConfig()
-    parser.add_argument("--clients", type=int, help="number of simulated subjects (default: every test actor)")
-    parser.add_argument("--rounds", type=int, default=2, help="FedAvg rounds (default: 2)")
-    parser.add_argument("--fraction-train", type=float, default=1.0, help="share of clients sampled per round (default: 1.0)")
-    parser.add_argument("--max-per-class", "-P", type=int, default=p.max_per_class, help=f"P: pseudo-labelled videos kept per class (default: {p.max_per_class})")
-    parser.add_argument("--p-threshold", type=float, default=p.p_threshold, help=f"minimum mean probability of a pseudo label (default: {p.p_threshold})")
-    parser.add_argument("--local-epochs", type=int, default=p.epochs, help=f"local fine-tuning epochs (default: {p.epochs})")
-    parser.add_argument("--lr", type=float, default=p.lr, help=f"local learning rate (default: {p.lr})")
-    parser.add_argument("--batch-size", type=int, default=p.batch_size, help=f"local batch size (default: {p.batch_size})")
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results root; the run writes results/<name>/ (default: ./results)")
-    parser.add_argument("--name", help="run name (default: <world>-K<classes>-seed<seed>)")
-    parser.add_argument("--client-cpus", type=int, default=1, help="CPUs reserved per simulated client (default: 1)")
-    parser.add_argument("--verbose", action="store_true", help="show Flower's full log")
-
-
-def options_from_args(args: argparse.Namespace):
-    from fedfer.pipeline import SYNTHETIC_PRESETS, Task
-    from fedfer.runner import RunOptions
-
-    a = vars(args)  # `fedfer train` / `evaluate` have only the world flags: the rest keep their defaults
-    p, defaults = PersonalizeConfig(), RunOptions()
-    task = Task(num_classes=args.classes, label_mode=args.labels, seed=args.seed)
-    return RunOptions(
-        world=args.world,
-        world_seed=args.world_seed,
-        affectnet=args.affectnet,
-        workspace=args.workspace,
-        results=a.get("results", defaults.results),
-        name=a.get("name", defaults.name),
-        clients=a.get("clients", defaults.clients),
-        rounds=a.get("rounds", defaults.rounds),
-        fraction_train=a.get("fraction_train", defaults.fraction_train),
-        task=task,
-        personalize=PersonalizeConfig(
-            max_per_class=a.get("max_per_class", p.max_per_class),
-            p_threshold=a.get("p_threshold", p.p_threshold),
-            epochs=a.get("local_epochs", p.epochs),
-            lr=a.get("lr", p.lr),
-            batch_size=a.get("batch_size", p.batch_size),
-            seed=args.seed,
-        ),
-        features=FeatureConfig(image_size=args.image_size or (160 if args.world in SYNTHETIC_PRESETS else 224), weights=args.weights),
-        ifer=replace(TrainConfig(stage="ifer"), epochs=args.ifer_epochs),
-        vfer=replace(TrainConfig(stage="vfer"), epochs=args.vfer_epochs),
-        ifer_checkpoint=args.ifer_checkpoint,
-        client_cpus=a.get("client_cpus", defaults.client_cpus),
-        verbose=a.get("verbose", defaults.verbose),
-    )
+    add_run_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.runner import simulate
+    from fedfer.experiment.simulate import simulate
 
     simulate(options_from_args(args))
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fedfer.commands.run import add_world_arguments
+from fedfer.commands.options import add_world_arguments, options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,13 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.commands.run import options_from_args
-    from fedfer.runner import central_stage
+    from fedfer.experiment.central import central_stage
 
     options = options_from_args(args)
     prepared = central_stage(options)
     print(f"g(): {prepared.ifer}\nv(): {prepared.vfer}")
-    from fedfer.commands.evaluate import evaluate_prepared
+    from fedfer.evaluation.central import evaluate_prepared
 
     evaluate_prepared(prepared, options, args.out or prepared.vfer.parent / f"{prepared.vfer.stem}-eval")
     return 0

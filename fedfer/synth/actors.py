@@ -23,11 +23,22 @@ from fedfer.synth.expression import AU_INDEX, PROTOTYPE_WEIGHTS, PROTOTYPES, au_
 
 # Skin tones (BGR), light to dark; populations pick with their own weights.
 SKIN_TONES: tuple[tuple[int, int, int], ...] = (
-    (190, 210, 240), (170, 195, 230), (150, 180, 220), (125, 160, 205),
-    (100, 135, 180), (75, 105, 150), (55, 80, 120), (45, 60, 95),
+    (190, 210, 240),
+    (170, 195, 230),
+    (150, 180, 220),
+    (125, 160, 205),
+    (100, 135, 180),
+    (75, 105, 150),
+    (55, 80, 120),
+    (45, 60, 95),
 )
 HAIR_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (20, 20, 25), (30, 40, 60), (40, 60, 95), (70, 110, 160), (150, 150, 150), (60, 70, 110),
+    (20, 20, 25),
+    (30, 40, 60),
+    (40, 60, 95),
+    (70, 110, 160),
+    (150, 150, 150),
+    (60, 70, 110),
 )
 HAIR_STYLES: tuple[str, ...] = ("bald", "short", "long", "bun")
 
@@ -138,7 +149,15 @@ class Population:
     """
 
     expressivity_mean: dict[str, float] = field(
-        default_factory=lambda: {"HAP": 1.0, "ANG": 0.58, "DIS": 0.56, "FEA": 0.52, "SAD": 0.34, "SUR": 0.95, "CON": 0.8}
+        default_factory=lambda: {
+            "HAP": 1.0,
+            "ANG": 0.58,
+            "DIS": 0.56,
+            "FEA": 0.52,
+            "SAD": 0.34,
+            "SUR": 0.95,
+            "CON": 0.8,
+        }
     )
     expressivity_sd: float = 0.4
     p_substitution: float = 0.3
@@ -197,7 +216,9 @@ def draw_style(rng: np.random.Generator, population: Population) -> Style:
     if rng.random() < population.p_resting_look:
         look = str(rng.choice(RESTING_LOOKS))
         strength = rng.uniform(*population.resting_strength)
-        resting = {au: float(strength * w) for au, w in PROTOTYPE_WEIGHTS[look].items() if au != "AU26"}  # jaw closed at rest
+        resting = {
+            au: float(strength * w) for au, w in PROTOTYPE_WEIGHTS[look].items() if au != "AU26"
+        }  # jaw closed at rest
     if rng.random() < population.p_resting_extra:
         au = str(rng.choice(RESTING_AUS))
         resting[au] = max(resting.get(au, 0.0), float(rng.uniform(0.1, population.resting_max)))
@@ -218,9 +239,7 @@ def draw_style(rng: np.random.Generator, population: Population) -> Style:
     )
 
 
-def draw_actor(
-    rng: np.random.Generator, actor_id: str, sex: str, population: Population
-) -> Actor:
+def draw_actor(rng: np.random.Generator, actor_id: str, sex: str, population: Population) -> Actor:
     """An actor with identity, style and demographics (ages 20-74, median near 33 as in CREMA-D)."""
     identity = draw_identity(rng, sex, population)
     style = draw_style(rng, population)

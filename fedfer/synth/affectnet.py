@@ -1,4 +1,4 @@
-"""Writes the AffectNet-shaped still-image corpus in the real layout (`fedfer.datasets.affectnet`).
+"""Writes the AffectNet-shaped still-image corpus in the real layout (`fedfer.data.datasets.affectnet`).
 
     Manually_Annotated_Images/<n>/<56 hex>.jpg
     Manually_Annotated_file_lists/training.csv     header + rows
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fedfer.datasets.affectnet import CODES, COLUMNS, IMAGES_DIR, LISTS_DIR
+from fedfer.data.datasets.affectnet import CODES, COLUMNS, IMAGES_DIR, LISTS_DIR
 from fedfer.io import atomic_write_text
 from fedfer.synth.actors import RESTING_AUS, draw_actor
 from fedfer.synth.expression import AUS, au_vector
@@ -62,16 +62,32 @@ def _still(i: int, intended: int, preset: AffectNetPreset, raters: RaterModel, s
     name = hashlib.sha256(f"{seed}-{i}".encode()).hexdigest()[:56]
     rel = f"{IMAGES_DIR}/{folder}/{name}.jpg"
     cam = preset.camera
-    pose = np.array([rng.uniform(*cam.centre_x) * cam.width, rng.uniform(*cam.centre_y) * cam.height,
-                     rng.uniform(*cam.face_scale), rng.normal(0, 0.08), rng.normal(0, 0.3), rng.normal(0, 0.2)], np.float32)
+    pose = np.array(
+        [
+            rng.uniform(*cam.centre_x) * cam.width,
+            rng.uniform(*cam.centre_y) * cam.height,
+            rng.uniform(*cam.face_scale),
+            rng.normal(0, 0.08),
+            rng.normal(0, 0.3),
+            rng.normal(0, 0.2),
+        ],
+        np.float32,
+    )
     identity_seed = seed_for(seed, CORPUS_KEY, 2, i)
-    actor = draw_actor(np.random.default_rng(identity_seed), f"img{i}", str(rng.choice(["Male", "Female"])), preset.population)
+    actor = draw_actor(
+        np.random.default_rng(identity_seed), f"img{i}", str(rng.choice(["Male", "Female"])), preset.population
+    )
     quality = int(rng.integers(60, 96))
     if intended == NO_FACE:
         plan = StillPlan(rel, None, cam, np.zeros(len(AUS), np.float32), pose, quality, int(rng.integers(2**31)))
         return Still(plan, intended, NO_FACE, 0.0, np.zeros(len(EXPRESSIONS)), -2.0, -2.0, identity_seed)
     if intended in (NONE, UNCERTAIN):  # an expression outside the 8, or one the annotator could not name
-        aus = au_vector({str(au): float(rng.uniform(0.2, 0.7)) for au in rng.choice(RESTING_AUS + ("AU2", "AU20", "AU26"), 3, replace=False)})
+        aus = au_vector(
+            {
+                str(au): float(rng.uniform(0.2, 0.7))
+                for au in rng.choice((*RESTING_AUS, "AU2", "AU20", "AU26"), 3, replace=False)
+            }
+        )
         intensity = 0.0
     else:
         emotion = CODES[intended]
@@ -86,8 +102,12 @@ def _still(i: int, intended: int, preset: AffectNetPreset, raters: RaterModel, s
         valence = arousal = -2.0
     else:
         code = int(vote(rng, evidence, EXPRESSIONS, 1, raters.sharpness, raters.neutral_threshold, raters.bias_sd)[0])
-        valence = float(np.clip(sum(p * VALENCE[e] for e, p in zip(EXPRESSIONS, expressed)) + rng.normal(0, 0.1), -1, 1))
-        arousal = float(np.clip(sum(p * AROUSAL[e] for e, p in zip(EXPRESSIONS, expressed)) + rng.normal(0, 0.1), -1, 1))
+        valence = float(
+            np.clip(sum(p * VALENCE[e] for e, p in zip(EXPRESSIONS, expressed)) + rng.normal(0, 0.1), -1, 1)
+        )
+        arousal = float(
+            np.clip(sum(p * AROUSAL[e] for e, p in zip(EXPRESSIONS, expressed)) + rng.normal(0, 0.1), -1, 1)
+        )
     return Still(plan, intended, code, intensity, expressed, valence, arousal, identity_seed)
 
 
@@ -111,7 +131,10 @@ def plan_stills(preset: AffectNetPreset, raters: RaterModel, seed: int) -> tuple
             need[still.code] -= 1
             valid.append(still)
         if i > preset.n_train + 50 * preset.valid_per_class * len(CODES):
-            raise RuntimeError("could not balance the AffectNet-shaped validation set; the rater model labels too few images of some class")
+            raise RuntimeError(
+                "could not balance the AffectNet-shaped validation set; "
+                "the rater model labels too few images of some class"
+            )
     return train, valid
 
 
@@ -125,7 +148,9 @@ def _rows(stills: list[Still], boxes: dict[str, tuple]) -> list[str]:
     return out
 
 
-def write_affectnet(root: Path, preset: AffectNetPreset, raters: RaterModel, seed: int, pool: Pool | None, progress: bool) -> dict:
+def write_affectnet(
+    root: Path, preset: AffectNetPreset, raters: RaterModel, seed: int, pool: Pool | None, progress: bool
+) -> dict:
     """Render every image (all re-rendered: cheap, and the box/landmarks come from rendering) and
     write the two lists and the truth sidecar; returns counts."""
     train, valid = plan_stills(preset, raters, seed)
@@ -135,9 +160,19 @@ def write_affectnet(root: Path, preset: AffectNetPreset, raters: RaterModel, see
     lists = root / LISTS_DIR
     atomic_write_text(lists / "training.csv", "\n".join([",".join(COLUMNS), *_rows(train, boxes)]) + "\n")
     atomic_write_text(lists / "validation.csv", "\n".join(_rows(valid, boxes)) + "\n")
-    truth = [{"image": s.plan.rel_path, "list": lst, "intended": s.intended, "expression": s.code, "intensity": s.intensity,
-              "identity_seed": s.identity_seed, **{f"expressed_{e}": float(p) for e, p in zip(EXPRESSIONS, s.expressed)},
-              **{f"au_{au}": float(v) for au, v in zip(AUS, s.plan.aus)}}
-             for lst, group in (("training", train), ("validation", valid)) for s in group]
+    truth = [
+        {
+            "image": s.plan.rel_path,
+            "list": lst,
+            "intended": s.intended,
+            "expression": s.code,
+            "intensity": s.intensity,
+            "identity_seed": s.identity_seed,
+            **{f"expressed_{e}": float(p) for e, p in zip(EXPRESSIONS, s.expressed)},
+            **{f"au_{au}": float(v) for au, v in zip(AUS, s.plan.aus)},
+        }
+        for lst, group in (("training", train), ("validation", valid))
+        for s in group
+    ]
     write_truth(root, truth, {}, "one row per image; every image is its own identity (identity_seed redraws it).")
     return {"train_images": len(train), "valid_images": len(valid), "identities": len(train) + len(valid)}

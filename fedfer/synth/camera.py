@@ -94,7 +94,7 @@ def noise_bank(rng: np.random.Generator, camera: Camera, n: int = 3) -> list[tup
     half resolution (2x2 grain, like a compressed sensor's): integer draws cost a tenth of normal ones.
     """
     h, w = -(-camera.height // 2), -(-camera.width // 2)
-    amplitude = max(1, int(round(camera.noise_sd * np.sqrt(3.0))))
+    amplitude = max(1, round(camera.noise_sd * np.sqrt(3.0)))
     bank = []
     for _ in range(n):
         u = rng.integers(0, 2 * amplitude + 1, (h, w, 3), dtype=np.uint8)
@@ -115,17 +115,24 @@ def pose_track(rng: np.random.Generator, camera: Camera, n_frames: int, fps: flo
     def wave(amplitude: float) -> np.ndarray:
         out = np.zeros_like(t)
         for _ in range(3):
-            out += amplitude * rng.uniform(0.2, 0.6) * np.sin(2 * np.pi * rng.uniform(0.15, 1.2) * t + rng.uniform(0, 2 * np.pi))
+            out += (
+                amplitude
+                * rng.uniform(0.2, 0.6)
+                * np.sin(2 * np.pi * rng.uniform(0.15, 1.2) * t + rng.uniform(0, 2 * np.pi))
+            )
         return out
 
-    track = np.stack([
-        cx + wave(amp * scale),
-        cy + wave(amp * scale * 0.6),
-        scale * (1.0 + wave(amp * 0.3)),
-        rng.normal(0, 0.04) + wave(amp * 1.2),
-        rng.normal(0, 0.2) + wave(amp * 5.0),
-        rng.normal(0, 0.15) + wave(amp * 3.0),
-    ], axis=1)
+    track = np.stack(
+        [
+            cx + wave(amp * scale),
+            cy + wave(amp * scale * 0.6),
+            scale * (1.0 + wave(amp * 0.3)),
+            rng.normal(0, 0.04) + wave(amp * 1.2),
+            rng.normal(0, 0.2) + wave(amp * 5.0),
+            rng.normal(0, 0.15) + wave(amp * 3.0),
+        ],
+        axis=1,
+    )
     return track.astype(np.float32)
 
 

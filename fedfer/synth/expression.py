@@ -149,9 +149,9 @@ class Envelope:
 def draw_envelope(rng: np.random.Generator, n_frames: int, fps: float) -> Envelope:
     """Onset after 20-35% of the clip (long enough to show the resting face), a 0.25-0.5 s rise,
     apex held to 70-90% of the clip."""
-    onset = int(round(n_frames * rng.uniform(0.2, 0.35)))
-    apex = min(n_frames - 1, onset + max(1, int(round(fps * rng.uniform(0.25, 0.5)))))
-    offset = max(apex, int(round(n_frames * rng.uniform(0.7, 0.9))))
+    onset = round(n_frames * rng.uniform(0.2, 0.35))
+    apex = min(n_frames - 1, onset + max(1, round(fps * rng.uniform(0.25, 0.5))))
+    offset = max(apex, round(n_frames * rng.uniform(0.7, 0.9)))
     return Envelope(onset, apex, offset, release=float(rng.uniform(0.3, 0.8)))
 
 

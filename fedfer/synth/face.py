@@ -43,7 +43,7 @@ def _mix(colour: tuple[int, ...], factor: float, toward: tuple[int, ...] = (0, 0
     return tuple(int(min(255.0, max(0.0, c + (t - c) * factor))) for c, t in zip(colour, toward))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _quad_basis(n: int) -> np.ndarray:
     u = np.linspace(0.0, 1.0, n, dtype=np.float32)[:, None]
     return np.stack([(1 - u) * (1 - 2 * u), 4 * u * (1 - u), u * (2 * u - 1)])  # (3, n, 1)
@@ -55,7 +55,7 @@ def _quad(p0: np.ndarray, p1: np.ndarray, p2: np.ndarray, n: int) -> np.ndarray:
     return p0 * b[0] + p1 * b[1] + p2 * b[2]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unit_circle(n: int) -> np.ndarray:
     t = np.linspace(0.0, 2 * np.pi, n, endpoint=False, dtype=np.float32)
     return np.stack([np.cos(t), np.sin(t)], axis=1)
@@ -116,7 +116,9 @@ def face_geometry(
 
     # Eyes: AU5 widens (upper lid up), AU7 and AU6 narrow from below, blinks close the upper lid.
     h_lo = idn.eye_h * 0.42 * (1 - 0.5 * a["AU7"] - 0.45 * a["AU6"] + 0.15 * a["AU5"])
-    h_up = idn.eye_h * 0.62 * (1 + 0.6 * a["AU5"] - 0.35 * a["AU7"] - 0.15 * a["AU6"] - 0.2 * a["AU9"] - 0.15 * a["AU4"])
+    h_up = (
+        idn.eye_h * 0.62 * (1 + 0.6 * a["AU5"] - 0.35 * a["AU7"] - 0.15 * a["AU6"] - 0.2 * a["AU9"] - 0.15 * a["AU4"])
+    )
     h_up = h_up * (1 - blink) - 0.8 * h_lo * blink
     u = np.linspace(0.0, 1.0, 9, dtype=np.float32)
     for s, side in ((-1, "l"), (1, "r")):
@@ -125,15 +127,32 @@ def face_geometry(
         g.add(f"eye_up_{side}", np.stack([x, idn.eye_y - h_up * arch**0.8], 1), 0.6)
         g.add(f"eye_lo_{side}", np.stack([x, idn.eye_y + (h_lo - 0.02 * a["AU6"]) * arch], 1), 0.6)
         r = idn.eye_h * 0.5
-        g.add(f"iris_{side}", _ellipse(s * idn.eye_dx + gaze[0] * idn.eye_w * 0.15, idn.eye_y + gaze[1] * r * 0.3, r, r, 16), 0.7)
-        g.add(f"pupil_{side}", _ellipse(s * idn.eye_dx + gaze[0] * idn.eye_w * 0.15, idn.eye_y + gaze[1] * r * 0.3, r * 0.45, r * 0.45, 12), 0.7)
+        g.add(
+            f"iris_{side}",
+            _ellipse(s * idn.eye_dx + gaze[0] * idn.eye_w * 0.15, idn.eye_y + gaze[1] * r * 0.3, r, r, 16),
+            0.7,
+        )
+        g.add(
+            f"pupil_{side}",
+            _ellipse(
+                s * idn.eye_dx + gaze[0] * idn.eye_w * 0.15, idn.eye_y + gaze[1] * r * 0.3, r * 0.45, r * 0.45, 12
+            ),
+            0.7,
+        )
 
     # Brows: AU1 lifts the inner end, AU2 the outer, AU4 lowers and draws them together.
     base = idn.eye_y - idn.brow_gap
     for s, side in ((-1, "l"), (1, "r")):
-        inner = np.array([s * (idn.eye_dx - idn.eye_w * 0.6 - 0.05 * a["AU4"]), base - 0.13 * a["AU1"] + 0.1 * a["AU4"] + 0.03 * a["AU9"]])
+        inner = np.array(
+            [
+                s * (idn.eye_dx - idn.eye_w * 0.6 - 0.05 * a["AU4"]),
+                base - 0.13 * a["AU1"] + 0.1 * a["AU4"] + 0.03 * a["AU9"],
+            ]
+        )
         mid = np.array([s * (idn.eye_dx + 0.03), base - 0.05 - 0.06 * a["AU1"] - 0.08 * a["AU2"] + 0.065 * a["AU4"]])
-        outer = np.array([s * (idn.eye_dx + idn.eye_w * 0.8), base + 0.02 - 0.13 * a["AU2"] + 0.04 * a["AU4"] + 0.02 * a["AU1"]])
+        outer = np.array(
+            [s * (idn.eye_dx + idn.eye_w * 0.8), base + 0.02 - 0.13 * a["AU2"] + 0.04 * a["AU4"] + 0.02 * a["AU1"]]
+        )
         centre = _quad(inner, mid, outer, 9)
         half = (idn.brow_thick / 2) * np.linspace(1.0, 0.55, 9, dtype=np.float32)[:, None]
         g.add(f"brow_{side}", np.concatenate([centre - [0, 1] * half, (centre + [0, 1] * half)[::-1]]), 0.6)
@@ -142,10 +161,21 @@ def face_geometry(
     # Nose: AU9 and AU10 lift and flare the nostrils.
     y_n = idn.eye_y + idn.nose_len + 0.02 - 0.04 * a["AU9"] - 0.02 * a["AU10"]
     flare = 1 + 0.2 * a["AU9"]
-    g.add("bridge", np.array([[0.07, idn.eye_y + 0.02], [0.09, idn.eye_y + idn.nose_len * 0.5], [0.12, y_n - 0.1]]), 0.9)
+    g.add(
+        "bridge", np.array([[0.07, idn.eye_y + 0.02], [0.09, idn.eye_y + idn.nose_len * 0.5], [0.12, y_n - 0.1]]), 0.9
+    )
     for s, side in ((-1, "l"), (1, "r")):
         g.add(f"nostril_{side}", _ellipse(s * idn.nose_w * 0.45 * flare, y_n, 0.055, 0.026, 10), 1.0)
-        g.add(f"ala_{side}", _quad(np.array([s * idn.nose_w * 0.45, y_n - 0.12]), np.array([s * idn.nose_w * flare, y_n - 0.01]), np.array([s * idn.nose_w * 0.55, y_n + 0.035]), 7), 1.0)
+        g.add(
+            f"ala_{side}",
+            _quad(
+                np.array([s * idn.nose_w * 0.45, y_n - 0.12]),
+                np.array([s * idn.nose_w * flare, y_n - 0.01]),
+                np.array([s * idn.nose_w * 0.55, y_n + 0.035]),
+                7,
+            ),
+            1.0,
+        )
     g.add("tip_shadow", _ellipse(0.0, y_n + 0.035, idn.nose_w * 0.55, 0.03, 12), 1.0)
 
     # Mouth: AU12 pulls the corners up and out, AU15 down, AU20 sideways, AU23 narrows and thins
@@ -158,7 +188,10 @@ def face_geometry(
     thin = 1 - 0.55 * a["AU23"] - 0.3 * a["AU20"]
     thick = 1 + 0.3 * rounding
     y_ui = idn.mouth_y - 0.05 * a["AU10"] - 0.02 * a["AU17"]
-    aperture = max(0.0, (0.22 * jaw + 0.035 * a["AU10"] + 0.03 * a["AU12"] + 0.03 * a["AU20"]) * (1 - closure) * (1 - 0.6 * a["AU23"]))
+    aperture = max(
+        0.0,
+        (0.22 * jaw + 0.035 * a["AU10"] + 0.03 * a["AU12"] + 0.03 * a["AU20"]) * (1 - closure) * (1 - 0.6 * a["AU23"]),
+    )
     y_li = y_ui + aperture
     y_uo = y_ui - idn.lip_upper * thin * thick - 0.015 * a["AU10"]
     y_lo = y_li + idn.lip_lower * thin * thick - 0.02 * a["AU17"]
@@ -169,7 +202,12 @@ def face_geometry(
         cx = np.where(xs < 0, corner_x[-1], corner_x[1]) * inset
         cy = np.where(xs < 0, corner_y[-1], corner_y[1])
         w = np.abs(xs) ** shape
-        y = y_mid + (cy - y_mid) * w - bow * np.exp(-((np.abs(xs) - 0.3) / 0.15) ** 2) + bow * np.exp(-(xs / 0.08) ** 2)
+        y = (
+            y_mid
+            + (cy - y_mid) * w
+            - bow * np.exp(-(((np.abs(xs) - 0.3) / 0.15) ** 2))
+            + bow * np.exp(-((xs / 0.08) ** 2))
+        )
         return np.stack([side * np.abs(xs) * np.abs(cx), y], 1)
 
     upper_outer = lip(y_uo, 1.6, 1.0, bow=0.012)
@@ -186,11 +224,37 @@ def face_geometry(
         start = np.array([s * idn.nose_w * 1.05, y_n - 0.05])
         end = np.array([corner_x[s] + s * 0.07, corner_y[s] + 0.03])
         g.add(f"fold_{side}", _quad(start, (start + end) / 2 + [s * 0.07, 0.0], end, 7), 0.5)
-        g.add(f"cheek_{side}", _ellipse(s * (idn.eye_dx + 0.05), idn.eye_y + 0.36 - 0.07 * a["AU6"], 0.2, 0.11, 16), 0.4)
+        g.add(
+            f"cheek_{side}", _ellipse(s * (idn.eye_dx + 0.05), idn.eye_y + 0.36 - 0.07 * a["AU6"], 0.2, 0.11, 16), 0.4
+        )
         x0 = s * (idn.eye_dx + idn.eye_w * 0.55)
-        g.add(f"crow_{side}", np.array([[x0, idn.eye_y - 0.02], [x0 + s * 0.09, idn.eye_y - 0.05], [x0, idn.eye_y + 0.01], [x0 + s * 0.09, idn.eye_y + 0.05]]), 0.5)
-        g.add(f"bag_{side}", _quad(np.array([s * (idn.eye_dx - idn.eye_w * 0.35), idn.eye_y + h_lo + 0.04]), np.array([s * idn.eye_dx, idn.eye_y + h_lo + 0.07 - 0.03 * a["AU6"]]), np.array([s * (idn.eye_dx + idn.eye_w * 0.4), idn.eye_y + h_lo + 0.035]), 7), 0.6)
-    g.add("chin_boss", _quad(np.array([-0.13, y_lo + 0.1]), np.array([0.0, y_lo + 0.06]), np.array([0.13, y_lo + 0.1]), 7), 0.7)
+        g.add(
+            f"crow_{side}",
+            np.array(
+                [
+                    [x0, idn.eye_y - 0.02],
+                    [x0 + s * 0.09, idn.eye_y - 0.05],
+                    [x0, idn.eye_y + 0.01],
+                    [x0 + s * 0.09, idn.eye_y + 0.05],
+                ]
+            ),
+            0.5,
+        )
+        g.add(
+            f"bag_{side}",
+            _quad(
+                np.array([s * (idn.eye_dx - idn.eye_w * 0.35), idn.eye_y + h_lo + 0.04]),
+                np.array([s * idn.eye_dx, idn.eye_y + h_lo + 0.07 - 0.03 * a["AU6"]]),
+                np.array([s * (idn.eye_dx + idn.eye_w * 0.4), idn.eye_y + h_lo + 0.035]),
+                7,
+            ),
+            0.6,
+        )
+    g.add(
+        "chin_boss",
+        _quad(np.array([-0.13, y_lo + 0.1]), np.array([0.0, y_lo + 0.06]), np.array([0.13, y_lo + 0.1]), 7),
+        0.7,
+    )
     g.add("dimple", np.array([[corner_x[1] + 0.04, corner_y[1] - 0.04], [corner_x[1] + 0.06, corner_y[1] + 0.03]]), 0.7)
     return g, vis
 
@@ -228,14 +292,21 @@ class FacePainter:
         self.ear = _mix(skin, 0.1)
         self.neck = _mix(skin, 0.22)
 
-    def draw(self, img: np.ndarray, aus: np.ndarray, speech: np.ndarray, blink: float, pose: Pose,
-             gaze: tuple[float, float] = (0.0, 0.0)) -> FaceGeometry:
+    def draw(
+        self,
+        img: np.ndarray,
+        aus: np.ndarray,
+        speech: np.ndarray,
+        blink: float,
+        pose: Pose,
+        gaze: tuple[float, float] = (0.0, 0.0),
+    ) -> FaceGeometry:
         """Draw the head into `img` (H, W, 3) uint8 BGR, in place; returns the geometry used."""
         idn = self.idn
         g, vis = face_geometry(idn, aus, speech, blink, gaze)
         pixels = _px_all(g, pose)
         P = pixels.__getitem__
-        lw = max(1, int(round(pose.scale * 0.022)))  # crease line width, px
+        lw = max(1, round(pose.scale * 0.022))  # crease line width, px
 
         def poly(name: str, colour: tuple[int, ...]) -> None:
             cv2.fillPoly(img, [P(name)], colour, _AA, _SHIFT)
@@ -246,7 +317,9 @@ class FacePainter:
         # torso, hair behind the head, neck, ears, head
         torso = _ellipse(0.0, 3.2, 2.7, 1.5, 24)
         cv2.fillPoly(img, [_px(torso, 0.0, pose)], idn.shirt, _AA, _SHIFT)
-        hair_back = {"long": _ellipse(0.0, 0.35, 1.22, 1.6, 24), "bun": _ellipse(0.0, -1.25, 0.42, 0.35, 16)}.get(idn.hair_style)
+        hair_back = {"long": _ellipse(0.0, 0.35, 1.22, 1.6, 24), "bun": _ellipse(0.0, -1.25, 0.42, 0.35, 16)}.get(
+            idn.hair_style
+        )
         if hair_back is not None:
             cv2.fillPoly(img, [_px(hair_back, 0.0, pose)], idn.hair_colour, _AA, _SHIFT)
         poly("neck", self.neck)
@@ -256,7 +329,9 @@ class FacePainter:
         if idn.hair_style != "bald":
             t = np.linspace(np.pi + 0.12, 2 * np.pi - 0.12, 20, dtype=np.float32)
             cap_top = np.stack([1.04 * np.cos(t), 1.25 * np.sin(t)], 1)
-            fringe = _quad(cap_top[-1] * [1, 0.55] + [0, -0.05], np.array([0.1, -0.82]), cap_top[0] * [1, 0.55] + [0, -0.05], 9)
+            fringe = _quad(
+                cap_top[-1] * [1, 0.55] + [0, -0.05], np.array([0.1, -0.82]), cap_top[0] * [1, 0.55] + [0, -0.05], 9
+            )
             cv2.fillPoly(img, [_px(np.concatenate([cap_top, fringe]), 0.0, pose)], idn.hair_colour, _AA, _SHIFT)
 
         # cheeks (AU6) and folds beneath the skin features
@@ -292,7 +367,15 @@ class FacePainter:
         if vis["glabella"] > 0.05:
             col = _mix(self.skin, min(1.0, vis["glabella"] * 1.3), self.crease)
             for x in (-0.05, 0.05):
-                cv2.polylines(img, [_px(np.array([[x, base + 0.03], [x * 0.8, base + 0.14]]), 0.6, pose)], False, col, lw, _AA, _SHIFT)
+                cv2.polylines(
+                    img,
+                    [_px(np.array([[x, base + 0.03], [x * 0.8, base + 0.14]]), 0.6, pose)],
+                    False,
+                    col,
+                    lw,
+                    _AA,
+                    _SHIFT,
+                )
         if vis["forehead"] > 0.05:
             col = _mix(self.skin, min(1.0, vis["forehead"] * 1.2), self.crease)
             for k in range(3):
@@ -312,7 +395,15 @@ class FacePainter:
             y0 = float(g.parts["bridge"][0, 1])
             for k in range(3):
                 y = y0 + 0.05 + 0.045 * k
-                cv2.polylines(img, [_px(np.array([[-0.09, y + 0.01], [0.0, y - 0.01], [0.09, y + 0.01]]), 0.9, pose)], False, col, lw, _AA, _SHIFT)
+                cv2.polylines(
+                    img,
+                    [_px(np.array([[-0.09, y + 0.01], [0.0, y - 0.01], [0.09, y + 0.01]]), 0.9, pose)],
+                    False,
+                    col,
+                    lw,
+                    _AA,
+                    _SHIFT,
+                )
 
         # mouth
         poly("lips", idn.lip_colour)
@@ -330,9 +421,17 @@ class FacePainter:
             for s in (-1, 1):
                 rim = _ellipse(s * idn.eye_dx, idn.eye_y + 0.01, idn.eye_w * 0.85, idn.eye_h * 1.75, 20)
                 cv2.polylines(img, [_px(rim, 0.6, pose)], True, frame_col, lw + 1, _AA, _SHIFT)
-                temple = np.array([[s * (idn.eye_dx + idn.eye_w * 0.85), idn.eye_y - 0.02], [s * 0.98, idn.eye_y + 0.02]])
+                temple = np.array(
+                    [[s * (idn.eye_dx + idn.eye_w * 0.85), idn.eye_y - 0.02], [s * 0.98, idn.eye_y + 0.02]]
+                )
                 cv2.polylines(img, [_px(temple, 0.3, pose)], False, frame_col, lw + 1, _AA, _SHIFT)
-            bridge = np.array([[-(idn.eye_dx - idn.eye_w * 0.85), idn.eye_y - 0.02], [0.0, idn.eye_y - 0.05], [idn.eye_dx - idn.eye_w * 0.85, idn.eye_y - 0.02]])
+            bridge = np.array(
+                [
+                    [-(idn.eye_dx - idn.eye_w * 0.85), idn.eye_y - 0.02],
+                    [0.0, idn.eye_y - 0.05],
+                    [idn.eye_dx - idn.eye_w * 0.85, idn.eye_y - 0.02],
+                ]
+            )
             cv2.polylines(img, [_px(bridge, 0.8, pose)], False, frame_col, lw + 1, _AA, _SHIFT)
         return g
 
@@ -340,16 +439,30 @@ class FacePainter:
 def face_box(pose: Pose, idn: Identity) -> tuple[int, int, int, int]:
     """Annotated face box (x, y, width, height; px) from brows-top to chin, ear to ear."""
     corners = np.array([[-1.0, idn.eye_y - idn.brow_gap - 0.2], [1.0, idn.head_aspect - 0.2]], np.float32)
-    pts = _px(np.array([[corners[0, 0], corners[0, 1]], [corners[1, 0], corners[0, 1]],
-                        [corners[0, 0], corners[1, 1]], [corners[1, 0], corners[1, 1]]]), 0.0, pose) / _ONE
+    pts = (
+        _px(
+            np.array(
+                [
+                    [corners[0, 0], corners[0, 1]],
+                    [corners[1, 0], corners[0, 1]],
+                    [corners[0, 0], corners[1, 1]],
+                    [corners[1, 0], corners[1, 1]],
+                ]
+            ),
+            0.0,
+            pose,
+        )
+        / _ONE
+    )
     x0, y0 = pts.min(0)
     x1, y1 = pts.max(0)
-    return int(x0), int(y0), int(round(x1 - x0)), int(round(y1 - y0))
+    return int(x0), int(y0), round(x1 - x0), round(y1 - y0)
 
 
 def landmarks68(g: FaceGeometry, pose: Pose) -> np.ndarray:
     """(68, 2) float32 pixel landmarks in the iBUG 68-point order (jaw 0-16, brows 17-26, nose
     27-35, eyes 36-47, mouth 48-67), read off the drawn geometry, as AffectNet's CSV carries."""
+
     def px(name: str, idx: np.ndarray | list[int] | slice) -> np.ndarray:
         return _px(g.parts[name][idx], g.depth[name], pose).astype(np.float32) / _ONE
 
@@ -359,7 +472,9 @@ def landmarks68(g: FaceGeometry, pose: Pose) -> np.ndarray:
     jaw = _px(head[jaw_idx], 0.0, pose).astype(np.float32)[::-1] / _ONE
     brow = lambda side: px(f"brow_{side}", [0, 2, 4, 6, 8])  # noqa: E731
     nose_bridge = px("bridge", [0, 1, 1, 2])
-    nostrils = np.concatenate([px("ala_l", [0]), px("nostril_l", [0]), px("tip_shadow", [5]), px("nostril_r", [0]), px("ala_r", [0])])
+    nostrils = np.concatenate(
+        [px("ala_l", [0]), px("nostril_l", [0]), px("tip_shadow", [5]), px("nostril_r", [0]), px("ala_r", [0])]
+    )
     eye = lambda side, order: np.concatenate([px(f"eye_up_{side}", order[:4]), px(f"eye_lo_{side}", order[4:])])  # noqa: E731
     left_eye = eye("l", [8, 5, 3, 0, 3, 5])
     right_eye = eye("r", [0, 3, 5, 8, 5, 3])

@@ -1,10 +1,16 @@
 """Sizes of the synthetic world: `tiny` (tests), `small` (the quick-start), `full` (CREMA-D sized).
 
-| preset | CREMA-D-shaped                                    | AffectNet-shaped (train + valid) | MSP-IMPROV-shaped                 |
-|--------|---------------------------------------------------|----------------------------------|-----------------------------------|
-| tiny   | 8 actors x 12 clips = 96, 10 fps, 1,308 frames    | 240 + 8 x 10                     | 12 x 4 = 48 clips, 10 fps, 802 frames |
-| small  | 91 actors x 24 clips = 2,184, 12 fps, 42,166 frames | 3,000 + 8 x 60                 | 12 x 24 = 288 clips, 12 fps, 7,179 frames |
-| full   | 91 actors, 7,442 clips as CREMA-D, 29.97 fps, 619,025 frames | 20,000 + 8 x 500      | 12 x 200 = 2,400 clips, 29.97 fps |
+| preset | corpus                           | size                                                         |
+|--------|----------------------------------|--------------------------------------------------------------|
+| tiny   | CREMA-D-shaped                   | 8 actors x 12 clips = 96, 10 fps, 1,308 frames               |
+| tiny   | AffectNet-shaped (train + valid) | 240 + 8 x 10                                                 |
+| tiny   | MSP-IMPROV-shaped                | 12 x 4 = 48 clips, 10 fps, 802 frames                        |
+| small  | CREMA-D-shaped                   | 91 actors x 24 clips = 2,184, 12 fps, 42,166 frames          |
+| small  | AffectNet-shaped (train + valid) | 3,000 + 8 x 60                                               |
+| small  | MSP-IMPROV-shaped                | 12 x 24 = 288 clips, 12 fps, 7,179 frames                    |
+| full   | CREMA-D-shaped                   | 91 actors, 7,442 clips as CREMA-D, 29.97 fps, 619,025 frames |
+| full   | AffectNet-shaped (train + valid) | 20,000 + 8 x 500                                             |
+| full   | MSP-IMPROV-shaped                | 12 x 200 = 2,400 clips, 29.97 fps                            |
 
 (frame counts for seed 0; clip length follows the sentence's syllables: ~1.4 s in tiny, ~1.6 s in
 small, ~2.8 s in full.)
@@ -41,18 +47,40 @@ CREMA_D_MISSING: tuple[str, ...] = tuple(
 
 # Head and shoulders in front of a plain studio backdrop, even light (CREMA-D's recording set-up).
 CREMA_D_CAMERA = Camera(
-    width=480, height=360, face_scale=(52.0, 64.0), centre_x=(0.44, 0.56), centre_y=(0.4, 0.48),
-    backdrop="studio", light=(0.0, 0.3), warmth=(-0.3, 0.3), noise_sd=3.0,
+    width=480,
+    height=360,
+    face_scale=(52.0, 64.0),
+    centre_x=(0.44, 0.56),
+    centre_y=(0.4, 0.48),
+    backdrop="studio",
+    light=(0.0, 0.3),
+    warmth=(-0.3, 0.3),
+    noise_sd=3.0,
 )
 # A dyadic improvisation filmed in a room: wider frame, smaller off-centre face, warm side light.
 MSP_IMPROV_CAMERA = Camera(
-    width=640, height=480, face_scale=(50.0, 62.0), centre_x=(0.35, 0.65), centre_y=(0.36, 0.46),
-    backdrop="room", light=(0.3, 0.7), warmth=(0.2, 0.8), noise_sd=4.5, sway=0.09,
+    width=640,
+    height=480,
+    face_scale=(50.0, 62.0),
+    centre_x=(0.35, 0.65),
+    centre_y=(0.36, 0.46),
+    backdrop="room",
+    light=(0.3, 0.7),
+    warmth=(0.2, 0.8),
+    noise_sd=4.5,
+    sway=0.09,
 )
 # Web photos: tight crops, any background, any colour cast, stronger contrast.
 AFFECTNET_CAMERA = Camera(
-    width=256, height=256, face_scale=(70.0, 88.0), centre_x=(0.44, 0.56), centre_y=(0.4, 0.5),
-    backdrop="photo", light=(0.2, 0.9), warmth=(-0.8, 0.8), noise_sd=2.0,
+    width=256,
+    height=256,
+    face_scale=(70.0, 88.0),
+    centre_x=(0.44, 0.56),
+    centre_y=(0.4, 0.5),
+    backdrop="photo",
+    light=(0.2, 0.9),
+    warmth=(-0.8, 0.8),
+    noise_sd=2.0,
 )
 
 
@@ -90,11 +118,25 @@ class AffectNetPreset:
 
     n_train: int
     valid_per_class: int
-    train_mix: dict[int, float] = field(default_factory=lambda: {
-        0: 0.22, 1: 0.26, 2: 0.1, 3: 0.06, 4: 0.08, 5: 0.07, 6: 0.12, 7: 0.05, 8: 0.02, 9: 0.01, 10: 0.01,
-    })
+    train_mix: dict[int, float] = field(
+        default_factory=lambda: {
+            0: 0.22,
+            1: 0.26,
+            2: 0.1,
+            3: 0.06,
+            4: 0.08,
+            5: 0.07,
+            6: 0.12,
+            7: 0.05,
+            8: 0.02,
+            9: 0.01,
+            10: 0.01,
+        }
+    )
     camera: Camera = AFFECTNET_CAMERA
-    population: Population = field(default_factory=lambda: Population(expressivity_sd=0.35, p_resting_look=0.5, p_glasses=0.2))
+    population: Population = field(
+        default_factory=lambda: Population(expressivity_sd=0.35, p_resting_look=0.5, p_glasses=0.2)
+    )
     images_per_folder: int = 500
 
 
@@ -110,11 +152,18 @@ class MspImprovPreset:
     tail_s: float
     target_mix: dict[str, float] = field(default_factory=lambda: {"NEU": 0.35, "HAP": 0.3, "ANG": 0.17, "SAD": 0.18})
     camera: Camera = MSP_IMPROV_CAMERA
-    population: Population = field(default_factory=lambda: Population(
-        expressivity_mean={"HAP": 0.9, "ANG": 0.7, "SAD": 0.55, "FEA": 0.7, "DIS": 0.7},
-        expressivity_sd=0.35, p_substitution=0.2, p_resting_look=0.6, resting_strength=(0.2, 0.45),
-        skin_weights=(0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.05, 0.05), p_glasses=0.25, head_motion=(0.8, 1.8),
-    ))
+    population: Population = field(
+        default_factory=lambda: Population(
+            expressivity_mean={"HAP": 0.9, "ANG": 0.7, "SAD": 0.55, "FEA": 0.7, "DIS": 0.7},
+            expressivity_sd=0.35,
+            p_substitution=0.2,
+            p_resting_look=0.6,
+            resting_strength=(0.2, 0.45),
+            skin_weights=(0.2, 0.2, 0.15, 0.15, 0.1, 0.1, 0.05, 0.05),
+            p_glasses=0.25,
+            head_motion=(0.8, 1.8),
+        )
+    )
     fourcc: str = "XVID"
     extension: str = ".avi"
 
@@ -131,19 +180,38 @@ class WorldPreset:
 PRESETS: dict[str, WorldPreset] = {
     "tiny": WorldPreset(
         "tiny",
-        CremaDPreset(n_actors=8, sentences=("IEO", "DFA"), ieo_levels=("HI",), fps=10.0, speech_rate=6.0, lead_s=0.2, tail_s=0.15),
+        CremaDPreset(
+            n_actors=8, sentences=("IEO", "DFA"), ieo_levels=("HI",), fps=10.0, speech_rate=6.0, lead_s=0.2, tail_s=0.15
+        ),
         AffectNetPreset(n_train=240, valid_per_class=10),
         MspImprovPreset(clips_per_actor=4, fps=10.0, speech_rate=6.0, lead_s=0.2, tail_s=0.15),
     ),
     "small": WorldPreset(
         "small",
-        CremaDPreset(n_actors=91, sentences=("IEO", "DFA", "TSI", "ITS"), ieo_levels=("HI",), fps=12.0, speech_rate=5.5, lead_s=0.3, tail_s=0.2),
+        CremaDPreset(
+            n_actors=91,
+            sentences=("IEO", "DFA", "TSI", "ITS"),
+            ieo_levels=("HI",),
+            fps=12.0,
+            speech_rate=5.5,
+            lead_s=0.3,
+            tail_s=0.2,
+        ),
         AffectNetPreset(n_train=3000, valid_per_class=60),
         MspImprovPreset(clips_per_actor=24, fps=12.0, speech_rate=5.0, lead_s=0.3, tail_s=0.2),
     ),
     "full": WorldPreset(
         "full",
-        CremaDPreset(n_actors=91, sentences=ALL_SENTENCES, ieo_levels=("LO", "MD", "HI"), fps=29.97, speech_rate=4.0, lead_s=0.5, tail_s=0.4, missing=CREMA_D_MISSING),
+        CremaDPreset(
+            n_actors=91,
+            sentences=ALL_SENTENCES,
+            ieo_levels=("LO", "MD", "HI"),
+            fps=29.97,
+            speech_rate=4.0,
+            lead_s=0.5,
+            tail_s=0.4,
+            missing=CREMA_D_MISSING,
+        ),
         AffectNetPreset(n_train=20000, valid_per_class=500),
         MspImprovPreset(clips_per_actor=200, fps=29.97, speech_rate=4.0, lead_s=0.4, tail_s=0.4),
     ),

@@ -37,11 +37,13 @@ def perceived_expression(aus: np.ndarray, onset: int, top_fraction: float = 0.3)
     over the most changed frames (raters remember the apex, not the average)."""
     change = np.clip(aus - aus[: max(1, onset)].mean(axis=0), 0.0, None)
     energy = change.sum(axis=1)
-    k = max(1, int(round(len(aus) * top_fraction)))
+    k = max(1, round(len(aus) * top_fraction))
     return change[np.argsort(energy)[-k:]].mean(axis=0)
 
 
-def face_evidence(expression: np.ndarray, emotions: tuple[str, ...], cues: Callable[[str], np.ndarray] | None = None) -> np.ndarray:
+def face_evidence(
+    expression: np.ndarray, emotions: tuple[str, ...], cues: Callable[[str], np.ndarray] | None = None
+) -> np.ndarray:
     """(K,) evidence per emotion in `emotions` (NEU scores 0 here; raters compare to a threshold).
 
     cues: emotion → (N_AUS,) the actor's own cues (`Style.cue_prototype`); the population's
@@ -80,8 +82,9 @@ def voice_evidence(intended: str, intensity: float, vocal_expressivity: float, e
     return out
 
 
-def clip_evidence(perceived: np.ndarray, style: Style, emotion: str, intensity: float, emotions: tuple[str, ...],
-                  model: RaterModel) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def clip_evidence(
+    perceived: np.ndarray, style: Style, emotion: str, intensity: float, emotions: tuple[str, ...], model: RaterModel
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(K,) face, voice and audio-visual evidence for one performed clip: the face read with the
     actor's own cues from what a viewer perceives, the voice from the intended emotion."""
     face = face_evidence(perceived, emotions, style.cue_prototype)
@@ -96,15 +99,24 @@ def _logits(evidence: np.ndarray, emotions: tuple[str, ...], sharpness: float, t
     return np.where(np.array([e == "NEU" for e in emotions]), sharpness * threshold, logits)
 
 
-def vote(rng: np.random.Generator, evidence: np.ndarray, emotions: tuple[str, ...], n: int,
-         sharpness: float, threshold: float, bias_sd: float) -> np.ndarray:
+def vote(
+    rng: np.random.Generator,
+    evidence: np.ndarray,
+    emotions: tuple[str, ...],
+    n: int,
+    sharpness: float,
+    threshold: float,
+    bias_sd: float,
+) -> np.ndarray:
     """(n,) class indices into `emotions` chosen by n raters looking at `evidence` (K,)."""
     logits = _logits(evidence, emotions, sharpness, threshold)
     noisy = logits[None, :] + rng.normal(0, bias_sd, (n, len(emotions))) + rng.gumbel(size=(n, len(emotions)))
     return noisy.argmax(axis=1)
 
 
-def vote_levels(rng: np.random.Generator, choices: np.ndarray, evidence: np.ndarray, emotions: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+def vote_levels(
+    rng: np.random.Generator, choices: np.ndarray, evidence: np.ndarray, emotions: tuple[str, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """Each vote's intensity rating, 0-100: (raw, normalised per rater).
 
     The normalised level is the rater's own judgement; the raw one is that judgement through the
@@ -131,8 +143,15 @@ class Ratings:
     norm_levels: np.ndarray
 
 
-def rate(rng: np.random.Generator, evidence: np.ndarray, emotions: tuple[str, ...], n: int,
-         sharpness: float, threshold: float, bias_sd: float) -> Ratings:
+def rate(
+    rng: np.random.Generator,
+    evidence: np.ndarray,
+    emotions: tuple[str, ...],
+    n: int,
+    sharpness: float,
+    threshold: float,
+    bias_sd: float,
+) -> Ratings:
     choices = vote(rng, evidence, emotions, n, sharpness, threshold, bias_sd)
     raw, norm = vote_levels(rng, choices, evidence, emotions)
     return Ratings(np.bincount(choices, minlength=len(emotions)), choices, raw, norm)

@@ -12,8 +12,8 @@ import functools
 import multiprocessing
 import os
 from collections.abc import Callable, Iterator, Sequence
-from multiprocessing.pool import Pool
 from dataclasses import dataclass
+from multiprocessing.pool import Pool
 from pathlib import Path
 from typing import TypeVar
 
@@ -87,12 +87,16 @@ def render_clip(plan: ClipPlan, root: Path) -> str:
     tag = _CODEC_TAGS.get(plan.fourcc) or cv2.VideoWriter_fourcc(*plan.fourcc)
     writer = cv2.VideoWriter(str(tmp), tag, plan.fps, (cam.width, cam.height))
     if not writer.isOpened():
-        raise RuntimeError(f"{tmp}: OpenCV cannot write {plan.fourcc!r} video here; check the OpenCV build (cv2.getBuildInformation())")
+        raise RuntimeError(
+            f"{tmp}: OpenCV cannot write {plan.fourcc!r} video here; check the OpenCV build (cv2.getBuildInformation())"
+        )
     frame = np.empty_like(bg)
     try:
         for i in range(len(plan.aus)):
             np.copyto(frame, bg)
-            painter.draw(frame, plan.aus[i], plan.speech[i], float(plan.blink[i]), pose_at(plan.pose, i), tuple(gaze[i]))
+            painter.draw(
+                frame, plan.aus[i], plan.speech[i], float(plan.blink[i]), pose_at(plan.pose, i), tuple(gaze[i])
+            )
             cv2.multiply(frame, light, frame, scale=flicker[i] / 128.0)
             pos, neg = noise[(i * 3 + plan.seed) % len(noise)]
             cv2.add(frame, pos, frame)
@@ -148,7 +152,9 @@ def worker_pool(workers: int) -> Iterator[Pool | None]:
         yield pool
 
 
-def parallel_map(fn: Callable[[T], R], items: Sequence[T], pool: Pool | None, desc: str, progress: bool = True) -> Iterator[R]:
+def parallel_map(
+    fn: Callable[[T], R], items: Sequence[T], pool: Pool | None, desc: str, progress: bool = True
+) -> Iterator[R]:
     """`fn` over `items` in `pool` (inline when None), results in input order, with a tqdm bar.
     Each item carries its own seed, so the output does not depend on the number of workers."""
     bar = tqdm(total=len(items), desc=desc, unit="item", disable=not progress, leave=False)

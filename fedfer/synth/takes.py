@@ -25,7 +25,12 @@ if TYPE_CHECKING:
 
 # Emotion → (jaw amplitude factor, speech-rate factor) of speech.
 ARTICULATION: dict[str, tuple[float, float]] = {
-    "NEU": (1.0, 1.0), "HAP": (1.1, 1.05), "SAD": (0.75, 0.85), "ANG": (1.25, 1.1), "FEA": (1.05, 1.1), "DIS": (0.9, 0.95),
+    "NEU": (1.0, 1.0),
+    "HAP": (1.1, 1.05),
+    "SAD": (0.75, 0.85),
+    "ANG": (1.25, 1.1),
+    "FEA": (1.05, 1.1),
+    "DIS": (0.9, 0.95),
 }
 
 
@@ -52,9 +57,29 @@ class TakeSpec:
     fourcc: str
 
     @classmethod
-    def filmed(cls, preset: CremaDPreset | MspImprovPreset, clip_id: str, rel_path: str, text: str, emotion: str, intensity: float) -> TakeSpec:
+    def filmed(
+        cls,
+        preset: CremaDPreset | MspImprovPreset,
+        clip_id: str,
+        rel_path: str,
+        text: str,
+        emotion: str,
+        intensity: float,
+    ) -> TakeSpec:
         """A take filmed with a corpus preset's timing, camera and codec."""
-        return cls(clip_id, rel_path, text, emotion, intensity, preset.fps, preset.speech_rate, preset.lead_s, preset.tail_s, preset.camera, preset.fourcc)
+        return cls(
+            clip_id,
+            rel_path,
+            text,
+            emotion,
+            intensity,
+            preset.fps,
+            preset.speech_rate,
+            preset.lead_s,
+            preset.tail_s,
+            preset.camera,
+            preset.fourcc,
+        )
 
 
 @dataclass(frozen=True)
@@ -80,7 +105,7 @@ def perform(actor: Actor, spec: TakeSpec, seed: int) -> Take:
     rate = spec.speech_rate * rate_gain * rng.uniform(0.9, 1.1)
     lead = spec.lead_s * rng.uniform(0.8, 1.25)
     duration = lead + len(syls) / rate + spec.tail_s * rng.uniform(0.8, 1.25)
-    n = max(4, int(round(duration * spec.fps)))
+    n = max(4, round(duration * spec.fps))
 
     env = draw_envelope(rng, n, spec.fps)
     target = style.prototype(spec.emotion) * spec.intensity
@@ -91,7 +116,16 @@ def perform(actor: Actor, spec: TakeSpec, seed: int) -> Take:
     blink = blink_track(rng, n, spec.fps, style.blink_rate)
     pose = pose_track(rng, spec.camera, n, spec.fps, style.head_motion)
     plan = ClipPlan(
-        clip_id=spec.clip_id, rel_path=spec.rel_path, identity=actor.identity, camera=spec.camera, fps=spec.fps,
-        fourcc=spec.fourcc, aus=aus, speech=speech, blink=blink, pose=pose, seed=int(rng.integers(2**31)),
+        clip_id=spec.clip_id,
+        rel_path=spec.rel_path,
+        identity=actor.identity,
+        camera=spec.camera,
+        fps=spec.fps,
+        fourcc=spec.fourcc,
+        aus=aus,
+        speech=speech,
+        blink=blink,
+        pose=pose,
+        seed=int(rng.integers(2**31)),
     )
     return Take(plan, env.onset, env.apex, env.offset)

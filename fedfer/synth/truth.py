@@ -41,12 +41,30 @@ def write_truth(root: Path, rows: Sequence[dict], actors: dict[str, dict], what:
     atomic_write_text(out / "README.txt", (__doc__ or "").strip() + "\n\nThis corpus: " + what + "\n")
 
 
-def take_row(clip_id: str, actor: str, intended: str, intensity: float, take: Take, emotions: Sequence[str],
-             expressed: np.ndarray, **extra: object) -> dict:
+def take_row(
+    clip_id: str,
+    actor: str,
+    intended: str,
+    intensity: float,
+    take: Take,
+    emotions: Sequence[str],
+    expressed: np.ndarray,
+    **extra: object,
+) -> dict:
     """The truth row of one video: identity of the take, its envelope, expressed mixture and the
     AU changes a viewer perceives (from the opening frames to the apex)."""
-    row: dict = {"clip": clip_id, "actor": actor, **extra, "intended": intended, "intensity": intensity,
-                 "n_frames": len(take.plan.aus), "fps": take.plan.fps, "onset": take.onset, "apex": take.apex, "offset": take.offset}
+    row: dict = {
+        "clip": clip_id,
+        "actor": actor,
+        **extra,
+        "intended": intended,
+        "intensity": intensity,
+        "n_frames": len(take.plan.aus),
+        "fps": take.plan.fps,
+        "onset": take.onset,
+        "apex": take.apex,
+        "offset": take.offset,
+    }
     row.update({f"expressed_{e}": float(p) for e, p in zip(emotions, expressed)})
     row.update({f"perceived_{au}": float(v) for au, v in zip(AUS, take.perceived)})
     return row

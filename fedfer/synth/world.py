@@ -26,7 +26,11 @@ from fedfer.synth.render import PARTIAL, worker_pool
 
 MANIFEST = "DONE.json"
 # Corpus → its writer, called as writer(root, <the preset's part of that name>, raters, seed, pool, progress).
-WRITERS: dict[str, Callable[..., dict]] = {"crema_d": write_crema_d, "affectnet": write_affectnet, "msp_improv": write_msp_improv}
+WRITERS: dict[str, Callable[..., dict]] = {
+    "crema_d": write_crema_d,
+    "affectnet": write_affectnet,
+    "msp_improv": write_msp_improv,
+}
 CORPORA: tuple[str, ...] = tuple(WRITERS)
 
 
@@ -89,8 +93,16 @@ def render_world(
                 _remove_partials(root)
                 start = time.perf_counter()
                 counts = WRITERS[corpus](root, getattr(world, corpus), world.raters, seed, pool, progress)
-                manifest = {"corpus": corpus, "preset": world.name, "seed": seed, "world_version": WORLD_VERSION, "fedfer_version": __version__,
-                            "workers": workers, "seconds": round(time.perf_counter() - start, 2), **counts}
+                manifest = {
+                    "corpus": corpus,
+                    "preset": world.name,
+                    "seed": seed,
+                    "world_version": WORLD_VERSION,
+                    "fedfer_version": __version__,
+                    "workers": workers,
+                    "seconds": round(time.perf_counter() - start, 2),
+                    **counts,
+                }
                 atomic_write_json(root / MANIFEST, manifest)
                 manifests[corpus] = {**manifest, "skipped": False}
     return {c: manifests[c] for c in corpora}

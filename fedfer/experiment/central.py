@@ -1,0 +1,264 @@
+"""The stages before federation, each cached and skipped when already done.
+
+world → features → split → central g() and v(). `fedfer train`, `fedfer evaluate`, `fedfer run` and
+`fedfer deploy` all go through these functions, so a second command reuses what the first computed:
+rendered corpora, feature caches, the actor split and the central checkpoints live in a workspace
+directory (default `./data`) keyed by what determines them (preset, seed, feature settings, task).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from fedfer.config import (
+    SYNTHETIC_PRESETS,
+    FeatureConfig,
+    RunOptions,
+    Task,
+    TrainConfig,
+)
+from fedfer.data.datasets import Clip
+from fedfer.io import digest
+from fedfer.model.checkpoint import HeadCard, load_head, save_head
+from fedfer.model.train import LabelledSet, train_head
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class World:
+    """Where a run's corpora are: a CREMA-D-layout video corpus and, optionally, an AffectNet-layout one."""
+
+    world_id: str  # names the cache folders, e.g. "small-s0-v2" or "crema_d-<hash>"
+    crema_d: Path
+    affectnet: Path | None
+
+
+def prepare_world(
+    world: str, workspace: Path, seed: int = 0, affectnet: Path | None = None, progress: bool = True
+) -> World:
+    """A synthetic preset (rendered into the workspace if missing) or a real CREMA-D directory."""
+    if world in SYNTHETIC_PRESETS:
+        from fedfer.synth import render_world
+        from fedfer.synth.presets import WORLD_VERSION
+
+        world_id = f"{world}-s{seed}-v{WORLD_VERSION}"
+        root = workspace / "worlds" / world_id
+        render_world(world, seed, root, corpora=("crema_d", "affectnet"), progress=progress)
+        return World(world_id, root / "crema_d", affectnet or root / "affectnet")
+    root = Path(world)
+    if not (root / "processedResults").is_dir():
+        raise FileNotFoundError(
+            f"{world!r} is neither a synthetic preset {SYNTHETIC_PRESETS} nor a CREMA-D directory "
+            f"(expected {root / 'processedResults'} and {root / 'VideoFlash'})"
+        )
+    return World(f"crema_d-{digest(str(root.resolve()), 10)}", root, affectnet)
+
+
+def feature_dir(workspace: Path, world: World, config: FeatureConfig) -> Path:
+    """One cache folder per world and feature settings (the per-clip fingerprint guards the rest)."""
+    settings = {k: v for k, v in asdict(config).items() if k not in ("batch_size", "workers")}
+    return (
+        workspace
+        / "features"
+        / world.world_id
+        / f"{config.weights if '/' not in config.weights else 'custom'}-{config.image_size}px-{digest(settings, 10)}"
+    )
+
+
+def load_clips(world: World, task: Task) -> list[Clip]:
+    from fedfer.data.datasets.crema_d import load_crema_d
+
+    return load_crema_d(
+        world.crema_d, label_mode=task.label_mode, num_classes=task.num_classes, ties=task.ties, require_video=True
+    )
+
+
+def video_features(world: World, clips: list[Clip], workspace: Path, config: FeatureConfig, progress: bool = True):
+    """The feature store of the world's videos, extracted where missing. Returns (store, usable clips)."""
+    from fedfer.data.datasets.crema_d import speaker_of
+    from fedfer.data.extract import extract_video_features
+
+    store = extract_video_features(
+        sorted({c.path for c in clips}),
+        feature_dir(workspace, world, config) / "crema_d",
+        config,
+        progress=progress,
+        speaker_of=speaker_of,
+    )
+    done = set(store.clip_ids())
+    usable = [c for c in clips if c.clip_id in done]
+    if len(usable) < len(clips):
+        log.warning(
+            "%d of %d clips have no features (see %s)", len(clips) - len(usable), len(clips), store.root / "summary.csv"
+        )
+    return store, usable
+
+
+def actor_split(world: World, clips: list[Clip], workspace: Path, seed: int) -> dict[str, list[str]]:
+    """56/4/31 train/dev/test actors for CREMA-D sized corpora (91 actors) (proportional otherwise), saved and reused."""
+    from fedfer.data.splits import actor_genders, load_or_create_split
+
+    return load_or_create_split(workspace / "splits" / f"{world.world_id}-seed{seed}.json", actor_genders(clips), seed)
+
+
+def split_sequences(store, clips: list[Clip], actors: Iterable[str]) -> LabelledSet:
+    """The labelled clips of `actors`: per-clip (T, 1280) feature sequences and class indices."""
+    actors = set(actors)
+    labelled = [c for c in clips if c.actor in actors and c.label is not None]
+    return LabelledSet([store.load(c.clip_id) for c in labelled], np.array([c.label for c in labelled]))
+
+
+def still_features(
+    world: World, workspace: Path, config: FeatureConfig, task: Task, progress: bool = True
+) -> dict[str, LabelledSet]:
+    """AffectNet-protocol train/dev/test sets of (N, 1280) still-image features.
+
+    Features are cached once per task for every listed image, whatever the seed: the seed only
+    decides which images form train and dev.
+    """
+    from fedfer.data.datasets.affectnet import load_affectnet
+    from fedfer.data.extract import extract_image_features
+
+    if world.affectnet is None:
+        raise FileNotFoundError(
+            "training g() needs an AffectNet-layout corpus: pass --affectnet DIR (or --ifer-checkpoint to reuse a trained g())"
+        )
+    protocol = load_affectnet(world.affectnet, num_classes=task.num_classes, seed=task.seed)
+    images = sorted(
+        {im.path: im for im in protocol.train + protocol.dev + protocol.test}.values(), key=lambda im: str(im.path)
+    )
+    cache = feature_dir(workspace, world, config) / f"affectnet-K{task.num_classes}.npz"
+    x = extract_image_features(
+        [(im.path, im.box) for im in images], cache, config, progress=progress
+    )  # (N, 1280) float16
+    row = {im.path: i for i, im in enumerate(images)}
+    ok = ~np.isnan(x).any(axis=1)
+    out = {}
+    for name, split in (("train", protocol.train), ("dev", protocol.dev), ("test", protocol.test)):
+        rows = np.array([row[im.path] for im in split if ok[row[im.path]]], dtype=np.int64)
+        out[name] = LabelledSet(x[rows], np.array([im.label for im in split if ok[row[im.path]]]))
+    return out
+
+
+def backbone_id_of(store, clips: list[Clip]) -> str:
+    return str(store.meta(clips[0].clip_id)["backbone_id"])
+
+
+def train_central(
+    kind: str,
+    load_sets: Callable[[], dict[str, LabelledSet]],
+    config: TrainConfig,
+    path: Path,
+    backbone_id: str,
+    classes: tuple[str, ...],
+    progress: bool = True,
+) -> Path:
+    """Train g() ('ifer') or v() ('vfer') unless `path` already holds it; resumable per epoch.
+
+    `load_sets` gives the train and dev sets; it is called only when training is needed, so a warm
+    run reads no training features."""
+    if path.exists():
+        load_head(path, stage=kind, backbone_id=backbone_id, classes=classes)  # fails loudly on a mismatch
+        return path
+    sets = load_sets()
+    model, history = train_head(
+        sets["train"],
+        sets.get("dev"),
+        replace(config, stage=kind),
+        state_path=path.with_suffix(".state.pt"),
+        progress=progress,
+    )
+    save_head(
+        path,
+        model,
+        HeadCard(stage=kind, classes=classes, backbone_id=backbone_id, config=asdict(config), history=asdict(history)),
+    )
+    path.with_suffix(".state.pt").unlink(missing_ok=True)
+    return path
+
+
+def model_path(workspace: Path, world: World, config: FeatureConfig, kind: str, train: TrainConfig, task: Task) -> Path:
+    key = digest({"train": asdict(train), "task": asdict(task)}, 10)
+    return (
+        workspace
+        / "models"
+        / world.world_id
+        / feature_dir(workspace, world, config).name
+        / f"{kind}-K{task.num_classes}-{task.label_mode}-s{task.seed}-{key}.pt"
+    )
+
+
+@dataclass
+class Prepared:
+    """Everything a federation needs from the central stage."""
+
+    world: World
+    task: Task
+    store: object  # FeatureStore of the world's videos
+    clips: list[Clip]  # clips with features
+    split: dict[str, list[str]]
+    ifer: Path
+    vfer: Path
+    backbone_id: str
+
+    def sequences(self, actors: Iterable[str]) -> LabelledSet:
+        """The labelled clips of `actors`: per-clip (T, 1280) feature sequences and class indices."""
+        return split_sequences(self.store, self.clips, actors)
+
+
+def prepare_central(
+    world: World,
+    workspace: Path,
+    task: Task,
+    features: FeatureConfig,
+    ifer_config: TrainConfig,
+    vfer_config: TrainConfig,
+    ifer_checkpoint: Path | None = None,
+    progress: bool = True,
+) -> Prepared:
+    """World → features → split → g() and v(), each step reusing its cache."""
+    clips = load_clips(world, task)
+    store, clips = video_features(world, clips, workspace, features, progress)
+    if not clips:
+        raise RuntimeError(f"no clip of {world.crema_d} produced features; see {store.root / 'summary.csv'}")
+    backbone = backbone_id_of(store, clips)
+    split = actor_split(world, clips, workspace, task.seed)
+    classes = task.classes
+    if ifer_checkpoint is None:
+        ifer_train = replace(ifer_config, num_classes=task.num_classes, seed=task.seed)
+        ifer_checkpoint = train_central(
+            "ifer",
+            lambda: still_features(world, workspace, features, task, progress),
+            ifer_train,
+            model_path(workspace, world, features, "ifer", ifer_train, task),
+            backbone,
+            classes,
+            progress,
+        )
+    else:
+        load_head(ifer_checkpoint, stage="ifer", backbone_id=backbone, classes=classes)
+    vfer_train = replace(vfer_config, num_classes=task.num_classes, seed=task.seed)
+    vfer = train_central(
+        "vfer",
+        lambda: {name: split_sequences(store, clips, split[name]) for name in ("train", "dev")},
+        vfer_train,
+        model_path(workspace, world, features, "vfer", vfer_train, task),
+        backbone,
+        classes,
+        progress,
+    )
+    return Prepared(world, task, store, clips, split, Path(ifer_checkpoint), vfer, backbone)
+
+
+def central_stage(options: RunOptions) -> Prepared:
+    """World, features, split, g() and v() of `options`, each reused from the workspace when already there."""
+    world = prepare_world(options.world, options.workspace, seed=options.world_seed, affectnet=options.affectnet)
+    return prepare_central(
+        world, options.workspace, options.task, options.features, options.ifer, options.vfer, options.ifer_checkpoint
+    )

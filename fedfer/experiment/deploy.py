@@ -1,0 +1,257 @@
+"""`fedfer deploy`: the federation as real Flower processes — one SuperLink, one SuperNode per subject.
+
+What `fedfer run` simulates, run the way a lab runs it, here on the loopback interface: a SuperLink
+(`flower-superlink`, ServerApp in a subprocess), one `flower-supernode` per subject that serves only
+that subject's directory (`--node-config "partition-id=… data-dir='…' ifer-checkpoint='…'"`), and
+`flwr run` of this repository's apps against them. Secure by default: TLS with a CA made for the
+run, and node authentication — each SuperNode has its own key, registered with
+`flwr supernode register` before it starts; an unregistered node is refused.
+
+The command builders below are the single definition of the flags; `docker/compose.yaml` uses the
+same ones (a test compares them). After the run, the SuperLink's own byte counts (`flwr ls --format
+json`, network-traffic) are added to the results.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from fedfer.config import RunOptions
+from fedfer.experiment.prepare import prepare_run, run_study
+from fedfer.experiment.rundir import RunDir
+from fedfer.federation.certs import Credentials, make_credentials
+from fedfer.federation.protocol import NODE_DATA_DIR, NODE_IFER_CHECKPOINT, PARTITION_ID
+from fedfer.federation.runtime import (
+    APP_DIR,
+    ProcessGroup,
+    flower_env,
+    free_port,
+    run_record,
+    stream_flower,
+    superlink_command,
+    wait_for_superlink,
+    write_connection,
+    write_run_config,
+)
+from fedfer.federation.subject import MANIFEST, read_subjects_file
+from fedfer.io import atomic_write_json
+
+CONNECTION = "fedfer-deploy"
+# A SuperNode's data bundle (`--export-nodes`): what a lab machine or container mounts as its data.
+BUNDLE_SUBJECT = "subject"  # subject.json + features/
+BUNDLE_IFER = "g.pt"  # the frozen g() that pseudo-labels the subject's videos
+
+
+def supernode_command(
+    *, superlink: str, port: int, node_config: str, credentials: Credentials | None, index: int
+) -> list[str]:
+    """`flower-supernode` number `index`, its ClientApp API on `port` (unique per host), dialling `superlink` (host:port)."""
+    command = ["flower-supernode", "--superlink", superlink, "--port", str(port), "--node-config", node_config]
+    if credentials is None:
+        return [*command, "--insecure"]
+    return [
+        *command,
+        "--root-certificates",
+        str(credentials.ca_cert),
+        "--auth-supernode-private-key",
+        str(credentials.node_key(index)),
+    ]
+
+
+def node_config(partition: int, data_dir: Path | str, ifer_checkpoint: Path | str) -> str:
+    """The node config of the SuperNode serving subject `partition` (keys read by client_app.py).
+
+    Paths are TOML literal strings ('…'): no escapes, so Windows-style or unusual paths pass as they
+    are; only a path containing a single quote cannot be written that way.
+    """
+    values = {PARTITION_ID: partition, NODE_DATA_DIR: str(data_dir), NODE_IFER_CHECKPOINT: str(ifer_checkpoint)}
+    parts = []
+    for key, value in values.items():
+        if isinstance(value, str):
+            if "'" in value:
+                raise ValueError(
+                    f"{key} {value!r} contains a single quote, which a SuperNode's --node-config cannot carry; move or rename it"
+                )
+            value = f"'{value}'"
+        parts.append(f"{key}={value}")
+    return " ".join(parts)
+
+
+def export_nodes(run_dir: Path, out_dir: Path) -> list[Path]:
+    """One self-contained folder per SuperNode: `subject/` (manifest + its clips' features) and `g.pt`.
+
+    This is all a lab machine needs (besides its key and ca.crt); the manifest points at the
+    features relatively, so the folder can be mounted or copied anywhere.
+    """
+    values = _read_toml(RunDir(run_dir).run_config)
+    bundles = []
+    for partition, subject_dir in enumerate(read_subjects_file(values["subjects-file"])):
+        bundle = out_dir / f"node-{partition}"
+        manifest = json.loads((subject_dir / MANIFEST).read_text())
+        source = subject_dir / manifest["feature_dir"]  # an absolute feature_dir stays as it is
+        features = bundle / BUNDLE_SUBJECT / "features"
+        features.mkdir(parents=True, exist_ok=True)
+        for clip in manifest["clips"]:
+            shutil.copy2(source / f"{clip['clip_id']}.npz", features)
+        atomic_write_json(bundle / BUNDLE_SUBJECT / MANIFEST, {**manifest, "feature_dir": "features"})
+        shutil.copy2(values["ifer-checkpoint"], bundle / BUNDLE_IFER)
+        bundles.append(bundle)
+    return bundles
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    import tomllib
+
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: prepare the run first (`fedfer deploy --export-nodes DIR` with the run's flags writes it)"
+        )
+    return tomllib.loads(path.read_text())
+
+
+def deploy_prepared(
+    run_dir: Path, values: Mapping[str, Any], *, insecure: bool = False, verbose: bool = False
+) -> dict[str, Any]:
+    """Run the federation of a prepared run on real SuperLink/SuperNode processes on this machine.
+
+    `values` are the run-config overrides (`run_config_values`); the subjects are those of its
+    `subjects-file`, served in that order (partition i = subject i). Every process started here is
+    stopped when this returns or raises. Returns what the results gain: the SuperLink's byte counts
+    and the wall time of `flwr run`.
+    """
+    run = RunDir(run_dir)
+    subjects = read_subjects_file(values["subjects-file"])
+    flwr_home = run.flwr_home
+    credentials = None if insecure else make_credentials(run.credentials, len(subjects))
+    port = free_port()
+    address = f"127.0.0.1:{port}"
+    logs = run.logs
+    env = flower_env(flwr_home)
+    with ProcessGroup(logs) as processes:
+        superlink = processes.start(
+            "superlink",
+            superlink_command(
+                host="127.0.0.1", port=port, database=str(flwr_home / "state.db"), credentials=credentials
+            ),
+            env,
+        )
+        wait_for_superlink(port, superlink, logs / "superlink.log", tls=credentials is not None)
+        write_connection(
+            flwr_home,
+            CONNECTION,
+            address,
+            insecure=credentials is None,
+            root_certificates=credentials and credentials.ca_cert,
+        )
+        supernodes = []
+        for index, subject_dir in enumerate(subjects):
+            if credentials is not None:
+                register_supernode(credentials.node_public_key(index), env, logs / "register.log")
+            command = supernode_command(
+                superlink=address,
+                port=free_port(),
+                node_config=node_config(index, subject_dir, values["ifer-checkpoint"]),
+                credentials=credentials,
+                index=index,
+            )
+            # Each SuperNode keeps its own Flower home (app cache), as on its own machine.
+            supernodes.append(
+                processes.start(f"supernode-{index}", command, flower_env(flwr_home / f"supernode-{index}"))
+            )
+        wait_for_supernodes(supernodes, env, logs)
+        config_file = write_run_config(run.run_config, values)
+        started = time.monotonic()
+        flower_run = stream_flower(APP_DIR, CONNECTION, config_file, env, run.flower_log, verbose)
+        seconds = time.monotonic() - started
+        traffic = superlink_traffic(flower_run, env)
+    return {"superlink_traffic": traffic, "flower_seconds": seconds}
+
+
+def register_supernode(public_key: Path, env: Mapping[str, str], log_file: Path) -> None:
+    """`flwr supernode register KEY.pub` on the run's SuperLink; raises with Flower's answer when refused."""
+    result = subprocess.run(
+        ["flwr", "supernode", "register", str(public_key), CONNECTION, "--format", "json"],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    with open(log_file, "a") as log:
+        log.write(result.stdout + result.stderr)
+    if result.returncode != 0 or '"success": false' in result.stdout:
+        raise RuntimeError(
+            f"`flwr supernode register {public_key}` failed (exit code {result.returncode}): {result.stdout.strip() or result.stderr.strip()}"
+        )
+
+
+def wait_for_supernodes(
+    supernodes: list[subprocess.Popen], env: Mapping[str, str], log_dir: Path, timeout: float = 120.0
+) -> None:
+    """Block until every SuperNode is online at the SuperLink.
+
+    The ServerApp waits for `num-clients` nodes without a deadline, so a node that was refused
+    (unregistered key, wrong CA) must be caught here, with the log that says why.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        for index, process in enumerate(supernodes):
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"supernode-{index} exited with code {process.returncode} before joining; see {log_dir / f'supernode-{index}.log'} and {log_dir / 'superlink.log'}"
+                )
+        result = subprocess.run(
+            ["flwr", "supernode", "list", CONNECTION, "--format", "json"],
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        try:
+            online = sum(node["status"] == "online" for node in json.loads(result.stdout)["nodes"])
+        except (ValueError, KeyError):
+            online = 0
+        if online >= len(supernodes):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"only {online} of {len(supernodes)} SuperNodes online after {timeout:.0f} s; see the supernode-<i>.log files in {log_dir}"
+            )
+        time.sleep(1.0)
+
+
+def superlink_traffic(run: int, env: Mapping[str, str]) -> dict[str, Any]:
+    """The SuperLink's byte counts of run `run` (`flwr ls --run-id … --format json`, network-traffic)."""
+    entry = run_record(CONNECTION, run, env)
+    traffic = {key.replace("-", "_"): value for key, value in entry["network-traffic"].items()}
+    return {"run_id": run, **traffic, "status": entry["status"]}
+
+
+def deploy(options: RunOptions, *, insecure: bool = False) -> Path:
+    """`fedfer deploy`: prepare the run, federate it on real processes, write the report. Returns the run directory."""
+
+    def federate(run_dir: Path, values: dict[str, Any]) -> dict[str, Any]:
+        print("one SuperNode per subject, " + ("insecure" if insecure else "TLS + node authentication"))
+        return deploy_prepared(run_dir, values, insecure=insecure, verbose=options.verbose)
+
+    prepared, summary = run_study(options, federate, "deployment")
+    traffic = summary["superlink_traffic"]
+    print(
+        f"SuperLink traffic: {traffic['inbound_bytes'] / 1e6:.2f} MB in, {traffic['outbound_bytes'] / 1e6:.2f} MB out"
+    )
+    return prepared.run.root
+
+
+def prepare_nodes(options: RunOptions, out_dir: Path) -> list[Path]:
+    """Prepare the run and write one data bundle per SuperNode for lab machines (see docker/README.md)."""
+    prepared = prepare_run(options)
+    bundles = export_nodes(prepared.run.root, out_dir)
+    print(
+        f"{len(bundles)} node bundles in {out_dir} (node-<i> serves partition-id=i); run config: {prepared.run.run_config}"
+    )
+    return bundles

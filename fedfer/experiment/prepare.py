@@ -1,0 +1,125 @@
+"""One path for every run: prepare → federate → report.
+
+`prepare_run` does everything before Flower (the cached central stage, one subject folder per test
+actor, the run config); a *federate* function (a simulation, a deployment, or the user's own
+`flwr run .`) runs the apps over it; `run_study` checks the run's own records and writes the
+report. `fedfer prepare` stops after the first step and prints the `flwr run` line that does the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from fedfer.config import FederationConfig, RunOptions
+from fedfer.experiment.central import Prepared, central_stage
+from fedfer.experiment.rundir import RunDir
+from fedfer.federation.runtime import write_run_config
+from fedfer.federation.subject import PERSONAL_DIR, write_subject
+from fedfer.io import atomic_write_json
+
+# Runs a prepared run: (run folder, run-config values) → facts the results gain (seconds, traffic).
+Federate = Callable[[Path, dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class PreparedRun:
+    """A run folder ready for Flower: subjects written, run config chosen."""
+
+    run: RunDir
+    prepared: Prepared
+    subjects: list[str]
+    values: dict[str, Any]  # `[tool.flwr.app.config]` overrides of this run
+
+
+def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_clients: int) -> dict[str, Any]:
+    """The `[tool.flwr.app.config]` overrides of this run."""
+    return FederationConfig(
+        num_server_rounds=options.rounds,
+        fraction_train=options.fraction_train,
+        num_clients=num_clients,
+        personalize=replace(options.personalize, seed=options.task.seed),
+        run_dir=str(run.root.resolve()),
+        central_checkpoint=str(prepared.vfer.resolve()),
+        ifer_checkpoint=str(prepared.ifer.resolve()),
+        subjects_file=str(run.subjects_file.resolve()),
+        central_eval=True,
+        batchnorm=options.vfer.batchnorm,
+    ).to_run_config()
+
+
+def prepare_run(options: RunOptions) -> PreparedRun:
+    """Central stage plus the run folder: one subject directory per client, options and run config."""
+    prepared = central_stage(options)
+    subjects = sorted(prepared.split["test"])
+    if options.clients is not None:
+        if not 1 <= options.clients <= len(subjects):
+            raise ValueError(
+                f"--clients must be between 1 and {len(subjects)} (the test actors of this world), got {options.clients}"
+            )
+        subjects = subjects[: options.clients]
+    run = RunDir(options.run_dir)
+    subject_dirs = []
+    for actor in subjects:
+        clips = [(c.clip_id, c.label) for c in prepared.clips if c.actor == actor]
+        # A new run starts from the central v(): an earlier run's personal model must not be evaluated.
+        shutil.rmtree(run.subject(actor) / PERSONAL_DIR, ignore_errors=True)
+        manifest = write_subject(run.subject(actor), actor, options.task.classes, prepared.store.root, clips)
+        subject_dirs.append(str(manifest.parent.resolve()))
+    atomic_write_json(run.subjects_file, subject_dirs)
+    options_record = {
+        **asdict(options),
+        "ifer_checkpoint_used": str(prepared.ifer),
+        "central_checkpoint": str(prepared.vfer),
+    }
+    atomic_write_json(run.options_file, options_record)
+    values = run_config_values(options, prepared, run, len(subjects))
+    write_run_config(run.run_config, values)
+    return PreparedRun(run, prepared, subjects, values)
+
+
+def flwr_run_line(prepared: PreparedRun, client_cpus: int = 1) -> str:
+    """The Flower-native command that runs a prepared run as a local simulation (from the app's folder)."""
+    federation = f"num-supernodes={len(prepared.subjects)} client-resources-num-cpus={client_cpus}"
+    return shlex.join(
+        [
+            "flwr",
+            "run",
+            ".",
+            "--run-config",
+            str(prepared.run.run_config.resolve()),
+            "--federation-config",
+            federation,
+            "--stream",
+        ]
+    )
+
+
+def check_completed(run: RunDir, rounds: int) -> None:
+    """Raise unless the server recorded every round (Flower exits 0 also when a ServerApp gives up early)."""
+    recorded = json.loads(run.rounds.read_text()) if run.rounds.is_file() else []
+    done = sorted(r["round"] for r in recorded)
+    if done[-1:] != [rounds]:
+        raise RuntimeError(
+            f"the federation recorded rounds {done or 'none'} of {rounds}; see {run.flower_log} and {run.rounds}"
+        )
+
+
+def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[PreparedRun, dict[str, Any]]:
+    """Prepare, federate with `federate`, check the records, write the report. Returns the run and its summary."""
+    from fedfer.evaluation.report import print_summary, write_report
+
+    started = time.monotonic()
+    prepared = prepare_run(options)
+    print(f"{mode}: {len(prepared.subjects)} subjects (test actors), {options.rounds} rounds → {prepared.run.root}")
+    extra = federate(prepared.run.root, prepared.values)
+    check_completed(prepared.run, options.rounds)
+    summary = write_report(prepared.run.root, {"mode": mode, **extra, "total_seconds": time.monotonic() - started})
+    print_summary(summary, prepared.run.report)
+    return prepared, summary

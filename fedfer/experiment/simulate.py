@@ -1,0 +1,66 @@
+"""`fedfer run`: the whole study as a Flower simulation, one simulated SuperNode per test subject.
+
+The simulation runs through Flower's real runtime: a SuperLink in simulation mode (Ray backend)
+started by fedfer on free loopback ports, and `flwr run` of this repository's apps against it. The
+deployment launcher (`fedfer.experiment.deploy`) shares every other step (`fedfer.experiment.prepare`).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from fedfer.config import RunOptions
+from fedfer.experiment.prepare import run_study
+from fedfer.experiment.rundir import RunDir
+from fedfer.federation.runtime import (
+    APP_DIR,
+    ProcessGroup,
+    flower_env,
+    free_port,
+    stream_flower,
+    superlink_command,
+    wait_for_superlink,
+    write_connection,
+    write_run_config,
+)
+from fedfer.federation.subject import read_subjects_file
+
+SIMULATION_CONNECTION = "fedfer-sim"
+
+
+def simulate_prepared(
+    run_dir: Path, values: dict[str, Any], *, client_cpus: int = 1, verbose: bool = False
+) -> dict[str, Any]:
+    """Run a prepared run (subjects, checkpoints, run-config `values`) as a Flower simulation.
+
+    A SuperLink in simulation mode on free loopback ports, one simulated SuperNode per subject of
+    the subjects file; stopped by PID whatever happens. Returns the wall time of `flwr run`.
+    """
+    run = RunDir(run_dir)
+    num_clients = len(read_subjects_file(values["subjects-file"]))
+    env = flower_env(run.flwr_home)
+    port = free_port()
+    with ProcessGroup(run.logs) as processes:
+        command = superlink_command(
+            host="127.0.0.1", port=port, database=str(run.flwr_home / "state.db"), credentials=None, simulation=True
+        )
+        superlink = processes.start("superlink", command, env)
+        wait_for_superlink(port, superlink, run.logs / "superlink.log")
+        options = {"num-supernodes": num_clients, "backend.client-resources.num-cpus": client_cpus}
+        write_connection(run.flwr_home, SIMULATION_CONNECTION, f"127.0.0.1:{port}", insecure=True, options=options)
+        config_file = write_run_config(run.run_config, values)
+        started = time.monotonic()
+        stream_flower(APP_DIR, SIMULATION_CONNECTION, config_file, env, run.flower_log, verbose)
+    return {"flower_seconds": time.monotonic() - started}
+
+
+def simulate(options: RunOptions) -> Path:
+    """The main job: prepare, run the Flower simulation, write the report. Returns the run directory."""
+
+    def federate(run_dir: Path, values: dict[str, Any]) -> dict[str, Any]:
+        return simulate_prepared(run_dir, values, client_cpus=options.client_cpus, verbose=options.verbose)
+
+    prepared, _ = run_study(options, federate, "simulation")
+    return prepared.run.root

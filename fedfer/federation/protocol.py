@@ -1,0 +1,73 @@
+"""What travels between a client and the server: v()'s weights and a few counts, nothing else.
+
+Every name a message carries is defined here, once; the apps, the strategy and the report import
+them. A train reply holds the record ARRAYS (v()'s state) and METRICS (NUM_EXAMPLES = the number
+of pseudo-labelled videos the subject trained on, PARTITION_ID, TRAIN_LOSS); an evaluate reply
+holds METRICS only (confusion-matrix counts of the subject's labelled clips, in studies).
+
+v()'s state is its 208,838 parameters plus its BatchNorm running statistics (2,944 values): the
+statistics must travel too, because a personalized v() shifts them and an average of weights with
+stale statistics would be a different network. `num_batches_tracked` stays home: it is a counter,
+not a weight, and averaging it would turn it into a float.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+from fedfer.model.heads import VFERHead
+
+LOCAL_ONLY_SUFFIX = "num_batches_tracked"
+
+# Records of a message's RecordDict.
+ARRAYS = "arrays"
+METRICS = "metrics"
+CONFIG = "config"
+# Set by Flower's strategies in every train/evaluate config.
+SERVER_ROUND = "server-round"
+# Metrics a client sends.
+NUM_EXAMPLES = "num-examples"  # FedAvg's weight: pseudo-labelled videos trained on (train), labelled clips (evaluate)
+PARTITION_ID = "partition-id"  # which subject of the run's subjects file the node serves
+TRAIN_LOSS = "train-loss"
+CM_PERSONAL = "cm-personal"  # K×K counts (flattened): the personalized v() on the subject's labelled clips
+CM_PSEUDO = "cm-pseudo"  # K×K counts: true label × pseudo label of the selected clips
+# Metrics of the server's own evaluation of the central v().
+MACRO_F1 = "macro-f1"
+MICRO_F1 = "micro-f1"
+# A SuperNode's node config (deployment; simulation sets PARTITION_ID itself).
+NODE_DATA_DIR = "data-dir"
+NODE_IFER_CHECKPOINT = "ifer-checkpoint"
+
+
+def v_state(v: VFERHead) -> dict[str, Tensor]:
+    """The tensors of v() that are sent and averaged, in a stable order."""
+    return {k: t.detach().clone() for k, t in v.state_dict().items() if not k.endswith(LOCAL_ONLY_SUFFIX)}
+
+
+def load_v_state(v: VFERHead, state: Mapping[str, Tensor]) -> VFERHead:
+    """Load a received state into `v`; anything other than v()'s own tensors is an error."""
+    expected = set(v_state(v))
+    received = set(state)
+    if received != expected:
+        raise ValueError(
+            f"received arrays do not match v(): missing {sorted(expected - received)}, unexpected {sorted(received - expected)}"
+        )
+    v.load_state_dict(dict(state), strict=False)
+    return v
+
+
+def weighted_mean(states: Sequence[Mapping[str, Tensor]], weights: Sequence[float]) -> dict[str, Tensor]:
+    """FedAvg of several v() states: Σ w_i · state_i / Σ w_i, computed in float64."""
+    total = float(sum(weights))
+    if total <= 0:
+        raise ValueError("weighted_mean needs a positive total weight")
+    keys = list(states[0])
+    return {
+        k: sum(torch.as_tensor(s[k], dtype=torch.float64) * (w / total) for s, w in zip(states, weights)).to(
+            torch.float32
+        )
+        for k in keys
+    }

@@ -1,0 +1,66 @@
+"""The server's side of a run, without Flower's app object: the central v() it starts from, what
+happens after each round (checkpoint, score on the labelled subjects) and at the end (the report)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flwr.app import ArrayRecord, MetricRecord
+from torch import Tensor
+
+from fedfer.config import FederationConfig
+from fedfer.experiment.rundir import RunDir
+from fedfer.federation.protocol import MACRO_F1, MICRO_F1, load_v_state, v_state
+from fedfer.federation.subject import SubjectData, load_subject, read_subjects_file
+from fedfer.io import atomic_write_json
+from fedfer.model.checkpoint import HeadCard, load_head, save_head
+from fedfer.model.heads import VFERHead
+
+
+@dataclass
+class CentralRounds:
+    """The central v() across rounds: checkpointed after every round, scored where subjects have labels."""
+
+    run: RunDir
+    subjects_file: Path
+    card: HeadCard
+    initial_state: dict[str, Tensor]
+    subjects: list[SubjectData]  # labelled subjects the server scores the central v() on (studies only)
+
+    @classmethod
+    def load(cls, config: FederationConfig, run: RunDir) -> CentralRounds:
+        central, card = load_head(config.central_checkpoint, stage="vfer")
+        if card.batchnorm != config.batchnorm:
+            raise ValueError(
+                f"{config.central_checkpoint} has '{card.batchnorm}' BatchNorm but the run config says "
+                f"batchnorm = '{config.batchnorm}': set it to '{card.batchnorm}' (clients build v() from it)"
+            )
+        subjects = [load_subject(d) for d in read_subjects_file(config.subjects_file)] if config.central_eval else []
+        return cls(run, Path(config.subjects_file), card, v_state(central), subjects)
+
+    @property
+    def v_keys(self) -> list[str]:
+        return list(self.initial_state)
+
+    def after_round(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
+        """Flower's `evaluate_fn`: round 0 is the central model before any training."""
+        from fedfer.evaluation.scoring import evaluate_subjects
+
+        v = VFERHead(len(self.card.classes), batchnorm_style=self.card.batchnorm)
+        v = load_v_state(v, arrays.to_torch_state_dict()).eval()
+        card = HeadCard(
+            stage="vfer", classes=self.card.classes, backbone_id=self.card.backbone_id, config={"round": server_round}
+        )
+        save_head(self.run.central_checkpoint(server_round), v, card)
+        if not self.subjects:
+            return None
+        result = evaluate_subjects(v, self.subjects)
+        atomic_write_json(self.run.central_eval(server_round), result)
+        return MetricRecord({MACRO_F1: result["overall"]["macro_f1"], MICRO_F1: result["overall"]["micro_f1"]})
+
+    def finish(self) -> None:
+        """Write the run's report from what the rounds recorded."""
+        from fedfer.evaluation.report import write_report
+
+        write_report(self.run.root, {}, self.subjects_file)

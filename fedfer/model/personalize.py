@@ -1,0 +1,53 @@
+"""A subject's unlabeled personalization of v(): pseudo-label with g(), fine-tune only v().
+
+f() and g() stay frozen (g() is only run, never trained); v() is fine-tuned with plain,
+unweighted cross-entropy, because the selection already caps each class at P videos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.model.heads import IFERHead, VFERHead
+from fedfer.model.pseudo import PseudoLabels, clip_probabilities, select_pseudo_labels
+from fedfer.model.train import LabelledSet, fit
+
+
+@dataclass(frozen=True)
+class PersonalizeResult:
+    """What local fine-tuning did; `pseudo` stays on the client (it describes the subject's videos)."""
+
+    pseudo: PseudoLabels
+    train_loss: list[float]
+
+    @property
+    def num_selected(self) -> int:
+        return len(self.pseudo.indices)
+
+
+def personalize(v: VFERHead, g: IFERHead, clips: Sequence[np.ndarray], config: PersonalizeConfig) -> PersonalizeResult:
+    """Fine-tune `v` in place on the subject's pseudo-labelled clips (list of (T_i, 1280) features).
+
+    With no clip above the threshold, `v` is left unchanged and the result says 0 selected.
+    """
+    num_classes = v.out.out_features
+    pseudo = select_pseudo_labels(clip_probabilities(g, clips), config.max_per_class, config.p_threshold)
+    if len(pseudo.indices) == 0:
+        return PersonalizeResult(pseudo, [])
+    train = LabelledSet([clips[i] for i in pseudo.indices], pseudo.labels)
+    stage = TrainConfig(
+        stage="vfer",
+        num_classes=num_classes,
+        epochs=config.epochs,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        class_weighted=False,
+        seed=config.seed,
+    )
+    history = fit(v, train, None, stage, progress=False)
+    v.eval()
+    return PersonalizeResult(pseudo, history.train_loss)

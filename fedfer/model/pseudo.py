@@ -1,0 +1,59 @@
+"""Pseudo labels for a subject's unlabeled videos, from the image model g().
+
+The rule of the method: a video's class probabilities are the mean over its frames of g(f(x_i));
+its pseudo label is the argmax. Per class, only the P most confident videos are kept, and none
+whose top probability is below the threshold, so the local fine-tuning sees few but likely-correct
+labels and no class can flood it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fedfer.model.heads import IFERHead
+
+
+def clip_probabilities(g: IFERHead, clips: Sequence[np.ndarray]) -> np.ndarray:
+    """Mean over frames of g()'s softmax for each clip: list of (T_i, 1280) → (N, K)."""
+    g.eval()
+    with torch.inference_mode():
+        return np.stack(
+            [torch.softmax(g(torch.from_numpy(np.asarray(c, dtype=np.float32))), dim=-1).mean(0).numpy() for c in clips]
+        )
+
+
+@dataclass(frozen=True)
+class PseudoLabels:
+    """The selected videos: positions in the subject's clip list, their labels and confidences."""
+
+    indices: np.ndarray  # (M,) int64, into the clip list
+    labels: np.ndarray  # (M,) int64
+    confidence: np.ndarray  # (M,) float32, top mean probability
+
+    def per_class(self, num_classes: int) -> np.ndarray:
+        return np.bincount(self.labels, minlength=num_classes)
+
+
+def select_pseudo_labels(probabilities: np.ndarray, max_per_class: int, threshold: float) -> PseudoLabels:
+    """Keep ≤ `max_per_class` videos per predicted class, most confident first, none below `threshold`.
+
+    probabilities: (N, K) per-video class probabilities. Ties in confidence keep the earlier video,
+    so the selection is deterministic.
+    """
+    if max_per_class < 1:
+        raise ValueError(f"max_per_class (P) must be >= 1, got {max_per_class}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"p_threshold must be in [0, 1), got {threshold}")
+    labels = probabilities.argmax(axis=1)
+    confidence = probabilities.max(axis=1)
+    chosen: list[int] = []
+    for k in range(probabilities.shape[1]):
+        candidates = np.flatnonzero((labels == k) & (confidence >= threshold))
+        ranked = candidates[np.argsort(-confidence[candidates], kind="stable")]
+        chosen.extend(ranked[:max_per_class].tolist())
+    indices = np.array(sorted(chosen), dtype=np.int64)
+    return PseudoLabels(indices, labels[indices].astype(np.int64), confidence[indices].astype(np.float32))
