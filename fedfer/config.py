@@ -116,7 +116,8 @@ class FederationConfig:
         ]
         if unset or missing:
             raise ValueError(
-                f"this run is not prepared ({'unset: ' + ', '.join(unset) if unset else 'missing: ' + ', '.join(missing)}): "
+                "this run is not prepared "
+                f"({'unset: ' + ', '.join(unset) if unset else 'missing: ' + ', '.join(missing)}): "
                 "run `fedfer prepare` (same flags as `fedfer run`), then the `flwr run` line it prints"
             )
 
@@ -164,7 +165,8 @@ class FeatureConfig:
             raise ValueError(f"detector must be 'mediapipe' or 'haar', got {self.detector!r}")
         if self.batch_size < 1 or self.workers < 0 or self.frame_step < 1:
             raise ValueError(
-                f"need batch_size >= 1, workers >= 0, frame_step >= 1; got {self.batch_size}, {self.workers}, {self.frame_step}"
+                f"need batch_size >= 1, workers >= 0, frame_step >= 1; got {self.batch_size}, {self.workers}, "
+                f"{self.frame_step}"
             )
 
 

@@ -93,11 +93,14 @@ def main() -> None:
             run_dir = simulate(options)
             runs.setdefault(style, {})[seed] = json.loads((run_dir / "summary.json").read_text())
 
-    header = f"# {len(args.seeds)} seeds ({', '.join(map(str, args.seeds))}), world {base.world} (world seed {base.world_seed})"
+    seeds = ", ".join(map(str, args.seeds))
+    header = f"# {len(args.seeds)} seeds ({seeds}), world {base.world} (world seed {base.world_seed})"
     lines = [header, "", "Mean ± 95% confidence interval (t) over seeds, percent.", "", *table(runs), "", *gains(runs)]
     text = "\n".join(lines) + "\n"
     atomic_write_text(args.out, text)
-    atomic_write_json(args.out.with_suffix(".json"), {style: {str(k): v for k, v in s.items()} for style, s in runs.items()})
+    atomic_write_json(
+        args.out.with_suffix(".json"), {style: {str(k): v for k, v in s.items()} for style, s in runs.items()}
+    )
     print(text)
 
 

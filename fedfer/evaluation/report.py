@@ -130,7 +130,9 @@ def pseudo_label_quality(matrix: Any, classes: tuple[str, ...]) -> dict:
     correct = np.diag(matrix)
     return {
         "selected_per_class": dict(zip(classes, selected.tolist())),
-        "precision_per_class": {c: (float(correct[i] / selected[i]) if selected[i] else None) for i, c in enumerate(classes)},
+        "precision_per_class": {
+            c: (float(correct[i] / selected[i]) if selected[i] else None) for i, c in enumerate(classes)
+        },
         "accuracy": float(correct.sum() / selected.sum()) if selected.sum() else None,
         "selected_total": int(selected.sum()),
     }
@@ -175,7 +177,7 @@ MODEL_ROWS = {  # summary key → label, in the order the tables list them
 def headline_table(summary: dict) -> list[str]:
     """Macro F1 and the paper's "Micro mean" (support-weighted F1) beside the paper's, accuracy apart."""
     lines = [
-        "| model | macro F1 | paper | weighted F1 (paper's \"micro mean\") | paper | accuracy (= micro F1) |",
+        '| model | macro F1 | paper | weighted F1 (paper\'s "micro mean") | paper | accuracy (= micro F1) |',
         "|---|---|---|---|---|---|",
     ]
     later = sorted((int(key.rsplit("_", 1)[1]), key) for key in summary if key.startswith("personalized_round_"))
@@ -222,20 +224,22 @@ def markdown(summary: dict, reports: dict[str, ClassificationReport], extra: dic
         lines += [
             "## Subjects (round-1 personalized model vs the central model)",
             "",
-            f"Weighted F1 (the paper's per-subject \"micro F1\"): {change['improved']} improved, "
+            f'Weighted F1 (the paper\'s per-subject "micro F1"): {change["improved"]} improved, '
             f"{change['unchanged']} unchanged, {change['worse']} worse; mean gain {100 * change['mean_gain']:+.1f} "
             f"points (paper: {p['subjects']['improved']} / {p['subjects']['unchanged']} / {p['subjects']['worse']}, "
             f"{p['subjects']['mean_micro_gain']:+.1f}). Accuracy: {acc['improved']} / {acc['unchanged']} / "
             f"{acc['worse']}, mean {100 * acc['mean_gain']:+.1f}. Unchanged: a change of at most {UNCHANGED:g}. "
             "See `subject_gains.png`.",
             "",
-            "| subject | clips | selected | weighted F1 before | after | accuracy before | after | macro F1 before | after |",
+            "| subject | clips | selected | weighted F1 before | after | accuracy before | after | macro F1 "
+            "before | after |",
             "|---|---|---|---|---|---|---|---|---|",
         ]
         for s in summary["per_subject"]:
             b, a = s["before"], s["after"]
             lines.append(
-                f"| {s['subject']} | {s['clips']} | {s['selected']} | {_pct(b['weighted_f1'])} | {_pct(a['weighted_f1'])} "
+                f"| {s['subject']} | {s['clips']} | {s['selected']} | {_pct(b['weighted_f1'])} | "
+                f"{_pct(a['weighted_f1'])} "
                 f"| {_pct(b['accuracy'])} | {_pct(a['accuracy'])} | {_pct(b['macro_f1'])} | {_pct(a['macro_f1'])} |"
             )
     q = summary["pseudo_labels"]
@@ -261,7 +265,10 @@ def markdown(summary: dict, reports: dict[str, ClassificationReport], extra: dic
             f"| {r['bytes_down_per_client_mean'] / MB:.3f} | {r['bytes_up_total'] / MB:.2f} "
             f"| {r['bytes_down_total'] / MB:.2f} | {len(r['failures'])} |"
         )
-    lines += ["", "Bytes are the sizes of the serialized Flower messages (v() only: 211,782 float32 values, about 0.85 MB)."]
+    lines += [
+        "",
+        "Bytes are the sizes of the serialized Flower messages (v() only: 211,782 float32 values, about 0.85 MB).",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -276,7 +283,9 @@ def plot_gains(summary: dict, path: Path) -> None:
     gains = [gain(s) for s in subjects]
     fig = Figure(figsize=(max(6, 0.3 * len(gains) + 2), 3.8))
     ax = fig.add_subplot()
-    ax.bar(range(len(gains)), gains, color=["tab:green" if g > 0 else "tab:red" if g < 0 else "tab:gray" for g in gains])
+    ax.bar(
+        range(len(gains)), gains, color=["tab:green" if g > 0 else "tab:red" if g < 0 else "tab:gray" for g in gains]
+    )
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set(xticks=range(len(gains)), xlabel="subject", ylabel="weighted F1 gain [points]")
     ax.set_title("Personalized (round 1) vs central model, per subject")
@@ -301,7 +310,9 @@ def write_report(run_dir: Path, extra: dict, subjects_file: Path | None = None) 
         plot_gains(summary, run.gains_plot)
     for key in ("central_before", "personalized", "central_after"):
         if key in reports:
-            plot_confusion(reports[key].confusion, reports[key].classes, run.confusion_plot(key), title=key.replace("_", " "))
+            plot_confusion(
+                reports[key].confusion, reports[key].classes, run.confusion_plot(key), title=key.replace("_", " ")
+            )
     return summary
 
 

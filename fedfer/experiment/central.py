@@ -101,7 +101,8 @@ def video_features(world: World, clips: list[Clip], workspace: Path, config: Fea
 
 
 def actor_split(world: World, clips: list[Clip], workspace: Path, seed: int) -> dict[str, list[str]]:
-    """56/4/31 train/dev/test actors for CREMA-D sized corpora (91 actors) (proportional otherwise), saved and reused."""
+    """56/4/31 train/dev/test actors for CREMA-D sized corpora (91 actors), proportional otherwise;
+    saved and reused."""
     from fedfer.data.splits import actor_genders, load_or_create_split
 
     return load_or_create_split(workspace / "splits" / f"{world.world_id}-seed{seed}.json", actor_genders(clips), seed)
@@ -127,7 +128,8 @@ def still_features(
 
     if world.affectnet is None:
         raise FileNotFoundError(
-            "training g() needs an AffectNet-layout corpus: pass --affectnet DIR (or --ifer-checkpoint to reuse a trained g())"
+            "training g() needs an AffectNet-layout corpus: pass --affectnet DIR (or --ifer-checkpoint to "
+            "reuse a trained g())"
         )
     protocol = load_affectnet(world.affectnet, num_classes=task.num_classes, seed=task.seed)
     images = sorted(

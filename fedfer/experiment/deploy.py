@@ -51,7 +51,8 @@ BUNDLE_IFER = "g.pt"  # the frozen g() that pseudo-labels the subject's videos
 def supernode_command(
     *, superlink: str, port: int, node_config: str, credentials: Credentials | None, index: int
 ) -> list[str]:
-    """`flower-supernode` number `index`, its ClientApp API on `port` (unique per host), dialling `superlink` (host:port)."""
+    """`flower-supernode` number `index`, its ClientApp API on `port` (unique per host), dialling
+    `superlink` (host:port)."""
     command = ["flower-supernode", "--superlink", superlink, "--port", str(port), "--node-config", node_config]
     if credentials is None:
         return [*command, "--insecure"]
@@ -76,7 +77,8 @@ def node_config(partition: int, data_dir: Path | str, ifer_checkpoint: Path | st
         if isinstance(value, str):
             if "'" in value:
                 raise ValueError(
-                    f"{key} {value!r} contains a single quote, which a SuperNode's --node-config cannot carry; move or rename it"
+                    f"{key} {value!r} contains a single quote, which a SuperNode's --node-config cannot carry; "
+                    "move or rename it"
                 )
             value = f"'{value}'"
         parts.append(f"{key}={value}")
@@ -110,7 +112,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: prepare the run first (`fedfer deploy --export-nodes DIR` with the run's flags writes it)"
+            f"{path} not found: prepare the run first (`fedfer deploy --export-nodes DIR` with the run's flags "
+            "writes it)"
         )
     return tomllib.loads(path.read_text())
 
@@ -186,7 +189,8 @@ def register_supernode(public_key: Path, env: Mapping[str, str], log_file: Path)
         log.write(result.stdout + result.stderr)
     if result.returncode != 0 or '"success": false' in result.stdout:
         raise RuntimeError(
-            f"`flwr supernode register {public_key}` failed (exit code {result.returncode}): {result.stdout.strip() or result.stderr.strip()}"
+            f"`flwr supernode register {public_key}` failed (exit code {result.returncode}): "
+            f"{result.stdout.strip() or result.stderr.strip()}"
         )
 
 
@@ -203,7 +207,8 @@ def wait_for_supernodes(
         for index, process in enumerate(supernodes):
             if process.poll() is not None:
                 raise RuntimeError(
-                    f"supernode-{index} exited with code {process.returncode} before joining; see {log_dir / f'supernode-{index}.log'} and {log_dir / 'superlink.log'}"
+                    f"supernode-{index} exited with code {process.returncode} before joining; see "
+                    f"{log_dir / f'supernode-{index}.log'} and {log_dir / 'superlink.log'}"
                 )
         result = subprocess.run(
             ["flwr", "supernode", "list", CONNECTION, "--format", "json"],
@@ -220,7 +225,8 @@ def wait_for_supernodes(
             return
         if time.monotonic() > deadline:
             raise RuntimeError(
-                f"only {online} of {len(supernodes)} SuperNodes online after {timeout:.0f} s; see the supernode-<i>.log files in {log_dir}"
+                f"only {online} of {len(supernodes)} SuperNodes online after {timeout:.0f} s; see the "
+                f"supernode-<i>.log files in {log_dir}"
             )
         time.sleep(1.0)
 
@@ -252,6 +258,7 @@ def prepare_nodes(options: RunOptions, out_dir: Path) -> list[Path]:
     prepared = prepare_run(options)
     bundles = export_nodes(prepared.run.root, out_dir)
     print(
-        f"{len(bundles)} node bundles in {out_dir} (node-<i> serves partition-id=i); run config: {prepared.run.run_config}"
+        f"{len(bundles)} node bundles in {out_dir} (node-<i> serves partition-id=i); run config: "
+        f"{prepared.run.run_config}"
     )
     return bundles

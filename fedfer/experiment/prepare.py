@@ -61,7 +61,8 @@ def prepare_run(options: RunOptions) -> PreparedRun:
     if options.clients is not None:
         if not 1 <= options.clients <= len(subjects):
             raise ValueError(
-                f"--clients must be between 1 and {len(subjects)} (the test actors of this world), got {options.clients}"
+                f"--clients must be between 1 and {len(subjects)} (the test actors of this world), got "
+                f"{options.clients}"
             )
         subjects = subjects[: options.clients]
     run = RunDir(options.run_dir)

@@ -53,7 +53,8 @@ def load_v_state(v: VFERHead, state: Mapping[str, Tensor]) -> VFERHead:
     received = set(state)
     if received != expected:
         raise ValueError(
-            f"received arrays do not match v(): missing {sorted(expected - received)}, unexpected {sorted(received - expected)}"
+            f"received arrays do not match v(): missing {sorted(expected - received)}, unexpected "
+            f"{sorted(received - expected)}"
         )
     v.load_state_dict(dict(state), strict=False)
     return v

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 APP_DIR = Path(__file__).resolve().parents[2]  # the Flower app: pyproject.toml, server_app.py, client_app.py
 # Flower log lines worth echoing as progress when its full log is not shown.
 PROGRESS_LINE = re.compile(
-    r"\[ROUND \d+/\d+\]|aggregate_(train|evaluate): Received|Global evaluation|MetricRecord: \{'macro|ERROR|Exception|Traceback"
+    r"\[ROUND \d+/\d+\]|aggregate_(train|evaluate): Received|Global evaluation"
+    r"|MetricRecord: \{'macro|ERROR|Exception|Traceback"
 )
 
 QUIET_FLOWER_ENV = {

@@ -75,7 +75,8 @@ def load_subject(directory: Path) -> SubjectData:
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(
-            f"no {MANIFEST} in {directory}: prepare the subject with `fedfer run` / `fedfer deploy`, or point data-dir at a subject directory"
+            f"no {MANIFEST} in {directory}: prepare the subject with `fedfer run` / `fedfer deploy`, or point "
+            "data-dir at a subject directory"
         )
     manifest = json.loads(path.read_text())
     feature_dir = Path(manifest["feature_dir"])
@@ -117,7 +118,8 @@ def extract_missing(store, clips: list[dict], video_dir: Path, feature_config: d
     usable = [c for c in clips if c["clip_id"] in done]
     if len(usable) < len(clips):
         warnings.warn(
-            f"{manifest}: {len(clips) - len(usable)} clips have neither features nor a usable video in {video_dir}; they are left out",
+            f"{manifest}: {len(clips) - len(usable)} clips have neither features nor a usable video in "
+            f"{video_dir}; they are left out",
             stacklevel=2,
         )
     if not usable:

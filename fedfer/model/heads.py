@@ -40,7 +40,13 @@ def batchnorm(features: int, style: str) -> nn.BatchNorm1d:
 
 def batchnorm_style(model: nn.Module) -> str:
     """The convention of `model`'s BatchNorm layers (all of a head's layers share one)."""
-    styles = {name for m in model.modules() if isinstance(m, nn.BatchNorm1d) for name, v in BATCHNORM.items() if v == (m.momentum, m.eps)}
+    styles = {
+        name
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm1d)
+        for name, v in BATCHNORM.items()
+        if v == (m.momentum, m.eps)
+    }
     if len(styles) != 1:
         raise ValueError(f"{type(model).__name__} mixes or lacks the known BatchNorm conventions {sorted(BATCHNORM)}")
     return styles.pop()
