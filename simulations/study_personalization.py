@@ -179,7 +179,7 @@ def main() -> None:
         adapt, held = halves(labels, rng)
         adapt_x, held_x = [features[i] for i in adapt], [features[i] for i in held]
         pseudo_v = copy.deepcopy(central)
-        result = personalize(pseudo_v, g, adapt_x, personal_config)
+        result = personalize(pseudo_v, clip_probabilities(g, adapt_x), adapt_x, personal_config)
         chosen = result.pseudo
         np.add.at(pseudo_cm, (labels[adapt][chosen.indices], chosen.labels), 1)
         predictions = {

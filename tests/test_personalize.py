@@ -59,7 +59,9 @@ def test_personalization_changes_v_only() -> None:
     )
     v = VFERHead(3)
     g_before, v_before = digest(g), digest(v)
-    result = personalize(v, g, clips, PersonalizeConfig(max_per_class=5, p_threshold=0.5, epochs=2))
+    result = personalize(
+        v, clip_probabilities(g, clips), clips, PersonalizeConfig(max_per_class=5, p_threshold=0.5, epochs=2)
+    )
     assert digest(g) == g_before
     assert digest(v) != v_before
     assert result.num_selected <= 3 * 5
@@ -70,7 +72,7 @@ def test_personalization_without_confident_videos_leaves_v_alone() -> None:
     v, g = VFERHead(6), IFERHead(6)
     before = digest(v)
     clips = [np.zeros((4, 1280), np.float16) + 0.01 for _ in range(3)]
-    result = personalize(v, g, clips, PersonalizeConfig(p_threshold=0.99))
+    result = personalize(v, clip_probabilities(g, clips), clips, PersonalizeConfig(p_threshold=0.99))
     assert result.num_selected == 0 and digest(v) == before
 
 

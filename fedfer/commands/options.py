@@ -11,6 +11,7 @@ from fedfer.config import (
     DEFAULT_BATCHNORM,
     PAPER_EPOCHS,
     SYNTHETIC_PRESETS,
+    TEACHERS,
     FeatureConfig,
     PersonalizeConfig,
     RunOptions,
@@ -61,7 +62,14 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vfer-epochs", type=int, default=PAPER_EPOCHS["vfer"], help=f"epochs for v() (paper: {PAPER_EPOCHS['vfer']})"
     )
-    parser.add_argument("--ifer-checkpoint", type=Path, help="use this trained g() instead of training one")
+    parser.add_argument(
+        "--teacher",
+        help=f"the pseudo-labeller: {', '.join(TEACHERS)}, or the path of a trained g() (default: affectnet when "
+        "the world has AffectNet-layout stills, i.e. synthetic worlds or --affectnet; else crema-frames)",
+    )
+    parser.add_argument(
+        "--ifer-checkpoint", dest="teacher", help="use this trained g() as the pseudo-labeller (= --teacher PATH)"
+    )
     parser.add_argument(
         "--batchnorm",
         choices=BATCHNORM_CHOICES,
@@ -151,7 +159,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         ),
         ifer=replace(central, stage="ifer", epochs=args.ifer_epochs),
         vfer=replace(central, stage="vfer", epochs=args.vfer_epochs),
-        ifer_checkpoint=args.ifer_checkpoint,
+        teacher=args.teacher,
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         verbose=a.get("verbose", defaults.verbose),
     )

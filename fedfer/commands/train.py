@@ -22,7 +22,8 @@ def run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     prepared = central_stage(options)
-    print(f"g(): {prepared.ifer}\nv(): {prepared.vfer}")
+    print(f"pseudo-labeller: {prepared.teacher.name} ({prepared.teacher.reason})")
+    print(f"g(): {prepared.ifer or 'none (the pixel teacher reads face pixels)'}\nv(): {prepared.vfer}")
     from fedfer.evaluation.central import evaluate_prepared
 
     evaluate_prepared(prepared, options, args.out or prepared.vfer.parent / f"{prepared.vfer.stem}-eval")

@@ -31,10 +31,12 @@ def evaluate_prepared(
 
     classes = prepared.task.classes
     v, _ = load_head(checkpoint or prepared.vfer, stage="vfer", backbone_id=prepared.backbone_id, classes=classes)
-    g, _ = load_head(prepared.ifer, stage="ifer", backbone_id=prepared.backbone_id, classes=classes)
     test = prepared.sequences(prepared.split["test"])
+    g = None  # the pixel teacher has no g() on features
+    if prepared.ifer is not None:
+        g, _ = load_head(prepared.ifer, stage="ifer", backbone_id=prepared.backbone_id, classes=classes)
     reports = evaluate_central(v, g, test.inputs, test.labels, classes)
-    if prepared.world.affectnet is not None and options.ifer_checkpoint is None:
+    if g is not None and prepared.teacher.name == "affectnet":
         stills = still_features(prepared.world, options.workspace, options.features, prepared.task)["test"]
         reports["ifer_images"] = evaluate_predictions(
             stills.labels, predict_proba(g, stills.inputs).argmax(axis=1), classes

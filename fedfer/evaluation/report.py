@@ -202,6 +202,11 @@ def markdown(summary: dict, reports: dict[str, ClassificationReport], extra: dic
         f"{summary['num_subjects']} subjects, "
         f"{len(summary['rounds'])} rounds, classes {', '.join(summary['classes'])}.",
         "",
+        *(
+            [f"Pseudo-labeller: **{extra['teacher']}** ({extra.get('teacher_reason', '')}).", ""]
+            if "teacher" in extra
+            else []
+        ),
         "## Headline (paper Tables 2 and 6, like for like)",
         "",
         *headline_table(summary),
@@ -318,6 +323,8 @@ def write_report(run_dir: Path, extra: dict, subjects_file: Path | None = None) 
 
 def print_summary(summary: dict, report: Path) -> None:
     """The headline figures of a run on the terminal, like for like with the paper."""
+    if "teacher" in summary:
+        print(f"\npseudo-labeller: {summary['teacher']} ({summary.get('teacher_reason', '')})")
     print("\n" + "\n".join(headline_table(summary)))
     for key, label in (("subjects_change", "weighted F1"), ("subjects_change_accuracy", "accuracy")):
         if key in summary:

@@ -42,12 +42,12 @@ def evaluate_subjects(model: nn.Module, subjects: Sequence[SubjectData]) -> dict
 
 
 def evaluate_central(
-    v: nn.Module, g: nn.Module, clips: Sequence[np.ndarray], truth: np.ndarray, classes: Sequence[str]
+    v: nn.Module, g: nn.Module | None, clips: Sequence[np.ndarray], truth: np.ndarray, classes: Sequence[str]
 ) -> dict[str, ClassificationReport]:
-    """v() and the frame-mean rule of g() (the pseudo-label rule) on the same labelled clips."""
+    """v() and the frame-mean rule of g() (the pseudo-label rule) on the same labelled clips (v() alone without g)."""
     from fedfer.model.pseudo import clip_probabilities
 
-    return {
-        "vfer": evaluate_predictions(truth, predict_proba(v, clips).argmax(axis=1), classes),
-        "ifer_frame_mean": evaluate_predictions(truth, clip_probabilities(g, clips).argmax(axis=1), classes),
-    }
+    reports = {"vfer": evaluate_predictions(truth, predict_proba(v, clips).argmax(axis=1), classes)}
+    if g is not None:
+        reports["ifer_frame_mean"] = evaluate_predictions(truth, clip_probabilities(g, clips).argmax(axis=1), classes)
+    return reports

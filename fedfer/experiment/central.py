@@ -17,6 +17,7 @@ import numpy as np
 
 from fedfer.config import (
     SYNTHETIC_PRESETS,
+    TEACHERS,
     FeatureConfig,
     RunOptions,
     Task,
@@ -115,6 +116,16 @@ def split_sequences(store, clips: list[Clip], actors: Iterable[str]) -> Labelled
     return LabelledSet([store.load(c.clip_id) for c in labelled], np.array([c.label for c in labelled]))
 
 
+def require_stills(world: World) -> Path:
+    """The world's AffectNet-layout folder; FileNotFoundError naming the remedies when it has none."""
+    if world.affectnet is None:
+        raise FileNotFoundError(
+            "the affectnet teacher trains g() on an AffectNet-layout corpus: pass --affectnet DIR, or choose "
+            "another pseudo-labeller with --teacher (crema-frames, fer2013-mini-xception, or a trained g()'s path)"
+        )
+    return world.affectnet
+
+
 def still_features(
     world: World, workspace: Path, config: FeatureConfig, task: Task, progress: bool = True
 ) -> dict[str, LabelledSet]:
@@ -126,11 +137,7 @@ def still_features(
     from fedfer.data.datasets.affectnet import load_affectnet
     from fedfer.data.extract import extract_image_features
 
-    if world.affectnet is None:
-        raise FileNotFoundError(
-            "training g() needs an AffectNet-layout corpus: pass --affectnet DIR (or --ifer-checkpoint to "
-            "reuse a trained g())"
-        )
+    require_stills(world)
     protocol = load_affectnet(world.affectnet, num_classes=task.num_classes, seed=task.seed)
     images = sorted(
         {im.path: im for im in protocol.train + protocol.dev + protocol.test}.values(), key=lambda im: str(im.path)
@@ -146,6 +153,76 @@ def still_features(
         rows = np.array([row[im.path] for im in split if ok[row[im.path]]], dtype=np.int64)
         out[name] = LabelledSet(x[rows], np.array([im.label for im in split if ok[row[im.path]]]))
     return out
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """The pseudo-labeller of a run and why it was chosen (both are printed and reported)."""
+
+    name: str  # one of TEACHERS, or "checkpoint" for a g() given by path
+    reason: str
+    checkpoint: Path | None = None  # the g() the clients load; None for the pixel teacher
+
+
+def choose_teacher(teacher: str | None, world: World) -> Teacher:
+    """The teacher a run asked for (`--teacher`), or the default for its world; the g() is filled in later.
+
+    Raises FileNotFoundError when the choice cannot work (affectnet without stills, a missing path).
+    """
+    if teacher is None:
+        if world.affectnet is not None:
+            return Teacher("affectnet", "default: g() trained on the world's AffectNet-layout stills")
+        return Teacher("crema-frames", "no --affectnet: g() trained on the training actors' video frames")
+    if teacher == "affectnet":
+        require_stills(world)
+    if teacher in TEACHERS:
+        return Teacher(teacher, "chosen with --teacher")
+    path = Path(teacher)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"--teacher {teacher!r} is neither one of {', '.join(TEACHERS)} nor an existing g() checkpoint file"
+        )
+    return Teacher("checkpoint", "a trained g() given with --teacher / --ifer-checkpoint", path)
+
+
+# crema-frames: frames kept per training clip, and how they are picked ("uniform" over the clip, or
+# "peak": the frames whose f() features are farthest from the clip's first frame, the expression's apex
+# when a clip starts near neutral). Measured on `small` (simulations/study_teachers.py): see README.
+FRAMES_PER_CLIP = 8
+FRAME_SAMPLING = ("uniform", "peak")
+DEFAULT_FRAME_SAMPLING = "uniform"
+TEACHER_DEV_EVERY = 8  # every 8th training actor (sorted) is g()'s dev set: early stopping without dev/test actors
+
+
+def sample_frames(sequence: np.ndarray, count: int, sampling: str) -> np.ndarray:
+    """`count` frames of one (T, 1280) clip (all when T <= count), in time order: (min(T, count), 1280)."""
+    if sampling not in FRAME_SAMPLING:
+        raise ValueError(f"frame sampling must be one of {FRAME_SAMPLING}, got {sampling!r}")
+    if len(sequence) <= count:
+        return sequence
+    if sampling == "uniform":
+        rows = np.linspace(0, len(sequence) - 1, count).round().astype(np.int64)
+    else:
+        x = sequence.astype(np.float32)
+        rows = np.sort(np.argsort(-np.linalg.norm(x - x[0], axis=1), kind="stable")[:count])
+    return sequence[rows]
+
+
+def frame_set(store, clips: list[Clip], actors: Iterable[str], sampling: str) -> LabelledSet:
+    """(N, 1280) still frames of the labelled clips of `actors`, each with its clip's label."""
+    labelled = [c for c in clips if c.actor in set(actors) and c.label is not None]
+    frames = [sample_frames(store.load(c.clip_id), FRAMES_PER_CLIP, sampling) for c in labelled]
+    return LabelledSet(np.concatenate(frames), np.concatenate([[c.label] * len(f) for c, f in zip(labelled, frames)]))
+
+
+def crema_frame_sets(store, clips: list[Clip], train_actors: Iterable[str], sampling: str) -> dict[str, LabelledSet]:
+    """g()'s train and dev frames, both from training actors only: no dev or test actor is ever read."""
+    actors = sorted(train_actors)
+    dev = set(actors[::TEACHER_DEV_EVERY])
+    return {
+        "train": frame_set(store, clips, [a for a in actors if a not in dev], sampling),
+        "dev": frame_set(store, clips, dev, sampling),
+    }
 
 
 def backbone_id_of(store, clips: list[Clip]) -> str:
@@ -205,9 +282,14 @@ class Prepared:
     store: object  # FeatureStore of the world's videos
     clips: list[Clip]  # clips with features
     split: dict[str, list[str]]
-    ifer: Path
+    teacher: Teacher
     vfer: Path
     backbone_id: str
+
+    @property
+    def ifer(self) -> Path | None:
+        """The g() the clients pseudo-label with (None for the pixel teacher)."""
+        return self.teacher.checkpoint
 
     def sequences(self, actors: Iterable[str]) -> LabelledSet:
         """The labelled clips of `actors`: per-clip (T, 1280) feature sequences and class indices."""
@@ -221,10 +303,13 @@ def prepare_central(
     features: FeatureConfig,
     ifer_config: TrainConfig,
     vfer_config: TrainConfig,
-    ifer_checkpoint: Path | None = None,
+    teacher: str | None = None,
     progress: bool = True,
 ) -> Prepared:
-    """World → features → split → g() and v(), each step reusing its cache."""
+    """World → features → split → the teacher's g() and v(), each step reusing its cache.
+
+    `teacher`: see `RunOptions.teacher`."""
+    chosen = choose_teacher(teacher, world)
     clips = load_clips(world, task)
     store, clips = video_features(world, clips, workspace, features, progress)
     if not clips:
@@ -232,19 +317,42 @@ def prepare_central(
     backbone = backbone_id_of(store, clips)
     split = actor_split(world, clips, workspace, task.seed)
     classes = task.classes
-    if ifer_checkpoint is None:
-        ifer_train = replace(ifer_config, num_classes=task.num_classes, seed=task.seed)
-        ifer_checkpoint = train_central(
-            "ifer",
-            lambda: still_features(world, workspace, features, task, progress),
-            ifer_train,
-            model_path(workspace, world, features, "ifer", ifer_train, task),
-            backbone,
-            classes,
-            progress,
+    ifer_train = replace(ifer_config, num_classes=task.num_classes, seed=task.seed)
+    if chosen.name == "checkpoint":
+        load_head(chosen.checkpoint, stage="ifer", backbone_id=backbone, classes=classes)
+    elif chosen.name == "affectnet":
+        chosen = replace(
+            chosen,
+            checkpoint=train_central(
+                "ifer",
+                lambda: still_features(world, workspace, features, task, progress),
+                ifer_train,
+                model_path(workspace, world, features, "ifer", ifer_train, task),
+                backbone,
+                classes,
+                progress,
+            ),
         )
-    else:
-        load_head(ifer_checkpoint, stage="ifer", backbone_id=backbone, classes=classes)
+    elif chosen.name == "crema-frames":
+        chosen = replace(
+            chosen,
+            checkpoint=train_central(
+                "ifer",
+                lambda: crema_frame_sets(store, clips, split["train"], DEFAULT_FRAME_SAMPLING),
+                ifer_train,
+                model_path(
+                    workspace,
+                    world,
+                    features,
+                    f"ifer-crema-{DEFAULT_FRAME_SAMPLING}{FRAMES_PER_CLIP}",
+                    ifer_train,
+                    task,
+                ),
+                backbone,
+                classes,
+                progress,
+            ),
+        )
     vfer_train = replace(vfer_config, num_classes=task.num_classes, seed=task.seed)
     vfer = train_central(
         "vfer",
@@ -255,12 +363,12 @@ def prepare_central(
         classes,
         progress,
     )
-    return Prepared(world, task, store, clips, split, Path(ifer_checkpoint), vfer, backbone)
+    return Prepared(world, task, store, clips, split, chosen, vfer, backbone)
 
 
 def central_stage(options: RunOptions) -> Prepared:
     """World, features, split, g() and v() of `options`, each reused from the workspace when already there."""
     world = prepare_world(options.world, options.workspace, seed=options.world_seed, affectnet=options.affectnet)
     return prepare_central(
-        world, options.workspace, options.task, options.features, options.ifer, options.vfer, options.ifer_checkpoint
+        world, options.workspace, options.task, options.features, options.ifer, options.vfer, options.teacher
     )

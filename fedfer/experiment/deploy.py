@@ -92,6 +92,12 @@ def export_nodes(run_dir: Path, out_dir: Path) -> list[Path]:
     features relatively, so the folder can be mounted or copied anywhere.
     """
     values = _read_toml(RunDir(run_dir).run_config)
+    if not values.get("ifer-checkpoint"):
+        raise ValueError(
+            f"{RunDir(run_dir).run_config} uses the pixel teacher {values.get('teacher')!r}, whose nodes need their "
+            "videos; node bundles carry features and g() only: export a run with a g() teacher (--teacher "
+            "crema-frames or affectnet)"
+        )
     bundles = []
     for partition, subject_dir in enumerate(read_subjects_file(values["subjects-file"])):
         bundle = out_dir / f"node-{partition}"

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fedfer.config import FederationConfig, RunOptions
+from fedfer.config import PIXEL_TEACHER, FederationConfig, RunOptions
 from fedfer.experiment.central import Prepared, central_stage
 from fedfer.experiment.rundir import RunDir
 from fedfer.federation.runtime import write_run_config
@@ -47,7 +47,8 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
         personalize=replace(options.personalize, seed=options.task.seed),
         run_dir=str(run.root.resolve()),
         central_checkpoint=str(prepared.vfer.resolve()),
-        ifer_checkpoint=str(prepared.ifer.resolve()),
+        ifer_checkpoint=str(prepared.ifer.resolve()) if prepared.ifer is not None else "",
+        teacher=prepared.teacher.name,
         subjects_file=str(run.subjects_file.resolve()),
         central_eval=True,
         batchnorm=options.vfer.batchnorm,
@@ -57,6 +58,8 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
 def prepare_run(options: RunOptions) -> PreparedRun:
     """Central stage plus the run folder: one subject directory per client, options and run config."""
     prepared = central_stage(options)
+    teacher = prepared.teacher
+    print(f"pseudo-labeller: {teacher.name} ({teacher.reason})", flush=True)
     subjects = sorted(prepared.split["test"])
     if options.clients is not None:
         if not 1 <= options.clients <= len(subjects):
@@ -68,15 +71,26 @@ def prepare_run(options: RunOptions) -> PreparedRun:
     run = RunDir(options.run_dir)
     subject_dirs = []
     for actor in subjects:
-        clips = [(c.clip_id, c.label) for c in prepared.clips if c.actor == actor]
+        own = [c for c in prepared.clips if c.actor == actor]
         # A new run starts from the central v(): an earlier run's personal model must not be evaluated.
         shutil.rmtree(run.subject(actor) / PERSONAL_DIR, ignore_errors=True)
-        manifest = write_subject(run.subject(actor), actor, options.task.classes, prepared.store.root, clips)
+        # The pixel teacher reads the subject's own videos (features stay cached; none is recomputed).
+        videos = {"video_dir": own[0].path.parent, "feature_config": asdict(options.features)}
+        manifest = write_subject(
+            run.subject(actor),
+            actor,
+            options.task.classes,
+            prepared.store.root,
+            [(c.clip_id, c.label) for c in own],
+            **(videos if teacher.name == PIXEL_TEACHER else {}),
+        )
         subject_dirs.append(str(manifest.parent.resolve()))
     atomic_write_json(run.subjects_file, subject_dirs)
     options_record = {
         **asdict(options),
-        "ifer_checkpoint_used": str(prepared.ifer),
+        "teacher_used": teacher.name,
+        "teacher_reason": teacher.reason,
+        "ifer_checkpoint_used": str(prepared.ifer or ""),
         "central_checkpoint": str(prepared.vfer),
     }
     atomic_write_json(run.options_file, options_record)
@@ -121,6 +135,9 @@ def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[Prepa
     print(f"{mode}: {len(prepared.subjects)} subjects (test actors), {options.rounds} rounds → {prepared.run.root}")
     extra = federate(prepared.run.root, prepared.values)
     check_completed(prepared.run, options.rounds)
-    summary = write_report(prepared.run.root, {"mode": mode, **extra, "total_seconds": time.monotonic() - started})
+    teacher = {"teacher": prepared.prepared.teacher.name, "teacher_reason": prepared.prepared.teacher.reason}
+    summary = write_report(
+        prepared.run.root, {"mode": mode, **teacher, **extra, "total_seconds": time.monotonic() - started}
+    )
     print_summary(summary, prepared.run.report)
     return prepared, summary

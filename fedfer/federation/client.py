@@ -18,7 +18,7 @@ import torch
 from sklearn.metrics import confusion_matrix
 from torch import Tensor, nn
 
-from fedfer.config import DEFAULT_BATCHNORM, PersonalizeConfig
+from fedfer.config import DEFAULT_BATCHNORM, PIXEL_TEACHER, PersonalizeConfig
 from fedfer.federation.protocol import load_v_state, v_state
 from fedfer.federation.subject import PERSONAL_DIR, SubjectData, load_subject
 from fedfer.io import atomic_write_bytes, atomic_write_json
@@ -26,6 +26,7 @@ from fedfer.model.checkpoint import HeadCard, load_head, save_head
 from fedfer.model.heads import VFERHead
 from fedfer.model.inference import confusion
 from fedfer.model.personalize import personalize
+from fedfer.model.pseudo import clip_probabilities
 
 
 class SubjectClient:
@@ -33,7 +34,9 @@ class SubjectClient:
 
     `run_id` tags what personalization writes there: the personal v() of another run (a lab node
     kept between runs, a results folder reused) is never evaluated as this run's. `batchnorm_style`
-    is v()'s BatchNorm convention (the run's; see `fedfer.model.heads.BATCHNORM`).
+    is v()'s BatchNorm convention (the run's; see `fedfer.model.heads.BATCHNORM`). With `teacher`
+    = the pixel teacher (`fedfer.config.PIXEL_TEACHER`), pseudo labels come from that model on the
+    subject's own videos and `ifer_checkpoint` is unused.
     """
 
     def __init__(
@@ -43,6 +46,7 @@ class SubjectClient:
         config: PersonalizeConfig,
         run_id: int = 0,
         batchnorm_style: str = DEFAULT_BATCHNORM,
+        teacher: str = "",
     ) -> None:
         self.dir = Path(subject_dir)
         self.data: SubjectData = load_subject(self.dir)
@@ -50,12 +54,22 @@ class SubjectClient:
         self.config = config
         self.run_id = run_id
         self.batchnorm_style = batchnorm_style
+        self.teacher = teacher
         self.personal_path = self.dir / PERSONAL_DIR / "v.pt"
 
     @functools.cached_property
     def ifer(self) -> tuple[nn.Module, HeadCard]:
         """The frozen g() and its card, loaded only by the messages that pseudo-label (training, not evaluation)."""
         return load_head(self.ifer_checkpoint, stage="ifer", classes=self.data.classes)
+
+    def teacher_probabilities(self) -> np.ndarray:
+        """(N, K) the teacher's mean class probabilities over each clip's frames (the method's rule)."""
+        if self.teacher == PIXEL_TEACHER:
+            from fedfer.data.fer2013 import video_probabilities
+
+            return video_probabilities(self.data.videos(), self.data.classes)
+        g, _ = self.ifer
+        return clip_probabilities(g, self.data.features)
 
     def new_v(self, state: dict[str, Tensor]) -> VFERHead:
         return load_v_state(VFERHead(len(self.data.classes), batchnorm_style=self.batchnorm_style), state).eval()
@@ -67,11 +81,12 @@ class SubjectClient:
 
         Returns (v state, number of selected videos, last epoch's training loss).
         """
-        g, g_card = self.ifer
         v = self.new_v(global_state)
-        result = personalize(v, g, self.data.features, replace(self.config, seed=seed))
+        result = personalize(v, self.teacher_probabilities(), self.data.features, replace(self.config, seed=seed))
         save_head(
-            self.personal_path, v, HeadCard(stage="vfer", classes=self.data.classes, backbone_id=g_card.backbone_id)
+            self.personal_path,
+            v,
+            HeadCard(stage="vfer", classes=self.data.classes, backbone_id=self.data.backbone_id),
         )
         buffer = io.BytesIO()
         np.savez(

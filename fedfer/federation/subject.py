@@ -26,6 +26,21 @@ class SubjectData:
     clip_ids: list[str]
     features: list[np.ndarray]  # each (T_i, 1280) float16
     labels: np.ndarray  # (N,) int64, NO_LABEL where unknown; evaluation only
+    backbone_id: str = ""  # the f() the features come from (as the feature store records it)
+    video_dir: Path | None = None  # the subject's own videos, where it holds them
+
+    def videos(self) -> list[Path]:
+        """The video of each clip, in clip order (a pixel-level teacher needs them)."""
+        if self.video_dir is None:
+            raise FileNotFoundError(
+                f"subject {self.subject} holds features only: a pixel-level teacher needs its videos "
+                "(its subject.json needs a video_dir: `fedfer run --teacher fer2013-mini-xception` writes one)"
+            )
+        found = videos_by_clip(self.video_dir, self.clip_ids)
+        missing = [c for c in self.clip_ids if c not in found]
+        if missing:
+            raise FileNotFoundError(f"no video for clips {missing[:5]} of subject {self.subject} in {self.video_dir}")
+        return [found[c] for c in self.clip_ids]
 
     @property
     def labelled(self) -> np.ndarray:
@@ -86,15 +101,26 @@ def load_subject(directory: Path) -> SubjectData:
     clips = manifest["clips"]
     if not clips:
         raise ValueError(f"{path} lists no clips for subject {manifest['subject']}")
-    if "video_dir" in manifest:
-        clips = extract_missing(store, clips, Path(manifest["video_dir"]), manifest.get("feature_config", {}), path)
+    video_dir = Path(manifest["video_dir"]) if "video_dir" in manifest else None
+    if video_dir is not None:
+        clips = extract_missing(store, clips, video_dir, manifest.get("feature_config", {}), path)
     return SubjectData(
         subject=str(manifest["subject"]),
         classes=tuple(manifest["classes"]),
         clip_ids=[c["clip_id"] for c in clips],
         features=[store.load(c["clip_id"]) for c in clips],
         labels=np.array([c["label"] for c in clips], dtype=np.int64),
+        backbone_id=str(store.meta(clips[0]["clip_id"]).get("backbone_id", "")),
+        video_dir=video_dir,
     )
+
+
+def videos_by_clip(video_dir: Path, clip_ids: list[str]) -> dict[str, Path]:
+    """{clip id: video} for the clips of `clip_ids` that have a video `<clip_id>.<ext>` under `video_dir`."""
+    from fedfer.data.video import find_videos
+
+    wanted = set(clip_ids)
+    return {p.stem: p for p in find_videos(video_dir) if p.stem in wanted} if Path(video_dir).is_dir() else {}
 
 
 def extract_missing(store, clips: list[dict], video_dir: Path, feature_config: dict, manifest: Path) -> list[dict]:
@@ -105,12 +131,11 @@ def extract_missing(store, clips: list[dict], video_dir: Path, feature_config: d
     """
     from fedfer.config import FeatureConfig
     from fedfer.data.extract import extract_video_features
-    from fedfer.data.video import find_videos
 
     done = set(store.clip_ids())
     missing = [c["clip_id"] for c in clips if c["clip_id"] not in done]
     if missing:
-        videos = {p.stem: p for p in find_videos(video_dir)} if Path(video_dir).is_dir() else {}
+        videos = videos_by_clip(video_dir, missing)
         paths = [videos[c] for c in missing if c in videos]
         if paths:
             extract_video_features(paths, store.root, FeatureConfig(**feature_config), progress=False)

@@ -1,7 +1,7 @@
-"""A subject's unlabeled personalization of v(): pseudo-label with g(), fine-tune only v().
+"""A subject's unlabeled personalization of v(): pseudo-label with the teacher, fine-tune only v().
 
-f() and g() stay frozen (g() is only run, never trained); v() is fine-tuned with plain,
-unweighted cross-entropy, because the selection already caps each class at P videos.
+f() and the teacher (g(), or an external model) stay frozen and are only run; v() is fine-tuned
+with plain, unweighted cross-entropy, because the selection already caps each class at P videos.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedfer.config import PersonalizeConfig, TrainConfig
-from fedfer.model.heads import IFERHead, VFERHead
-from fedfer.model.pseudo import PseudoLabels, clip_probabilities, select_pseudo_labels
+from fedfer.model.heads import VFERHead
+from fedfer.model.pseudo import PseudoLabels, select_pseudo_labels
 from fedfer.model.train import LabelledSet, fit
 
 
@@ -29,13 +29,18 @@ class PersonalizeResult:
         return len(self.pseudo.indices)
 
 
-def personalize(v: VFERHead, g: IFERHead, clips: Sequence[np.ndarray], config: PersonalizeConfig) -> PersonalizeResult:
+def personalize(
+    v: VFERHead, probabilities: np.ndarray, clips: Sequence[np.ndarray], config: PersonalizeConfig
+) -> PersonalizeResult:
     """Fine-tune `v` in place on the subject's pseudo-labelled clips (list of (T_i, 1280) features).
 
-    With no clip above the threshold, `v` is left unchanged and the result says 0 selected.
+    probabilities: (N, K) the teacher's mean class probabilities per clip (`clip_probabilities` for
+    g()). With no clip above the threshold, `v` is left unchanged and the result says 0 selected.
     """
     num_classes = v.out.out_features
-    pseudo = select_pseudo_labels(clip_probabilities(g, clips), config.max_per_class, config.p_threshold)
+    if probabilities.shape != (len(clips), num_classes):
+        raise ValueError(f"need ({len(clips)}, {num_classes}) teacher probabilities, got {probabilities.shape}")
+    pseudo = select_pseudo_labels(probabilities, config.max_per_class, config.p_threshold)
     if len(pseudo.indices) == 0:
         return PersonalizeResult(pseudo, [])
     train = LabelledSet([clips[i] for i in pseudo.indices], pseudo.labels)
