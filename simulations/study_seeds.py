@@ -103,10 +103,15 @@ def main() -> None:
         "--teachers", nargs="+", help="pseudo-labellers to compare (default: the world's default teacher only)"
     )
     parser.add_argument("--out", type=Path, default=Path("results/study_seeds.md"))
+    parser.add_argument(
+        "--tables-from", nargs="+", type=Path, help="no runs: the tables of these saved results (.json) side by side"
+    )
     args = parser.parse_args()
     base = options_from_args(args)
     runs: dict[str, dict[int, dict]] = {}
-    for teacher in args.teachers or [base.teacher]:
+    for saved in args.tables_from or []:
+        runs.update({v: {int(k): r for k, r in s.items()} for v, s in json.loads(saved.read_text()).items()})
+    for teacher in [] if args.tables_from else args.teachers or [base.teacher]:
         for style in args.batchnorm_styles:
             variant = f"{teacher or 'default teacher'}, BatchNorm {style}"
             for seed in args.seeds:

@@ -12,12 +12,10 @@ import numpy as np
 import pytest
 import torch
 from conftest import DATA
-from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict
 
-import client_app
 from fedfer import cli
 from fedfer.commands.options import add_run_arguments, options_from_args
-from fedfer.config import PIXEL_TEACHER, FederationConfig, PersonalizeConfig
+from fedfer.config import PIXEL_TEACHER, PersonalizeConfig
 from fedfer.data.datasets import EMOTIONS_4, EMOTIONS_6, Clip
 from fedfer.data.fer2013 import FER2013_CLASSES, load_fer2013, task_probabilities
 from fedfer.data.store import FeatureStore
@@ -30,8 +28,8 @@ from fedfer.experiment.central import (
     crema_frame_sets,
     sample_frames,
 )
-from fedfer.federation.protocol import ARRAYS, CONFIG, METRICS, NUM_EXAMPLES, PARTITION_ID, SERVER_ROUND, TRAIN_LOSS
-from fedfer.federation.protocol import v_state as v_arrays
+from fedfer.federation.client import SubjectClient
+from fedfer.federation.protocol import v_state
 from fedfer.federation.subject import write_subject
 from fedfer.model.checkpoint import load_head
 
@@ -207,40 +205,24 @@ def test_real_crema_d_clips_through_each_teacher_and_one_personalization_round(
 ) -> None:
     prepared = crema_only["crema-frames"]
     ifer = "" if teacher == PIXEL_TEACHER else str(crema_only[teacher].ifer)
-    subject = real_subject(tmp_path, image_size=112)
     central_v, _ = load_head(prepared.vfer, stage="vfer", classes=EMOTIONS_6)
-    config = FederationConfig(
-        personalize=PersonalizeConfig(max_per_class=20, p_threshold=0.0, epochs=2),
-        ifer_checkpoint=ifer,
-        teacher=teacher,
-        subjects_file=str(tmp_path / "unused.json"),
-    )
-    context = Context(
-        run_id=7,
-        node_id=1,
-        node_config={PARTITION_ID: 0, "data-dir": str(subject), "ifer-checkpoint": ifer},
-        state=RecordDict(),
-        run_config=config.to_run_config(),
-    )
-    sent = v_arrays(central_v)
-    message = Message(
-        RecordDict({ARRAYS: ArrayRecord(sent), CONFIG: ConfigRecord({SERVER_ROUND: 1})}),
-        dst_node_id=1,
-        message_type="train",
-    )
+    config = PersonalizeConfig(max_per_class=20, p_threshold=0.0, epochs=2)
+    client = SubjectClient(real_subject(tmp_path, image_size=112), ifer, config, run_id=7, teacher=teacher)
+    sent = v_state(central_v)
 
-    reply = client_app.train(message, context)  # the ClientApp's own train handler, on real video
+    probabilities = client.teacher_probabilities()  # frame mean of the teacher, on real video
+    state, selected, loss = client.personalize_round(sent, server_round=1, seed=0)
 
-    assert set(reply.content.keys()) == {ARRAYS, METRICS}
-    returned = reply.content[ARRAYS].to_torch_state_dict()
-    assert list(returned) == list(sent)  # v()'s tensors, nothing else: no frame, feature or label
-    assert any(not torch.equal(returned[k], sent[k]) for k in sent)  # 2 epochs of v() on the real clips
-    assert set(reply.content[METRICS].keys()) == {NUM_EXAMPLES, PARTITION_ID, TRAIN_LOSS}
-    assert reply.content[METRICS][NUM_EXAMPLES] == 3
-    record = json.loads((subject / "personal" / "personal.json").read_text())
+    assert probabilities.shape == (3, 6) and (probabilities.sum(axis=1) <= 1 + 1e-5).all()
+    assert all(len(f) >= 50 and f.shape[1] == 1280 for f in client.data.features)  # every real frame, through f()
+    assert list(state) == list(sent)  # what the ClientApp sends: v()'s tensors, nothing else
+    assert all(state[k].shape == sent[k].shape for k in sent)
+    assert any(not torch.equal(state[k], sent[k]) for k in sent)  # 2 epochs of v() on the real clips
+    assert selected == 3 and np.isfinite(loss)
+    record = json.loads((client.dir / "personal" / "personal.json").read_text())
     assert record["selected"] == 3 and len(record["train_loss"]) == 2
-    with np.load(subject / "personal" / "pseudo.npz") as pseudo:
+    with np.load(client.dir / "personal" / "pseudo.npz") as pseudo:
         labels = pseudo["labels"]
-    assert labels.shape == (3,)
+    assert labels.tolist() == probabilities.argmax(axis=1).tolist()  # the pseudo labels are the frame-mean argmax
     if teacher == PIXEL_TEACHER:  # the only teacher that has seen real faces: it gets all three right
         assert [EMOTIONS_6[k] for k in labels] == ["ANG", "HAP", "NEU"]
