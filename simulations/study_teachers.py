@@ -7,7 +7,8 @@ test clips. Teachers: `affectnet` (the run's cached g()), `crema-frames` with un
 frame sampling (g() trained here on the training actors' frames), and optionally the FER-2013
 model on the drawn faces' pixels (`--fer2013`, computed once for every clip and cached).
 
-    python simulations/study_teachers.py --world small --seeds 0 1 2 --fer2013 --out results/study_teachers.md
+    python simulations/study_teachers.py --world small --seeds 0 1 2 --fer2013 --frames-epochs 5 \\
+        --out results/study_teachers.md
 """
 
 from __future__ import annotations
@@ -76,6 +77,11 @@ def main() -> None:
     add_run_arguments(parser)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--fer2013", action="store_true", help="also the FER-2013 model on the faces' pixels")
+    parser.add_argument(
+        "--frames-epochs",
+        type=int,
+        help="epochs of the crema-frames g() trained here (default: --ifer-epochs); it keeps its best dev epoch",
+    )
     parser.add_argument("--out", type=Path, default=Path("results/study_teachers.md"))
     args = parser.parse_args()
     base = options_from_args(args)
@@ -88,7 +94,12 @@ def main() -> None:
             teachers[prepared.teacher.name] = load_head(prepared.ifer, stage="ifer", classes=prepared.task.classes)[0]
         for sampling in FRAME_SAMPLING:
             sets = crema_frame_sets(prepared.store, prepared.clips, prepared.split["train"], sampling)
-            config = replace(options.ifer, num_classes=options.task.num_classes, seed=seed)
+            config = replace(
+                options.ifer,
+                num_classes=options.task.num_classes,
+                seed=seed,
+                epochs=args.frames_epochs or options.ifer.epochs,
+            )
             teachers[f"crema-frames ({sampling})"] = train_head(sets["train"], sets["dev"], config, progress=False)[0]
         for name, g in teachers.items():
             results.setdefault(name, {})[seed] = score(
