@@ -191,7 +191,7 @@ def choose_teacher(teacher: str | None, world: World) -> Teacher:
 FRAMES_PER_CLIP = 8
 FRAME_SAMPLING = ("uniform", "peak")
 DEFAULT_FRAME_SAMPLING = "uniform"
-TEACHER_DEV_EVERY = 8  # every 8th training actor (sorted) is g()'s dev set: early stopping without dev/test actors
+TEACHER_DEV_EVERY = 8  # every 8th training actor (sorted) is g()'s dev set: its best epoch, without dev/test actors
 
 
 def sample_frames(sequence: np.ndarray, count: int, sampling: str) -> np.ndarray:
@@ -318,41 +318,20 @@ def prepare_central(
     split = actor_split(world, clips, workspace, task.seed)
     classes = task.classes
     ifer_train = replace(ifer_config, num_classes=task.num_classes, seed=task.seed)
+    trained_here = {  # teacher → (checkpoint name, its training sets, read only when it must be trained)
+        "affectnet": ("ifer", lambda: still_features(world, workspace, features, task, progress)),
+        "crema-frames": (
+            f"ifer-crema-{DEFAULT_FRAME_SAMPLING}{FRAMES_PER_CLIP}",
+            lambda: crema_frame_sets(store, clips, split["train"], DEFAULT_FRAME_SAMPLING),
+        ),
+    }
     if chosen.name == "checkpoint":
         load_head(chosen.checkpoint, stage="ifer", backbone_id=backbone, classes=classes)
-    elif chosen.name == "affectnet":
-        chosen = replace(
-            chosen,
-            checkpoint=train_central(
-                "ifer",
-                lambda: still_features(world, workspace, features, task, progress),
-                ifer_train,
-                model_path(workspace, world, features, "ifer", ifer_train, task),
-                backbone,
-                classes,
-                progress,
-            ),
-        )
-    elif chosen.name == "crema-frames":
-        chosen = replace(
-            chosen,
-            checkpoint=train_central(
-                "ifer",
-                lambda: crema_frame_sets(store, clips, split["train"], DEFAULT_FRAME_SAMPLING),
-                ifer_train,
-                model_path(
-                    workspace,
-                    world,
-                    features,
-                    f"ifer-crema-{DEFAULT_FRAME_SAMPLING}{FRAMES_PER_CLIP}",
-                    ifer_train,
-                    task,
-                ),
-                backbone,
-                classes,
-                progress,
-            ),
-        )
+    elif chosen.name in trained_here:
+        name, load_sets = trained_here[chosen.name]
+        path = model_path(workspace, world, features, name, ifer_train, task)
+        g = train_central("ifer", load_sets, ifer_train, path, backbone, classes, progress)
+        chosen = replace(chosen, checkpoint=g)
     vfer_train = replace(vfer_config, num_classes=task.num_classes, seed=task.seed)
     vfer = train_central(
         "vfer",
