@@ -180,6 +180,20 @@ def test_fedfer_run_on_a_crema_d_directory_without_affectnet(crema_only: dict, c
     assert values["ifer-checkpoint"] == str(crema_only["crema-frames"].ifer.resolve())  # the clients' g()
 
 
+def test_the_pixel_teacher_runs_in_the_flower_simulation_on_the_subjects_videos(crema_only: dict) -> None:
+    root = crema_only["root"]
+    flags = [*crema_only["flags"], "--results", str(root / "results"), "--clients", "2", "--rounds", "1"]
+
+    assert cli.main(["run", *flags, "--teacher", PIXEL_TEACHER, "--name", "pixel", "--p-threshold", "0.3"]) == 0
+
+    summary = json.loads((root / "results" / "pixel" / "summary.json").read_text())
+    assert summary["teacher"] == PIXEL_TEACHER and summary["rounds"][0]["failures"] == {}
+    assert summary["pseudo_labels"]["selected_total"] == sum(summary["rounds"][0]["selected_videos"].values())
+    subjects = json.loads((root / "results" / "pixel" / "subjects.json").read_text())
+    manifest = json.loads((Path(subjects[0]) / "subject.json").read_text())
+    assert Path(manifest["video_dir"]) == (crema_only["world"] / "VideoFlash").resolve()  # the client's own videos
+
+
 # ------------------------------------------------------------------------------ real CREMA-D clips
 
 
