@@ -109,11 +109,9 @@ def test_compose_runs_the_launchers_commands() -> None:
             credentials=in_container,
             index=index,
         )
-        assert f"./nodes/node-{index}:/data" in service["volumes"]
-        assert (
-            f"./certs/{in_container.node_key(index).relative_to('/certs')}:{in_container.node_key(index)}:ro"
-            in service["volumes"]
-        )
+        mounts = {m["target"]: m["source"] for m in service["volumes"]}
+        assert mounts["/data"] == f"${{FEDFER_LAB:-/srv/fedfer-lab}}/nodes/node-{index}"
+        assert mounts[str(in_container.node_key(index))].endswith(f"/certs/supernodes/node-{index}.key")
 
 
 def test_node_config_reaches_the_client_as_written(tmp_path: Path) -> None:

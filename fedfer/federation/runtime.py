@@ -146,12 +146,13 @@ def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
         os.killpg(process.pid, sig)
 
 
-def superlink_healthy(host: str, port: int, ca_cert: Path | str | None = None) -> bool:
-    """Whether the SuperLink on `host:port` answers its health endpoint (GET /health → 200).
+def flower_healthy(host: str, port: int, ca_cert: Path | str | None = None) -> bool:
+    """Whether the Flower process on `host:port` answers its health endpoint (GET /health → 200): a
+    SuperLink on its one port, or a SuperNode on its local `--port`.
 
-    With TLS the endpoint is HTTPS on the same port, and the SuperLink's certificate is checked
-    against `ca_cert` (so `host` must be a name the certificate holds). The container image's
-    HEALTHCHECK calls this too, so the check that gates a deployment here is the one Docker runs."""
+    With TLS the endpoint is HTTPS on the same port, and the certificate is checked against
+    `ca_cert` (so `host` must be a name the certificate holds). The container healthchecks call this
+    too, so the check that gates a deployment here is the one Docker runs."""
     scheme, context = ("http", None) if ca_cert is None else ("https", ssl.create_default_context(cafile=str(ca_cert)))
     # Straight to the SuperLink: a lab machine's http(s)_proxy must not carry (or swallow) the probe.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
@@ -171,7 +172,7 @@ def wait_for_superlink(
     ca_cert: Path | None = None,
     timeout: float = 60.0,
 ) -> None:
-    """Block until the SuperLink on `host:port` is up (`superlink_healthy`, over HTTPS when `ca_cert`
+    """Block until the SuperLink on `host:port` is up (`flower_healthy`, over HTTPS when `ca_cert`
     is given). Fail with its log when it dies or hangs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -179,7 +180,7 @@ def wait_for_superlink(
             raise RuntimeError(
                 f"flower-superlink exited with code {process.returncode}; its log ({log_file}):\n{_tail(log_file)}"
             )
-        if superlink_healthy(host, port, ca_cert):
+        if flower_healthy(host, port, ca_cert):
             return
         time.sleep(0.3)
     raise RuntimeError(f"flower-superlink did not come up on {host}:{port} within {timeout:.0f} s; log: {log_file}")
