@@ -113,3 +113,20 @@ def test_images_run_unprivileged_with_health_checks_and_pinned_versions() -> Non
     # The build context is an allow-list: nothing but what the Dockerfile copies enters it.
     rules = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line and line[0] != "#"]
     assert rules[0] == "*" and all(line.startswith("!") or line == "**/__pycache__" for line in rules[1:])
+
+
+def test_the_lab_guide_uses_only_flags_the_commands_have() -> None:
+    """Every flag the guide gives `fedfer <verb>`, `flower-superlink` or `flower-supernode` is one
+    that command's --help lists (a renamed or dropped flag fails here, not on a lab machine)."""
+    guide = re.sub(r"\\\n\s*", " ", (DOCKER / "README.md").read_text())  # join continued lines
+    used: dict[tuple[str, ...], set[str]] = {}
+    for line in guide.splitlines():
+        found = re.search(r"(fedfer (?:deploy|prepare|run)|flower-superlink|flower-supernode)\b(.*)", line)
+        if found:
+            flags = re.findall(r"[\s\[`](--[a-z][a-z-]*)", found.group(2))
+            used.setdefault(tuple(found.group(1).split()), set()).update(flags)
+    assert {("fedfer", "deploy"), ("flower-superlink",), ("flower-supernode",)} <= set(used)
+    for command, flags in used.items():
+        argv = ["python", "-m", "fedfer.cli", command[1]] if command[0] == "fedfer" else list(command)
+        listed = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=120).stdout
+        assert flags <= set(re.findall(r"--[a-z][a-z-]*", listed)), command
