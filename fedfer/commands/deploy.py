@@ -113,5 +113,6 @@ def write_compose(path: Path, nodes: str, superlink: str | None) -> int:
     command += ["--nodes", nodes] if nodes else []
     command += ["--superlink", superlink] if superlink else []
     atomic_write_text(path, compose_text(indices, superlink, shlex.join(command)))
-    print(f"{path}: " + (f"{len(indices)} SuperNodes dialling {superlink}" if superlink else "the SuperLink host"))
+    role = f"SuperNodes dialling {superlink}" if superlink else "the SuperLink and SuperNodes"
+    print(f"{path}: {role} {list(indices) or 'none'}")
     return 0

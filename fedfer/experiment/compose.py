@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fedfer import __version__
 from fedfer.experiment.deploy import BUNDLE_IFER, BUNDLE_SUBJECT, node_config, supernode_command
 from fedfer.federation.certs import Credentials
 from fedfer.federation.runtime import superlink_command
@@ -27,8 +28,7 @@ from fedfer.federation.runtime import superlink_command
 SUPERLINK = "superlink"  # the SuperLink's service name, also a name in its certificate (--host superlink)
 SUPERLINK_PORT = 9093  # Fleet, Control and Runtime APIs (Flower 1.42 serves them all on one port)
 NODE_PORT = 9094  # a SuperNode's local ClientApp API; every container has its own loopback
-VERSION = "0.1.0"
-IMAGES = {"superlink": f"fedfer-superlink:{VERSION}", "supernode": f"fedfer-supernode:{VERSION}"}
+IMAGES = {"superlink": f"fedfer-superlink:{__version__}", "supernode": f"fedfer-supernode:{__version__}"}
 LAB = "${FEDFER_LAB:-/srv/fedfer-lab}"
 USER = "${FEDFER_UID:-1000}:${FEDFER_GID:-1000}"  # the owner of the lab folder: keys are readable by it only
 CERTS = Credentials(Path("/certs"))  # where the containers see the credentials
