@@ -3,8 +3,9 @@
 Deploys a prepared run (random features, the test-suite fixture, with a CREMA-D actor's number of
 clips per subject) on loopback with TLS and node authentication, and polls every process that
 fedfer starts and their children (ClientApp and ServerApp processes) for their peak resident memory
-(VmHWM). Prints, per process fedfer started, its own peak and its largest child's (a SuperNode runs
-one ClientApp at a time).
+(VmHWM). Prints, per process fedfer started, its own peak and, for each command among its children
+(SuperExec, ServerApp or ClientApp processes), the largest peak; their sum is what a SuperNode (or
+the SuperLink) holds at most while one app process of each kind runs.
 
     python simulations/bench_node_memory.py [--clients 3] [--clips 82]
 """
@@ -81,12 +82,12 @@ def main() -> None:
         else:
             children[root][command] = max(children[root][command], peak)
     print(f"\n{args.clients} SuperNodes, {args.clips} clips per subject, 2 rounds; peak resident memory (MiB)\n")
-    print("| process | own peak | largest child process, by command | own + largest child |")
+    print("| process | own peak | largest child process, by command | own + largest of each child command |")
     print("|---|---|---|---|")
     for root in sorted(own):
         kids = children[root]
         listed = ", ".join(f"{name} {peak / MB:.0f}" for name, peak in sorted(kids.items())) or "–"
-        print(f"| {root} | {own[root] / MB:.0f} | {listed} | {(own[root] + max(kids.values(), default=0)) / MB:.0f} |")
+        print(f"| {root} | {own[root] / MB:.0f} | {listed} | {(own[root] + sum(kids.values())) / MB:.0f} |")
 
 
 if __name__ == "__main__":
