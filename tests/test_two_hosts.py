@@ -4,9 +4,9 @@ The hosts are two network namespaces this test creates and joins with a veth pai
 its own address; nothing but these two addresses and each namespace's loopback is used. The run is
 what a lab runs across machines: TLS with the SuperLink's address in its certificate, node
 authentication, 2 rounds, and `central-eval = false` (the SuperLink host scores nothing). The
-processes see only the packages the container images carry (docker/requirements.txt): the ones the
-images leave out are made unimportable for them. Afterwards every process and both namespaces are
-gone. Where namespaces cannot be created (no privilege), the test says so and skips.
+packages the container images leave out (see docker/requirements.txt) are made unimportable for
+the Flower processes, so the run shows the images' packages suffice. Afterwards every process and
+both namespaces are gone. Where namespaces cannot be created (no privilege), the test says so and skips.
 """
 
 from __future__ import annotations
