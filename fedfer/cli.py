@@ -20,7 +20,8 @@ VERBS: dict[str, str] = {
     "evaluate": "evaluate a checkpoint on test clips: metrics JSON, Markdown table, confusion PNG",
     "prepare": "prepare a run folder and print the `flwr run` line that federates it (Flower-native route)",
     "run": "the main job: a federated personalization simulation on Flower, with its report",
-    "deploy": "the same federation as real SuperLink/SuperNode processes on this machine",
+    "deploy": "the same federation as real SuperLink/SuperNode processes on this machine; or a lab's credentials, "
+    "SuperNode data and compose files",
 }
 
 

@@ -203,7 +203,8 @@ class RunOptions:
     ifer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("ifer"))
     vfer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("vfer"))
     ifer_checkpoint: Path | None = None
-    client_cpus: int = 1  # CPUs Ray reserves per simulated client
+    central_eval: bool = FederationConfig.central_eval  # the server scores the central v() on labelled subjects
+    client_cpus: int = 1  # CPUs Ray reserves per simulated client (simulation only)
     verbose: bool = False  # echo Flower's full log
 
     @property

@@ -81,7 +81,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The world flags plus the federation's: `fedfer run`, `prepare` and `deploy`."""
     add_world_arguments(parser)
     p, defaults = PersonalizeConfig(), RunOptions()
-    parser.add_argument("--clients", type=int, help="number of simulated subjects (default: every test actor)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        help="number of subjects, the first N test actors; one client each: a simulated one (run, prepare) or a "
+        "SuperNode (deploy) (default: every test actor)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=defaults.rounds, help=f"FedAvg rounds (default: {defaults.rounds})"
     )
@@ -118,8 +123,25 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="results root; the run writes results/<name>/ (default: ./results)",
     )
     parser.add_argument("--name", help="run name (default: <world>-K<classes>-seed<seed>)")
-    parser.add_argument("--client-cpus", type=int, default=1, help="CPUs reserved per simulated client (default: 1)")
+    parser.add_argument(
+        "--no-central-eval",
+        dest="central_eval",
+        action="store_false",
+        help="the server does not score the central v() on the subjects' labelled clips after each round (a "
+        "deployment whose SuperLink host holds no labels); the report then has no central-model tables",
+    )
     parser.add_argument("--verbose", action="store_true", help="show Flower's full log")
+
+
+def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of Flower's simulation engine only (`fedfer run`, `prepare`); a deployment has no use for them."""
+    defaults = RunOptions()
+    parser.add_argument(
+        "--client-cpus",
+        type=int,
+        default=defaults.client_cpus,
+        help=f"CPUs Ray reserves per simulated client (default: {defaults.client_cpus})",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
@@ -152,6 +174,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         ifer=replace(central, stage="ifer", epochs=args.ifer_epochs),
         vfer=replace(central, stage="vfer", epochs=args.vfer_epochs),
         ifer_checkpoint=args.ifer_checkpoint,
+        central_eval=a.get("central_eval", defaults.central_eval),
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         verbose=a.get("verbose", defaults.verbose),
     )

@@ -49,7 +49,7 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
         central_checkpoint=str(prepared.vfer.resolve()),
         ifer_checkpoint=str(prepared.ifer.resolve()),
         subjects_file=str(run.subjects_file.resolve()),
-        central_eval=True,
+        central_eval=options.central_eval,
         batchnorm=options.vfer.batchnorm,
     ).to_run_config()
 
