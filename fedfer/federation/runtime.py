@@ -139,11 +139,29 @@ def stop_processes(processes: Sequence[subprocess.Popen], grace_seconds: float =
         _signal_group(p, signal.SIGKILL)
         if p.poll() is None:
             p.wait(timeout=5)
+    # SIGKILL is delivered, not awaited: return only once no member of the groups still runs, so
+    # a caller that checks for leftovers (or reuses a port) never races a process still dying.
+    deadline = time.monotonic() + 10.0
+    while _live_group_members({p.pid for p in processes}) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, sig)
+
+
+def _live_group_members(groups: set[int]) -> list[int]:
+    """PIDs of processes (not zombies) whose process group is one of `groups` (Linux /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+        except OSError:
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) in groups:
+            members.append(int(stat.parent.name))
+    return members
 
 
 def flower_healthy(host: str, port: int, ca_cert: Path | str | None = None) -> bool:
