@@ -172,6 +172,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--run uses the run's)",
     )
     parser.add_argument("--weights", help="with --checkpoint: f() weights its v() was trained with (default offline)")
+    parser.add_argument(
+        "--frame-step", type=int, help="with --checkpoint: keep every n-th frame, as its v() was trained (default 1)"
+    )
 
 
 def model_choice_from_args(args: argparse.Namespace):
@@ -183,5 +186,5 @@ def model_choice_from_args(args: argparse.Namespace):
         subject=args.subject,
         checkpoint=args.checkpoint,
         ifer_checkpoint=args.ifer_checkpoint,
-        feature_overrides={"image_size": args.image_size, "weights": args.weights},
+        feature_overrides={"image_size": args.image_size, "weights": args.weights, "frame_step": args.frame_step},
     )

@@ -27,7 +27,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--annotate", action="store_true", help="also write <clip>.annotated.mp4 per source")
     parser.add_argument("--threads", type=int, default=d.threads, help=f"compute threads (default {d.threads})")
-    parser.add_argument("--frame-step", type=int, default=d.frame_step, help="keep every n-th frame of a file")
     parser.add_argument("--max-frames", type=int, help="stop each source after N frames (a camera: else Ctrl-C)")
 
 
@@ -37,18 +36,16 @@ def run(args: argparse.Namespace) -> int:
 
     if bool(args.inputs) == (args.camera is not None):
         raise ValueError("give video files/folders or --camera INDEX (one of the two)")
-    config = PredictConfig(
-        threads=args.threads, frame_step=args.frame_step, max_frames=args.max_frames, annotate=args.annotate
-    )
-    if args.camera is not None:  # opened now: a missing camera is an error before any model is loaded
-        camera = camera_source(args.camera, config.max_frames, config.camera_fps)
-        sources = [SourceSpec(camera.name, camera.name, lambda: camera, live=True)]
-    else:
-        sources = [
-            SourceSpec(path.stem, str(path), partial(video_source, path, config.frame_step, config.max_frames))
-            for path in video_paths(args.inputs)
-        ]
+    config = PredictConfig(threads=args.threads, max_frames=args.max_frames, annotate=args.annotate)
+    # Inputs are checked (a camera opened) before the model loads, so a bad input fails at once.
+    camera = camera_source(args.camera, config.max_frames, config.camera_fps) if args.camera is not None else None
+    paths = video_paths(args.inputs) if camera is None else []
     engine, model = _engine(args, config.threads)
+    if camera is not None:
+        sources = [SourceSpec(camera.name, camera.name, lambda: camera, live=True)]
+    else:  # files keep the frames the model was trained on: its feature settings' frame step
+        step = engine.faces.frame_step
+        sources = [SourceSpec(p.stem, str(p), partial(video_source, p, step, config.max_frames)) for p in paths]
     results = predict_sources(sources, engine, config, args.out, model)
     for result in results:
         s = result.summary()

@@ -129,6 +129,7 @@ def export_onnx(model: LoadedModel, out_dir: Path) -> dict[str, Any]:
             "min_confidence": features.min_confidence,
             "margin": features.margin,
             "image_size": size,
+            "frame_step": features.frame_step,
             "rule": "square of side max(w, h)·(1 + 2·margin) centred on the face box, resized to image_size",
         },
         "normalization": {
@@ -187,6 +188,7 @@ class OnnxEngine(Engine):
             margin=crop["margin"],
             detector=crop["detector_kind"],
             min_confidence=crop["min_confidence"],
+            frame_step=crop["frame_step"],
         )
         self.state_size = card["state"]["shape"][1]
         self.reset()
