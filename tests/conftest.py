@@ -31,3 +31,13 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny_world")
     render_world("tiny", seed=0, out_dir=out, workers=2, progress=False)
     return out
+
+
+def tiny_workspace(root: Path, tiny_world: Path) -> Path:
+    """A workspace under `root` whose `tiny` world (seed 0) is the session's rendering, linked, not redone."""
+    from fedfer.synth.presets import WORLD_VERSION
+
+    workspace = root / "data"
+    (workspace / "worlds").mkdir(parents=True)
+    (workspace / "worlds" / f"tiny-s0-v{WORLD_VERSION}").symlink_to(tiny_world)
+    return workspace
