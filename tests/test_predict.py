@@ -296,7 +296,7 @@ def test_onnx_runtime_gives_pytorchs_outputs(trained_run, exported: Path) -> Non
 
     for crop in crops:
         np.testing.assert_allclose(onnx_engine.step(crop), torch_engine.step(crop), atol=1e-5)
-        np.testing.assert_allclose(onnx_engine._h, torch_engine._h, atol=1e-4)
+        np.testing.assert_allclose(np.concatenate(onnx_engine.state), np.concatenate(torch_engine.state), atol=1e-4)
     features = torch.from_numpy(model.backbone.encode(crops[:5], 5).astype(np.float32))  # (5, 1280)
     (g_onnx,) = ort_session(exported / "g.onnx", 1).run(None, {"features": features.numpy()})
     with torch.inference_mode():

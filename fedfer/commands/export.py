@@ -11,6 +11,7 @@ from fedfer.commands.options import add_model_arguments, model_choice_from_args
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
+    parser.add_argument("--ifer-checkpoint", type=Path, help="g() checkpoint (default with --run: the run's own g())")
     parser.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
     parser.add_argument("--out", type=Path, required=True, help="folder for fv_step.onnx, g.onnx and card.json")
 

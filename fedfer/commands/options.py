@@ -151,7 +151,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         ),
         ifer=replace(central, stage="ifer", epochs=args.ifer_epochs),
         vfer=replace(central, stage="vfer", epochs=args.vfer_epochs),
-        ifer_checkpoint=args.ifer_checkpoint,
+        ifer_checkpoint=getattr(args, "ifer_checkpoint", None),  # `fedfer export` only: predict needs no g()
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         verbose=a.get("verbose", defaults.verbose),
     )
@@ -164,7 +164,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--subject", help="with --run: this subject's personalized v() instead of the central one")
     parser.add_argument("--checkpoint", type=Path, help="any v() checkpoint (instead of --run)")
-    parser.add_argument("--ifer-checkpoint", type=Path, help="g() checkpoint (default with --run: the run's own g())")
     parser.add_argument(
         "--image-size",
         type=int,
@@ -185,6 +184,6 @@ def model_choice_from_args(args: argparse.Namespace):
         run=args.run,
         subject=args.subject,
         checkpoint=args.checkpoint,
-        ifer_checkpoint=args.ifer_checkpoint,
+        ifer_checkpoint=getattr(args, "ifer_checkpoint", None),  # `fedfer export` only: predict needs no g()
         feature_overrides={"image_size": args.image_size, "weights": args.weights, "frame_step": args.frame_step},
     )

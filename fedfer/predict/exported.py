@@ -56,7 +56,7 @@ class GProbabilities(nn.Module):
 
 
 def onnx_bytes(
-    module: nn.Module, inputs: tuple[Tensor, ...], names: tuple[list[str], list[str]], dynamic=None
+    module: nn.Module, inputs: tuple[Tensor, ...], names: tuple[list[str], list[str]], dynamic: dict | None = None
 ) -> bytes:
     """`module` as a serialized ONNX model, through PyTorch's torch.export-based exporter."""
     module.eval()

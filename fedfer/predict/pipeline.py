@@ -56,6 +56,11 @@ class Engine(ABC):
         self._h = np.zeros((1, self.state_size), np.float32)
         self._c = np.zeros((1, self.state_size), np.float32)
 
+    @property
+    def state(self) -> tuple[np.ndarray, np.ndarray]:
+        """v()'s LSTM state (h, c), each (1, 64), after the frames stepped so far."""
+        return self._h, self._c
+
     def step(self, crop: np.ndarray) -> np.ndarray:
         """(S, S, 3) uint8 RGB face crop → (K,) running probabilities of the clip so far."""
         probabilities, self._h, self._c = self._run(np.ascontiguousarray(crop[None]), self._h, self._c)
