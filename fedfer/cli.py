@@ -22,6 +22,8 @@ VERBS: dict[str, str] = {
     "run": "the main job: a federated personalization simulation on Flower, with its report",
     "deploy": "the same federation as real SuperLink/SuperNode processes on this machine; or a lab's credentials, "
     "SuperNode data and compose files",
+    "predict": "run a trained or personalized v() on videos or a camera, frame by frame (streaming)",
+    "export": "export f()+v() (streaming) and g() to ONNX with a JSON card, for devices",
 }
 
 

@@ -68,3 +68,13 @@ class StartedProcesses:
             if int(entry.name) in self.pids or int(fields[2]) in self.pids or str(marker) in cmdline:
                 found.append(f"{entry.name}: {cmdline[:200]}")
         return found
+
+
+def tiny_workspace(root: Path, tiny_world: Path) -> Path:
+    """A workspace under `root` whose `tiny` world (seed 0) is the session's rendering, linked, not redone."""
+    from fedfer.synth.presets import WORLD_VERSION
+
+    workspace = root / "data"
+    (workspace / "worlds").mkdir(parents=True)
+    (workspace / "worlds" / f"tiny-s0-v{WORLD_VERSION}").symlink_to(tiny_world)
+    return workspace

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_workspace
 
 from fedfer import cli
 from fedfer.commands.options import options_from_args
@@ -22,7 +23,6 @@ from fedfer.experiment.simulate import simulate
 from fedfer.federation.protocol import v_state, weighted_mean
 from fedfer.federation.runtime import free_port
 from fedfer.model.checkpoint import load_head
-from fedfer.synth.presets import WORLD_VERSION
 
 
 def sha256(path: Path) -> str:
@@ -32,11 +32,9 @@ def sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def federated_run(tmp_path_factory, tiny_world):
     root = tmp_path_factory.mktemp("federation")
-    (root / "data" / "worlds").mkdir(parents=True)
-    (root / "data" / "worlds" / f"tiny-s0-v{WORLD_VERSION}").symlink_to(tiny_world)  # reuse the session's rendering
     options = RunOptions(
         world="tiny",
-        workspace=root / "data",
+        workspace=tiny_workspace(root, tiny_world),  # reuses the session's rendering
         results=root / "results",
         clients=3,
         rounds=2,
