@@ -181,6 +181,24 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
+class PredictConfig:
+    """Streaming prediction with a trained v() (`fedfer predict`): one LSTM step per frame.
+
+    How faces are cropped and which frames are kept are the model's feature settings (FeatureConfig),
+    not options of the prediction: v() must see frames as it was trained on them.
+    """
+
+    threads: int = 1  # intra-op threads of PyTorch or ONNX Runtime (simulations/bench_predict.py measures 1 and 2)
+    max_frames: int | None = None  # stop each source after this many frames (a camera otherwise runs until Ctrl-C)
+    annotate: bool = False  # also write each source as a video with the face box, label and probability bars
+    camera_fps: float = 30.0  # frame rate of annotated camera videos when the driver reports none
+
+    def __post_init__(self) -> None:
+        if self.threads < 1 or (self.max_frames is not None and self.max_frames < 1):
+            raise ValueError(f"need threads >= 1 and max_frames >= 1 (or unset); got {self.threads}, {self.max_frames}")
+
+
+@dataclass(frozen=True)
 class Task:
     """What is learned: 4 or 6 classes, which CREMA-D labels, which seed."""
 
@@ -215,7 +233,8 @@ class RunOptions:
     features: FeatureConfig = field(default_factory=FeatureConfig)
     ifer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("ifer"))
     vfer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("vfer"))
-    client_cpus: int = 1  # CPUs Ray reserves per simulated client
+    central_eval: bool = FederationConfig.central_eval  # the server scores the central v() on labelled subjects
+    client_cpus: int = 1  # CPUs Ray reserves per simulated client (simulation only)
     verbose: bool = False  # echo Flower's full log
 
     @property

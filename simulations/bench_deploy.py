@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from fedfer.experiment.deploy import deploy_prepared
+from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate_prepared
 from fedfer.testing import build_fake_run
 
@@ -29,7 +30,7 @@ MB = 1e6
 
 def round_figures(run_dir: Path) -> tuple[list[float], float]:
     """Seconds of each round and the mean server-measured bytes per round (train messages, both ways)."""
-    rounds = json.loads((run_dir / "server" / "rounds.json").read_text())
+    rounds = json.loads(RunDir(run_dir).rounds.read_text())
     server_bytes = sum(r["bytes_up_total"] + r["bytes_down_total"] for r in rounds) / len(rounds)
     return [r["seconds"] for r in rounds], server_bytes
 

@@ -21,6 +21,7 @@ import numpy as np
 from scipy import stats
 
 from fedfer.commands.options import add_run_arguments, options_from_args
+from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate
 from fedfer.io import atomic_write_json, atomic_write_text
 
@@ -126,7 +127,7 @@ def main() -> None:
                     + (f"-{Path(teacher).stem}" if teacher else ""),
                 )
                 run_dir = simulate(options)
-                runs.setdefault(variant, {})[seed] = json.loads((run_dir / "summary.json").read_text())
+                runs.setdefault(variant, {})[seed] = json.loads(RunDir(run_dir).summary.read_text())
 
     seeds = ", ".join(map(str, args.seeds))
     header = f"# {len(args.seeds)} seeds ({seeds}), world {base.world} (world seed {base.world_seed})"

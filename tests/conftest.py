@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from fedfer.federation.runtime import ProcessGroup
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"  # real CREMA-D fixtures (ODbL/DbCL, see tests/data/crema-d/LICENSE.txt)
@@ -31,3 +34,47 @@ def tiny_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny_world")
     render_world("tiny", seed=0, out_dir=out, workers=2, progress=False)
     return out
+
+
+class StartedProcesses:
+    """Records every process fedfer starts (through ProcessGroup.start) while active."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.pids: list[int] = []
+        original = ProcessGroup.start
+
+        def start(group: ProcessGroup, name: str, command: list[str], env) -> subprocess.Popen:
+            process = original(group, name, command, env)
+            self.pids.append(process.pid)
+            return process
+
+        monkeypatch.setattr(ProcessGroup, "start", start)
+
+    def leftovers(self, marker: Path) -> list[str]:
+        """Live processes that we started, that belong to their process groups (ClientApps, the
+        ServerApp), or whose command line names `marker` (this test's directory)."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # gone meanwhile
+            fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+            if fields[0] == "Z":
+                continue
+            if int(entry.name) in self.pids or int(fields[2]) in self.pids or str(marker) in cmdline:
+                found.append(f"{entry.name}: {cmdline[:200]}")
+        return found
+
+
+def tiny_workspace(root: Path, tiny_world: Path) -> Path:
+    """A workspace under `root` whose `tiny` world (seed 0) is the session's rendering, linked, not redone."""
+    from fedfer.synth.presets import WORLD_VERSION
+
+    workspace = root / "data"
+    (workspace / "worlds").mkdir(parents=True)
+    (workspace / "worlds" / f"tiny-s0-v{WORLD_VERSION}").symlink_to(tiny_world)
+    return workspace

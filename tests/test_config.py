@@ -15,6 +15,7 @@ def test_run_config_round_trips_and_matches_pyproject() -> None:
         "app"
     ]["config"]
     config = FederationConfig.from_run_config(declared)
+    assert config == FederationConfig()  # pyproject's values are the dataclass defaults, not a second copy
     assert set(config.to_run_config()) == set(declared)
     assert FederationConfig.from_run_config(config.to_run_config()) == config
     with pytest.raises(ValueError, match="max-per-clas"):

@@ -6,15 +6,13 @@ about two minutes on two cores, mostly ClientApp processes importing PyTorch.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
-from conftest import REPO
+from conftest import REPO, StartedProcesses
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import (
     load_ssh_private_key,
@@ -24,44 +22,10 @@ from flwr.common.config import parse_config_args
 
 from fedfer.experiment import deploy, simulate
 from fedfer.federation.certs import Credentials, make_credentials
-from fedfer.federation.runtime import ProcessGroup, write_run_config
+from fedfer.federation.runtime import write_run_config
 from fedfer.federation.subject import load_subject, read_subjects_file
 from fedfer.model.checkpoint import load_head
 from fedfer.testing import build_fake_run
-
-
-class StartedProcesses:
-    """Records every process fedfer starts (through ProcessGroup.start) while active."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.pids: list[int] = []
-        original = ProcessGroup.start
-
-        def start(group: ProcessGroup, name: str, command: list[str], env) -> subprocess.Popen:
-            process = original(group, name, command, env)
-            self.pids.append(process.pid)
-            return process
-
-        monkeypatch.setattr(ProcessGroup, "start", start)
-
-    def leftovers(self, marker: Path) -> list[str]:
-        """Live processes that we started, that belong to their process groups (ClientApps, the
-        ServerApp), or whose command line names `marker` (this test's directory)."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue  # gone meanwhile
-            fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
-            if fields[0] == "Z":
-                continue
-            if int(entry.name) in self.pids or int(fields[2]) in self.pids or str(marker) in cmdline:
-                found.append(f"{entry.name}: {cmdline[:200]}")
-        return found
 
 
 @pytest.fixture(scope="module")
@@ -145,11 +109,9 @@ def test_compose_runs_the_launchers_commands() -> None:
             credentials=in_container,
             index=index,
         )
-        assert f"./nodes/node-{index}:/data" in service["volumes"]
-        assert (
-            f"./certs/{in_container.node_key(index).relative_to('/certs')}:{in_container.node_key(index)}:ro"
-            in service["volumes"]
-        )
+        mounts = {m["target"]: m["source"] for m in service["volumes"]}
+        assert mounts["/data"] == f"${{FEDFER_LAB:-/srv/fedfer-lab}}/nodes/node-{index}"
+        assert mounts[str(in_container.node_key(index))].endswith(f"/certs/supernodes/node-{index}.key")
 
 
 def test_node_config_reaches_the_client_as_written(tmp_path: Path) -> None:

@@ -6,12 +6,15 @@ import json
 import os
 import signal
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_workspace
 
 from fedfer import cli
+from fedfer.commands.options import options_from_args
 from fedfer.config import FederationConfig, PersonalizeConfig, RunOptions, Task, TrainConfig
 from fedfer.data.assets import obtain_offline_backbone
 from fedfer.experiment.central import central_stage
@@ -20,7 +23,6 @@ from fedfer.experiment.simulate import simulate
 from fedfer.federation.protocol import v_state, weighted_mean
 from fedfer.federation.runtime import free_port
 from fedfer.model.checkpoint import load_head
-from fedfer.synth.presets import WORLD_VERSION
 
 
 def sha256(path: Path) -> str:
@@ -30,11 +32,9 @@ def sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def federated_run(tmp_path_factory, tiny_world):
     root = tmp_path_factory.mktemp("federation")
-    (root / "data" / "worlds").mkdir(parents=True)
-    (root / "data" / "worlds" / f"tiny-s0-v{WORLD_VERSION}").symlink_to(tiny_world)  # reuse the session's rendering
     options = RunOptions(
         world="tiny",
-        workspace=root / "data",
+        workspace=tiny_workspace(root, tiny_world),  # reuses the session's rendering
         results=root / "results",
         clients=3,
         rounds=2,
@@ -78,6 +78,22 @@ def test_a_new_run_does_not_keep_an_earlier_runs_personal_models(federated_run, 
         prepared_subjects
     )
     assert not stale.exists()
+
+
+def test_no_central_eval_is_an_option_of_every_run_verb_and_reaches_the_run_config(
+    federated_run, tmp_path: Path
+) -> None:
+    options, _, _, _ = federated_run
+    for verb in ("run", "prepare", "deploy"):
+        assert options_from_args(cli.build_parser([verb]).parse_args([verb, "--no-central-eval"])).central_eval is False
+        assert options_from_args(cli.build_parser([verb]).parse_args([verb])).central_eval is True
+    with pytest.raises(SystemExit):  # a simulation flag: a deployment has no use for it
+        cli.build_parser(["deploy"]).parse_args(["deploy", "--client-cpus", "2"])
+
+    prepared = prepare_run(dataclasses.replace(options, results=tmp_path, central_eval=False))
+
+    assert tomllib.loads(prepared.run.run_config.read_text())["central-eval"] is False
+    assert FederationConfig.from_run_config(prepared.values).central_eval is False
 
 
 def test_aggregate_is_the_weighted_mean_of_what_clients_returned(federated_run) -> None:

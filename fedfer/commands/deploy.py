@@ -1,8 +1,9 @@
 """`fedfer deploy`: the federation of `fedfer run` as real SuperLink/SuperNode processes.
 
-Three uses: run everything on this machine (the default; TLS and node authentication unless
-`--insecure`), make the credentials of a multi-machine deployment (`--make-certs DIR`), or write
-one data bundle per SuperNode for lab machines (`--export-nodes DIR`). See docker/README.md.
+Four uses: run everything on this machine (the default; TLS and node authentication unless
+`--insecure`), make the credentials of a multi-machine deployment (`--make-certs DIR`), write one
+data bundle per SuperNode for lab machines (`--export-nodes DIR`), or write one lab host's compose
+file (`--compose FILE`). See docker/README.md.
 """
 
 from __future__ import annotations
@@ -40,6 +41,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="only prepare the run and write DIR/node-<i>/ (subject data + g()) for each SuperNode",
     )
+    parser.add_argument(
+        "--compose",
+        type=Path,
+        metavar="FILE",
+        help="only write one lab host's compose file: the SuperLink (unless --superlink) and the SuperNodes --nodes",
+    )
+    parser.add_argument(
+        "--nodes", default="", metavar="FIRST-LAST", help="with --compose: the SuperNodes of this host, e.g. 16-30"
+    )
+    parser.add_argument(
+        "--superlink",
+        metavar="HOST:PORT",
+        help="with --compose: the SuperLink runs on another host, dialled at HOST:PORT (a name its certificate holds)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,6 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.make_certs:
         return make_certs(args.make_certs, args.clients, args.host)
+    if args.compose:
+        return write_compose(args.compose, args.nodes, args.superlink)
     options = options_from_args(args)
     if args.export_nodes:
         prepare_nodes(options, args.export_nodes)
@@ -79,4 +96,23 @@ def make_certs(directory: Path, num_nodes: int | None, hosts: list[str]) -> int:
         f"{credentials.node_key(0).parent}/node-<i>.key: SuperNode i's private key, for machine i only; "
         "register node-<i>.key.pub with `flwr supernode register`"
     )
+    return 0
+
+
+def write_compose(path: Path, nodes: str, superlink: str | None) -> int:
+    """`--compose`: one lab host's compose file (see fedfer.experiment.compose)."""
+    import shlex
+
+    from fedfer.experiment.compose import compose_text, node_range
+    from fedfer.io import atomic_write_text
+
+    indices = node_range(nodes) if nodes else range(0)
+    if superlink is not None and not indices:
+        raise ValueError("--compose with --superlink writes a SuperNode host's file: give its --nodes, e.g. 16-30")
+    command = ["fedfer", "deploy", "--compose", str(path)]
+    command += ["--nodes", nodes] if nodes else []
+    command += ["--superlink", superlink] if superlink else []
+    atomic_write_text(path, compose_text(indices, superlink, shlex.join(command)))
+    role = f"SuperNodes dialling {superlink}" if superlink else "the SuperLink and SuperNodes"
+    print(f"{path}: {role} {list(indices) or 'none'}")
     return 0

@@ -89,7 +89,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The world flags plus the federation's: `fedfer run`, `prepare` and `deploy`."""
     add_world_arguments(parser)
     p, defaults = PersonalizeConfig(), RunOptions()
-    parser.add_argument("--clients", type=int, help="number of simulated subjects (default: every test actor)")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        help="number of subjects, the first N test actors; one client each: a simulated one (run, prepare) or a "
+        "SuperNode (deploy) (default: every test actor)",
+    )
     parser.add_argument(
         "--rounds", type=int, default=defaults.rounds, help=f"FedAvg rounds (default: {defaults.rounds})"
     )
@@ -126,8 +131,25 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="results root; the run writes results/<name>/ (default: ./results)",
     )
     parser.add_argument("--name", help="run name (default: <world>-K<classes>-seed<seed>)")
-    parser.add_argument("--client-cpus", type=int, default=1, help="CPUs reserved per simulated client (default: 1)")
+    parser.add_argument(
+        "--no-central-eval",
+        dest="central_eval",
+        action="store_false",
+        help="the server does not score the central v() on the subjects' labelled clips after each round (a "
+        "deployment whose SuperLink host holds no labels); the report then has no central-model tables",
+    )
     parser.add_argument("--verbose", action="store_true", help="show Flower's full log")
+
+
+def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of Flower's simulation engine only (`fedfer run`, `prepare`); a deployment has no use for them."""
+    defaults = RunOptions()
+    parser.add_argument(
+        "--client-cpus",
+        type=int,
+        default=defaults.client_cpus,
+        help=f"CPUs Ray reserves per simulated client (default: {defaults.client_cpus})",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
@@ -160,6 +182,39 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         ifer=replace(central, stage="ifer", epochs=args.ifer_epochs),
         vfer=replace(central, stage="vfer", epochs=args.vfer_epochs),
         teacher=args.teacher,
+        central_eval=a.get("central_eval", defaults.central_eval),
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         verbose=a.get("verbose", defaults.verbose),
+    )
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which trained v() a verb uses (`fedfer predict`, `fedfer export`) and, for a bare checkpoint, its features."""
+    parser.add_argument(
+        "--run", type=Path, help="a run folder (results/<run>): its central v() after the last round by default"
+    )
+    parser.add_argument("--subject", help="with --run: this subject's personalized v() instead of the central one")
+    parser.add_argument("--checkpoint", type=Path, help="any v() checkpoint (instead of --run)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help=f"with --checkpoint: face crop side its v() was trained with (default {FeatureConfig.image_size}; "
+        "--run uses the run's)",
+    )
+    parser.add_argument("--weights", help="with --checkpoint: f() weights its v() was trained with (default offline)")
+    parser.add_argument(
+        "--frame-step", type=int, help="with --checkpoint: keep every n-th frame, as its v() was trained (default 1)"
+    )
+
+
+def model_choice_from_args(args: argparse.Namespace):
+    """The `ModelChoice` the model flags name (imports the predict package, and so torch, only when called)."""
+    from fedfer.predict.choice import choose_model
+
+    return choose_model(
+        run=args.run,
+        subject=args.subject,
+        checkpoint=args.checkpoint,
+        ifer_checkpoint=getattr(args, "ifer_checkpoint", None),  # `fedfer export` only: predict needs no g()
+        feature_overrides={"image_size": args.image_size, "weights": args.weights, "frame_step": args.frame_step},
     )

@@ -39,6 +39,23 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 WEIGHT_CHOICES = ("offline", "imagenet")
 
 
+class FramePreprocess(nn.Module):
+    """uint8 RGB face crops (N, H, W, 3) → float32 (N, 3, H, W): scaled to [0, 1], then (x − mean) / std.
+
+    A module rather than numpy code so that an exported graph can take the crop as a camera gives
+    it and normalise it exactly as f() was fed in training.
+    """
+
+    def __init__(self, mean: tuple[float, float, float], std: tuple[float, float, float]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+
+    def forward(self, crops: Tensor) -> Tensor:
+        x = crops.permute(0, 3, 1, 2).float() / 255.0  # (N, 3, H, W) in [0, 1]
+        return (x - self.mean) / self.std
+
+
 @dataclass
 class Backbone:
     """A frozen f() with everything needed to feed it and to name its features.
@@ -53,12 +70,14 @@ class Backbone:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
 
+    def preprocessor(self) -> FramePreprocess:
+        """The uint8 → normalised step as a module, for graphs that take raw face crops (ONNX export)."""
+        return FramePreprocess(self.mean, self.std)
+
     def preprocess(self, frames: np.ndarray) -> Tensor:
         """(N, H, W, 3) uint8 RGB → (N, 3, H, W) float32 normalised, channels_last."""
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
-        mean = torch.tensor(self.mean).view(1, 3, 1, 1)
-        std = torch.tensor(self.std).view(1, 3, 1, 1)
-        return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+        x = self.preprocessor()(torch.from_numpy(np.ascontiguousarray(frames)))
+        return x.contiguous(memory_format=torch.channels_last)
 
     def encode(self, frames: np.ndarray, batch_size: int = 32) -> np.ndarray:
         """(N, H, W, 3) uint8 RGB face crops → (N, 1280) float16 pooled features, in batches."""

@@ -233,34 +233,63 @@ class FaceTrack:
     detection_rate: float  # fraction of the T frames with their own detection
 
 
-def track_faces(
-    frames: Iterable[np.ndarray], detector: FaceDetector, settings: CropSettings, source: str = "clip"
-) -> tuple[np.ndarray, float]:
-    """Detect in every frame and crop; frames without a box reuse the last one (first ones: the first box).
+@dataclass(frozen=True)
+class TrackedFace:
+    """One frame's face crop, as the tracker hands it on (in frame order)."""
 
-    Streams: only frames before the first detection are held uncropped. Returns
-    (crops (T, S, S, 3) uint8, detection rate). Raises NoFaceError when no frame has a face.
+    index: int  # position of the frame among the frames given
+    frame: np.ndarray  # (H, W, 3) uint8 RGB, the frame itself (not copied)
+    box: Box  # the box the crop was cut around
+    detected: bool  # False: the box was carried over from another frame
+    crop: np.ndarray  # (S, S, 3) uint8 RGB
+
+
+def iter_tracked_faces(
+    frames: Iterable[np.ndarray],
+    detector: FaceDetector,
+    settings: CropSettings,
+    source: str = "clip",
+    hold: int | None = None,
+) -> Iterator[TrackedFace]:
+    """Detect in every frame and crop, one frame at a time; frames without a box reuse the last one.
+
+    Frames before the first detection are held back and cropped around the first box once it comes,
+    as the feature cache does; `hold` caps how many are held (a live camera cannot go back in time,
+    so it passes 0 and loses them), None holds all. Raises NoFaceError, after the last frame, when
+    no frame had a face.
     """
-    crops: list[np.ndarray] = []
-    waiting: list[np.ndarray] = []  # frames seen before the first detection
+    waiting: deque[tuple[int, np.ndarray]] = deque(maxlen=hold)  # frames seen before the first detection
     last: Box | None = None
-    detected = 0
-    for rgb in frames:
+    total = 0
+    for index, rgb in enumerate(frames):
+        total += 1
         box = detector.detect(rgb)
         if box is not None:
-            detected += 1
             if last is None:
-                crops += [square_crop(f, box, settings.margin, settings.image_size) for f in waiting]
+                for held_index, held in waiting:
+                    yield TrackedFace(
+                        held_index, held, box, False, square_crop(held, box, settings.margin, settings.image_size)
+                    )
                 waiting.clear()
             last = box
         if last is None:
-            waiting.append(rgb)
+            waiting.append((index, rgb))  # a deque of maxlen `hold` drops the oldest
         else:
-            crops.append(square_crop(rgb, last, settings.margin, settings.image_size))
-    total = len(crops) + len(waiting)
+            crop = square_crop(rgb, last, settings.margin, settings.image_size)
+            yield TrackedFace(index, rgb, last, box is not None, crop)
     if last is None:
         raise NoFaceError(f"no face in any of the {total} frames of {source}")
-    return np.stack(crops), detected / total
+
+
+def track_faces(
+    frames: Iterable[np.ndarray], detector: FaceDetector, settings: CropSettings, source: str = "clip"
+) -> tuple[np.ndarray, float]:
+    """Every frame's face crop (see `iter_tracked_faces`), held in memory.
+
+    Returns (crops (T, S, S, 3) uint8, detection rate). Raises NoFaceError when no frame has a face.
+    """
+    tracked = list(iter_tracked_faces(frames, detector, settings, source))
+    return np.stack([t.crop for t in tracked]), sum(t.detected for t in tracked) / len(tracked)
 
 
 def video_faces(path: Path, detector: FaceDetector, settings: CropSettings) -> FaceTrack:

@@ -88,7 +88,11 @@ def collect(run_dir: Path, subjects_file: Path | None = None) -> tuple[dict, dic
 
     evaluations = client_evaluations(rounds, subjects)
     first = evaluations.get(1, {})
-    answered = [s for s in subjects if s in first]
+    failed = {name for r in rounds if r["round"] == 1 for name in round_entry(r, subjects)["failures"]}
+    answered = [s for s in subjects if s in first and s not in failed]  # trained and scored in round 1
+    central = (_read(run.central_eval(0)), _read(run.central_eval(last))) if run.central_eval(0).is_file() else None
+    if central is not None:  # the server scored the central v() (studies with labels); it may miss a subject
+        answered = [s for s in answered if s in central[0]["per_subject"]]
     reports: dict[str, ClassificationReport] = {}
     missing = sorted(set(subjects) - set(answered))
     summary: dict[str, Any] = {"classes": list(classes), "num_subjects": len(subjects), "subjects_missing": missing}
@@ -99,10 +103,11 @@ def collect(run_dir: Path, subjects_file: Path | None = None) -> tuple[dict, dic
             reports[f"personalized_round_{r}"] = report(e[CM_PERSONAL] for e in evaluations[r].values())
 
     per_subject = []
-    if run.central_eval(0).is_file():  # the server scored the central v() (studies with labels)
-        before, after = _read(run.central_eval(0)), _read(run.central_eval(last))
-        reports["central_before"] = report(before["per_subject"][s] for s in subjects)
-        reports["central_after"] = report(after["per_subject"][s] for s in subjects)
+    if central is not None:
+        before, after = central
+        scored = [s for s in subjects if s in before["per_subject"]]
+        reports["central_before"] = report(before["per_subject"][s] for s in scored)
+        reports["central_after"] = report(after["per_subject"][s] for s in scored)
         if answered:  # Table 2 compares like with like: the central model on the subjects that answered
             reports["central_before_answered"] = report(before["per_subject"][s] for s in answered)
         own_before = {s: report([before["per_subject"][s]]) for s in answered}

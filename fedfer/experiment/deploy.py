@@ -14,11 +14,14 @@ json`, network-traffic) are added to the results.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -124,61 +127,79 @@ def _read_toml(path: Path) -> dict[str, Any]:
     return tomllib.loads(path.read_text())
 
 
+@dataclass(frozen=True)
+class Host:
+    """One machine of a deployment: the address the others dial it at, and how to act from it.
+
+    `fedfer deploy` puts every role on the loopback host. The two-machine test stands in for two
+    machines with two network namespaces: its `enter` moves the calling thread into one, so the
+    processes started and the connections opened inside it belong to that machine's network.
+    """
+
+    address: str = "127.0.0.1"
+    enter: Callable[[], AbstractContextManager[object]] = contextlib.nullcontext
+
+
+LOOPBACK = Host()
+
+
 def deploy_prepared(
-    run_dir: Path, values: Mapping[str, Any], *, insecure: bool = False, verbose: bool = False
+    run_dir: Path,
+    values: Mapping[str, Any],
+    *,
+    insecure: bool = False,
+    verbose: bool = False,
+    superlink_host: Host = LOOPBACK,
+    node_host: Host = LOOPBACK,
 ) -> dict[str, Any]:
-    """Run the federation of a prepared run on real SuperLink/SuperNode processes on this machine.
+    """Run the federation of a prepared run on real SuperLink/SuperNode processes.
 
     `values` are the run-config overrides (`run_config_values`); the subjects are those of its
-    `subjects-file`, served in that order (partition i = subject i). Every process started here is
-    stopped when this returns or raises. Returns what the results gain: the SuperLink's byte counts
-    and the wall time of `flwr run`.
+    `subjects-file`, served in that order (partition i = subject i). The SuperLink (and with it the
+    ServerApp) runs on `superlink_host`, bound to its address, which the certificate names; the
+    SuperNodes and the operator's `flwr` commands run on `node_host` and dial that address. Every
+    process started here is stopped when this returns or raises. Returns what the results gain: the
+    SuperLink's byte counts and the wall time of `flwr run`.
     """
     run = RunDir(run_dir)
     subjects = read_subjects_file(values["subjects-file"])
     flwr_home = run.flwr_home
-    credentials = None if insecure else make_credentials(run.credentials, len(subjects))
+    credentials = None if insecure else make_credentials(run.credentials, len(subjects), [superlink_host.address])
+    ca_cert = credentials and credentials.ca_cert
     port = free_port()
-    address = f"127.0.0.1:{port}"
+    address = f"{superlink_host.address}:{port}"
     logs = run.logs
     env = flower_env(flwr_home)
     with ProcessGroup(logs) as processes:
-        superlink = processes.start(
-            "superlink",
-            superlink_command(
-                host="127.0.0.1", port=port, database=str(flwr_home / "state.db"), credentials=credentials
-            ),
-            env,
-        )
-        wait_for_superlink(port, superlink, logs / "superlink.log", tls=credentials is not None)
-        write_connection(
-            flwr_home,
-            CONNECTION,
-            address,
-            insecure=credentials is None,
-            root_certificates=credentials and credentials.ca_cert,
-        )
-        supernodes = []
-        for index, subject_dir in enumerate(subjects):
-            if credentials is not None:
-                register_supernode(credentials.node_public_key(index), env, logs / "register.log")
-            command = supernode_command(
-                superlink=address,
-                port=free_port(),
-                node_config=node_config(index, subject_dir, values["ifer-checkpoint"]),
-                credentials=credentials,
-                index=index,
+        with superlink_host.enter():
+            command = superlink_command(
+                host=superlink_host.address, port=port, database=str(flwr_home / "state.db"), credentials=credentials
             )
-            # Each SuperNode keeps its own Flower home (app cache), as on its own machine.
-            supernodes.append(
-                processes.start(f"supernode-{index}", command, flower_env(flwr_home / f"supernode-{index}"))
-            )
-        wait_for_supernodes(supernodes, env, logs)
-        config_file = write_run_config(run.run_config, values)
-        started = time.monotonic()
-        flower_run = stream_flower(APP_DIR, CONNECTION, config_file, env, run.flower_log, verbose)
-        seconds = time.monotonic() - started
-        traffic = superlink_traffic(flower_run, env)
+            superlink = processes.start("superlink", command, env)
+            wait_for_superlink(port, superlink, logs / "superlink.log", host=superlink_host.address, ca_cert=ca_cert)
+        with node_host.enter():
+            write_connection(flwr_home, CONNECTION, address, insecure=credentials is None, root_certificates=ca_cert)
+            supernodes = []
+            for index, subject_dir in enumerate(subjects):
+                if credentials is not None:
+                    register_supernode(credentials.node_public_key(index), env, logs / "register.log")
+                command = supernode_command(
+                    superlink=address,
+                    port=free_port(),
+                    node_config=node_config(index, subject_dir, values["ifer-checkpoint"]),
+                    credentials=credentials,
+                    index=index,
+                )
+                # Each SuperNode keeps its own Flower home (app cache), as on its own machine.
+                supernodes.append(
+                    processes.start(f"supernode-{index}", command, flower_env(flwr_home / f"supernode-{index}"))
+                )
+            wait_for_supernodes(supernodes, env, logs)
+            config_file = write_run_config(run.run_config, values)
+            started = time.monotonic()
+            flower_run = stream_flower(APP_DIR, CONNECTION, config_file, env, run.flower_log, verbose)
+            seconds = time.monotonic() - started
+            traffic = superlink_traffic(flower_run, env)
     return {"superlink_traffic": traffic, "flower_seconds": seconds}
 
 

@@ -50,7 +50,7 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
         ifer_checkpoint=str(prepared.ifer.resolve()) if prepared.ifer is not None else "",
         teacher=prepared.teacher.name,
         subjects_file=str(run.subjects_file.resolve()),
-        central_eval=True,
+        central_eval=options.central_eval,
         batchnorm=options.vfer.batchnorm,
     ).to_run_config()
 

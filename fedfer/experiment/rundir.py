@@ -35,8 +35,12 @@ class RunDir:
     def subjects_file(self) -> Path:
         return self.root / "subjects.json"
 
+    @property
+    def subjects_dir(self) -> Path:
+        return self.root / "subjects"
+
     def subject(self, subject_id: str) -> Path:
-        return self.root / "subjects" / subject_id
+        return self.subjects_dir / subject_id
 
     @property
     def options_file(self) -> Path:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from fedfer.config import DEFAULT_BATCHNORM, PIXEL_TEACHER, PersonalizeConfig
 from fedfer.federation.protocol import load_v_state, v_state
-from fedfer.federation.subject import PERSONAL_DIR, SubjectData, load_subject
+from fedfer.federation.subject import SubjectData, load_subject, personal_checkpoint
 from fedfer.io import atomic_write_bytes, atomic_write_json
 from fedfer.model.checkpoint import HeadCard, load_head, save_head
 from fedfer.model.heads import VFERHead
@@ -55,7 +55,7 @@ class SubjectClient:
         self.run_id = run_id
         self.batchnorm_style = batchnorm_style
         self.teacher = teacher
-        self.personal_path = self.dir / PERSONAL_DIR / "v.pt"
+        self.personal_path = personal_checkpoint(self.dir)
 
     @functools.cached_property
     def ifer(self) -> tuple[nn.Module, HeadCard]:

@@ -16,6 +16,7 @@ import re
 import shlex
 import signal
 import socket
+import ssl
 import subprocess
 import time
 import urllib.request
@@ -138,6 +139,11 @@ def stop_processes(processes: Sequence[subprocess.Popen], grace_seconds: float =
         _signal_group(p, signal.SIGKILL)
         if p.poll() is None:
             p.wait(timeout=5)
+    # SIGKILL is delivered, not awaited: return only once no member of the groups still runs, so
+    # a caller that checks for leftovers (or reuses a port) never races a process still dying.
+    deadline = time.monotonic() + 10.0
+    while _live_group_members({p.pid for p in processes}) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
@@ -145,34 +151,57 @@ def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
         os.killpg(process.pid, sig)
 
 
-def _healthy(port: int) -> bool:
+def _live_group_members(groups: set[int]) -> list[int]:
+    """PIDs of processes (not zombies) whose process group is one of `groups` (Linux /proc)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # state, ppid, pgrp, ...
+        except OSError:
+            continue  # gone meanwhile
+        if fields[0] != "Z" and int(fields[2]) in groups:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def flower_healthy(host: str, port: int, ca_cert: Path | str | None = None) -> bool:
+    """Whether the Flower process on `host:port` answers its health endpoint (GET /health → 200): a
+    SuperLink on its one port, or a SuperNode on its local `--port`.
+
+    With TLS the endpoint is HTTPS on the same port, and the certificate is checked against
+    `ca_cert` (so `host` must be a name the certificate holds). The container healthchecks call this
+    too, so the check that gates a deployment here is the one Docker runs."""
+    scheme, context = ("http", None) if ca_cert is None else ("https", ssl.create_default_context(cafile=str(ca_cert)))
+    # Straight to the SuperLink: a lab machine's http(s)_proxy must not carry (or swallow) the probe.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context))
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=0.5) as r:
+        with opener.open(f"{scheme}://{host}:{port}/health", timeout=1.0) as r:
             return r.status == 200
-    except OSError:
+    except OSError:  # refused, timed out, TLS failure (ssl.SSLError is an OSError)
         return False
 
 
-def _accepts_tcp(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
 def wait_for_superlink(
-    port: int, process: subprocess.Popen, log_file: Path, *, tls: bool = False, timeout: float = 60.0
+    port: int,
+    process: subprocess.Popen,
+    log_file: Path,
+    *,
+    host: str = "127.0.0.1",
+    ca_cert: Path | None = None,
+    timeout: float = 60.0,
 ) -> None:
-    """Block until the SuperLink on 127.0.0.1:`port` is up: it answers /health, or, with TLS (no plain
-    HTTP then), accepts TCP connections. Fail with its log when it dies or hangs."""
+    """Block until the SuperLink on `host:port` is up (`flower_healthy`, over HTTPS when `ca_cert`
+    is given). Fail with its log when it dies or hangs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
                 f"flower-superlink exited with code {process.returncode}; its log ({log_file}):\n{_tail(log_file)}"
             )
-        if _accepts_tcp(port) if tls else _healthy(port):
+        if flower_healthy(host, port, ca_cert):
             return
         time.sleep(0.3)
-    raise RuntimeError(f"flower-superlink did not come up on port {port} within {timeout:.0f} s; log: {log_file}")
+    raise RuntimeError(f"flower-superlink did not come up on {host}:{port} within {timeout:.0f} s; log: {log_file}")
 
 
 def _tail(path: Path, lines: int = 30) -> str:

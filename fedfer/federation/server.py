@@ -3,6 +3,7 @@ happens after each round (checkpoint, score on the labelled subjects) and at the
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from fedfer.federation.subject import SubjectData, load_subject, read_subjects_f
 from fedfer.io import atomic_write_json
 from fedfer.model.checkpoint import HeadCard, load_head, save_head
 from fedfer.model.heads import VFERHead
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -36,7 +39,7 @@ class CentralRounds:
                 f"{config.central_checkpoint} has '{card.batchnorm}' BatchNorm but the run config says "
                 f"batchnorm = '{config.batchnorm}': set it to '{card.batchnorm}' (clients build v() from it)"
             )
-        subjects = [load_subject(d) for d in read_subjects_file(config.subjects_file)] if config.central_eval else []
+        subjects = labelled_subjects(read_subjects_file(config.subjects_file)) if config.central_eval else []
         return cls(run, Path(config.subjects_file), card, v_state(central), subjects)
 
     @property
@@ -64,3 +67,15 @@ class CentralRounds:
         from fedfer.evaluation.report import write_report
 
         write_report(self.run.root, {}, self.subjects_file)
+
+
+def labelled_subjects(directories: list[Path]) -> list[SubjectData]:
+    """The subjects the server can score the central v() on; one it cannot read is left out with a
+    warning (the study loses a row, the federation goes on: that subject's client fails on its own)."""
+    subjects = []
+    for directory in directories:
+        try:
+            subjects.append(load_subject(directory))
+        except (OSError, ValueError) as err:
+            log.warning("central evaluation leaves out %s: %s", directory, err)
+    return subjects

@@ -100,8 +100,11 @@ class VHeadFedAvg(FedAvg):
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         log = self.rounds[server_round]
         for reply in replies:
-            if not reply.has_error():
-                log.clients.setdefault(str(reply.metadata.src_node_id), {})["evaluate"] = dict(reply.content[METRICS])
+            client = log.clients.setdefault(str(reply.metadata.src_node_id), {})
+            if reply.has_error():
+                client.setdefault("error", reply.error.reason)
+            else:
+                client["evaluate"] = dict(reply.content[METRICS])
         log.seconds = time.perf_counter() - log.started
         self.write_log()
         return None

@@ -19,6 +19,11 @@ PERSONAL_DIR = "personal"  # what personalization writes on the subject's device
 NO_LABEL = -1
 
 
+def personal_checkpoint(subject_dir: Path) -> Path:
+    """Where a subject's personalized v() is kept on its device (its other records sit beside it)."""
+    return Path(subject_dir) / PERSONAL_DIR / "v.pt"
+
+
 @dataclass
 class SubjectData:
     subject: str
