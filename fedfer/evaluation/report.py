@@ -64,12 +64,22 @@ def _tally(before: dict[str, ClassificationReport], after: dict[str, Classificat
     }
 
 
+def node_subjects(r: dict, subjects: list[str]) -> dict[str, str]:
+    """Node id → subject, through the partition each node reported in its replies of round `r`."""
+    names = {}
+    for node, client in r["clients"].items():
+        metrics = client.get("train") or client.get("evaluate")
+        if metrics is not None:
+            names[node] = subjects[int(metrics[PARTITION_ID])]
+    return names
+
+
 def client_evaluations(rounds: list[dict], subjects: list[str]) -> dict[int, dict[str, dict]]:
     """{round: {subject: its evaluate reply's metrics}} for the replies that arrived."""
     out: dict[int, dict[str, dict]] = {}
     for r in rounds:
-        replies = (c["evaluate"] for c in r["clients"].values() if "evaluate" in c)
-        out[r["round"]] = {subjects[int(e[PARTITION_ID])]: e for e in replies}
+        names = node_subjects(r, subjects)
+        out[r["round"]] = {names[n]: c["evaluate"] for n, c in r["clients"].items() if "evaluate" in c}
     return out
 
 
@@ -83,12 +93,17 @@ def collect(run_dir: Path, subjects_file: Path | None = None) -> tuple[dict, dic
     rounds = _read(run.rounds)
     last = max(r["round"] for r in rounds)
 
-    def report(matrices) -> ClassificationReport:
-        return report_from_confusion(sum(np.asarray(m, dtype=np.int64).reshape(k, k) for m in matrices), classes)
+    def pooled(matrices) -> np.ndarray:
+        """(K, K) sum of flattened or square confusion matrices."""
+        return sum((np.asarray(m, dtype=np.int64).reshape(k, k) for m in matrices), np.zeros((k, k), np.int64))
 
+    def report(matrices) -> ClassificationReport:
+        return report_from_confusion(pooled(matrices), classes)
+
+    entries = [round_entry(r, subjects) for r in rounds]
     evaluations = client_evaluations(rounds, subjects)
     first = evaluations.get(1, {})
-    failed = {name for r in rounds if r["round"] == 1 for name in round_entry(r, subjects)["failures"]}
+    failed = {name for e in entries if e["round"] == 1 for name in e["failures"]}
     answered = [s for s in subjects if s in first and s not in failed]  # trained and scored in round 1
     central = (_read(run.central_eval(0)), _read(run.central_eval(last))) if run.central_eval(0).is_file() else None
     if central is not None:  # the server scored the central v() (studies with labels); it may miss a subject
@@ -119,11 +134,10 @@ def collect(run_dir: Path, subjects_file: Path | None = None) -> tuple[dict, dic
             per_subject.append({**row, "before": _scores(own_before[s]), "after": _scores(own_after[s])})
         summary["subjects_change"] = _tally(own_before, own_after, TALLY_METRIC)
         summary["subjects_change_accuracy"] = _tally(own_before, own_after, "accuracy")
-    pseudo = [first[s][CM_PSEUDO] for s in answered]
     summary.update({name: r.to_dict() for name, r in reports.items()})
     summary["per_subject"] = per_subject
-    summary["pseudo_labels"] = pseudo_label_quality(report(pseudo).confusion if pseudo else np.zeros((k, k)), classes)
-    summary["rounds"] = [round_entry(r, subjects) for r in rounds]
+    summary["pseudo_labels"] = pseudo_label_quality(pooled(first[s][CM_PSEUDO] for s in answered), classes)
+    summary["rounds"] = entries
     summary["paper"] = PAPER
     return summary, reports
 
@@ -145,11 +159,7 @@ def pseudo_label_quality(matrix: Any, classes: tuple[str, ...]) -> dict:
 
 def round_entry(r: dict, subjects: list[str]) -> dict:
     """Bytes per subject (node ids mapped through the partition each node reported) and totals."""
-    name = {}
-    for node, client in r["clients"].items():
-        metrics = client.get("train") or client.get("evaluate")
-        if metrics is not None:
-            name[node] = subjects[int(metrics[PARTITION_ID])]
+    name = node_subjects(r, subjects)
     up = {name.get(n, n): b for n, b in r["bytes_up"].items()}
     down = {name.get(n, n): b for n, b in r["bytes_down"].items()}
     selected = {name.get(n, n): int(c["train"][NUM_EXAMPLES]) for n, c in r["clients"].items() if "train" in c}

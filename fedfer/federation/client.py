@@ -8,7 +8,6 @@ What it hands back for sending is v()'s state and counts; everything about indiv
 from __future__ import annotations
 
 import functools
-import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +18,7 @@ from sklearn.metrics import confusion_matrix
 from torch import Tensor, nn
 
 from fedfer.config import DEFAULT_BATCHNORM, PIXEL_TEACHER, PersonalizeConfig
+from fedfer.data.store import npz_bytes
 from fedfer.federation.protocol import load_v_state, v_state
 from fedfer.federation.subject import SubjectData, load_subject, personal_checkpoint
 from fedfer.io import atomic_write_bytes, atomic_write_json
@@ -88,11 +88,10 @@ class SubjectClient:
             v,
             HeadCard(stage="vfer", classes=self.data.classes, backbone_id=self.data.backbone_id),
         )
-        buffer = io.BytesIO()
-        np.savez(
-            buffer, indices=result.pseudo.indices, labels=result.pseudo.labels, confidence=result.pseudo.confidence
+        pseudo = npz_bytes(
+            indices=result.pseudo.indices, labels=result.pseudo.labels, confidence=result.pseudo.confidence
         )
-        atomic_write_bytes(self.personal_path.with_name("pseudo.npz"), buffer.getvalue())
+        atomic_write_bytes(self.personal_path.with_name("pseudo.npz"), pseudo)
         atomic_write_json(
             self.personal_path.with_name("personal.json"),
             {
