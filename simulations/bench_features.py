@@ -1,15 +1,24 @@
-"""Throughput of the feature path on this machine: f() at three crop sizes, face detection, end to end.
+"""Throughput of the feature path: every f() engine side by side, then each stage and the whole pipeline.
 
-f() runs fp32 with channels_last under torch.inference_mode on `--threads` threads, on real face crops
-of the CREMA-D samples (the offline weights; random weights would give subnormal activations and
-erratic timings). Prints a Markdown table and writes the figures as JSON to --out.
+1. f() engines (needs no face detector, so it runs on a GPU machine without MediaPipe): eager PyTorch
+   float32 and bfloat16, ONNX Runtime and OpenVINO float32 (when installed) on the CPU, or PyTorch
+   float32/bfloat16 with `--device cuda`; on centre squares of the real CREMA-D sample frames resized to
+   each crop size (the offline weights: random weights give subnormal activations and erratic timings).
+   Each row: frames/s, ratio to PyTorch float32 at the pipeline's old batch of 8, the largest absolute
+   difference of its features from PyTorch float32 on the CPU, and whether that difference is within
+   the float16 storage step (then the engine shares the float32 cache fingerprint).
+2. Stages (CPU, needs MediaPipe): decoding, face detection + crop, and `extract_video_features` end to
+   end, cold (backbone load, workers, decode, detect, f(), atomic writes), once with the old path
+   (PyTorch float32, batch 8) and once with the default engine, in the same run.
 
     python simulations/bench_features.py --out results/bench_features.json
+    python simulations/bench_features.py --device cuda --stages none   # a GPU machine
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
@@ -17,17 +26,18 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from fedfer.config import FeatureConfig
-from fedfer.data.backbone import load_frame_encoder
-from fedfer.data.extract import extract_video_features
-from fedfer.data.faces import CropSettings, open_detector, resolve_detector, track_faces
+from fedfer.data.backbone import Backbone, load_frame_encoder
+from fedfer.data.runtimes import storage_step
 from fedfer.data.video import read_video
 from fedfer.io import atomic_write_json
 
 SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "data" / "crema-d-samples"
+OLD_PATH = {"backend": "torch", "precision": "fp32", "batch_size": 8}  # the pipeline before engines were chosen
 
 
 def timed_rate(fn, items_per_call: int, min_seconds: float, min_calls: int) -> dict[str, float]:
@@ -42,33 +52,71 @@ def timed_rate(fn, items_per_call: int, min_seconds: float, min_calls: int) -> d
     return {"median": items_per_call / statistics.median(times), "best": items_per_call / min(times)}
 
 
-def bench_encoder(frames: np.ndarray, sizes: tuple[int, ...], batch: int, seconds: float) -> list[dict]:
-    backbone = load_frame_encoder("offline")
+def centre_crops(frames: np.ndarray, size: int, count: int) -> np.ndarray:
+    """(count, size, size, 3) uint8: centre squares of `frames` resized as face crops are, repeated to `count`."""
+    height, width = frames.shape[1:3]
+    left = (width - height) // 2
+    squares = [cv2.resize(f[:, left : left + height], (size, size), interpolation=cv2.INTER_AREA) for f in frames]
+    return np.stack([squares[i % len(squares)] for i in range(count)])
+
+
+def engines(device: str) -> list[tuple[str, str]]:
+    """(backend, precision) pairs to time on `device`, the PyTorch float32 reference first."""
+    if device == "cuda":
+        return [("torch", "fp32"), ("torch", "bf16")]
+    found = [("torch", "fp32"), ("torch", "bf16"), ("onnxruntime", "fp32")]
+    return found + ([("openvino", "fp32")] if importlib.util.find_spec("openvino") else [])
+
+
+def bench_engines(
+    backbone: Backbone, frames: np.ndarray, device: str, sizes: list[int], batches: list[int], seconds: float
+) -> list[dict]:
     rows = []
-    with open_detector(resolve_detector("mediapipe")) as detector:
-        for size in sizes:
-            crops, _ = track_faces(iter(frames), detector, CropSettings(image_size=size))  # (T, S, S, 3)
-            pool = np.concatenate([crops] * (batch // len(crops) + 1))[:batch]
-            batched = timed_rate(lambda pool=pool: backbone.encode(pool, batch), batch, seconds, 3)
-            single = timed_rate(lambda pool=pool: backbone.encode(pool[:1], 1), 1, seconds, 10)
-            rows.append({"image_size": size, "batch": batch, "fps_batch": batched, "fps_single": single})
+    for size in sizes:
+        crops = centre_crops(frames, size, max(batches))
+        reference = backbone.encode(crops[:32], 8).astype(np.float32)  # PyTorch float32 on the CPU, (32, 1280)
+        step = storage_step(reference)
+        base = None
+        for backend, precision in engines(device):
+            engine = backbone.on(backend, precision, device)
+            diff = float(np.abs(engine.encode(crops[:32], 8).astype(np.float32) - reference).max())
+            for batch in batches:
+                rate = timed_rate(lambda e=engine, x=crops[:batch]: e.encode(x, len(x)), batch, seconds, 3)
+                base = base or rate["median"]
+                rows.append(
+                    {
+                        "image_size": size,
+                        "engine": engine.runtime.name,
+                        "batch": batch,
+                        "fps": rate,
+                        "ratio": rate["median"] / base,
+                        "max_abs_diff": diff,
+                        "storage_step": step,
+                        "shares_fp32_fingerprint": diff <= step,
+                    }
+                )
+                print(f"  {size} px {engine.runtime.name} batch {batch}: {fmt(rate)} frames/s", flush=True)
     return rows
 
 
-def bench_detection(frames: np.ndarray, seconds: float) -> dict:
-    """Frames per second of each detector on the full-size frames (one process)."""
-    rates = {}
-    for kind, subset in (("mediapipe", frames), ("haar", frames[::8])):
-        with open_detector(resolve_detector(kind)) as detector:
-            rates[kind] = timed_rate(
-                lambda subset=subset: [detector.detect(f) for f in subset], len(subset), seconds, 3
-            )
-    return {"frame_shape": list(frames.shape[1:]), "fps_mediapipe": rates["mediapipe"], "fps_haar": rates["haar"]}
+def bench_stages(videos: list[Path], frames: np.ndarray, seconds: float) -> dict:
+    """Decode and detect + crop rates in this one process (the pipeline runs them in workers)."""
+    from fedfer.data.faces import CropSettings, open_detector, resolve_detector, track_faces
+
+    decode = timed_rate(lambda: [read_video(v) for v in videos], len(frames), seconds, 2)
+    with open_detector(resolve_detector("mediapipe")) as detector:
+        detect = timed_rate(
+            lambda: track_faces(iter(frames), detector, CropSettings(image_size=224)), len(frames), seconds, 2
+        )
+    return {"fps_decode": decode, "fps_detect_crop": detect, "frame_shape": list(frames.shape[1:])}
 
 
-def bench_end_to_end(videos: list[Path], copies: int, workers: int) -> dict:
+def bench_end_to_end(videos: list[Path], copies: int, config: FeatureConfig) -> dict:
     """A cold `extract_video_features` run over `copies` renamed links to each sample (backbone load,
-    worker start-up, decode, detect, f(), atomic writes), so start-up is amortised as in a corpus run."""
+    worker start-up, decode, detect, f(), atomic writes), so start-up is amortised as in a corpus run;
+    steady state is the rate between the first and the last clip written."""
+    from fedfer.data.extract import extract_video_features
+
     with tempfile.TemporaryDirectory() as tmp:
         links = []
         for k in range(copies):
@@ -77,19 +125,22 @@ def bench_end_to_end(videos: list[Path], copies: int, workers: int) -> dict:
                 links[-1].parent.mkdir(exist_ok=True)
                 links[-1].symlink_to(video)
         start = time.perf_counter()
-        store = extract_video_features(links, Path(tmp) / "cache", FeatureConfig(workers=workers), progress=False)
+        store = extract_video_features(links, Path(tmp) / "cache", config, progress=False)
         seconds = time.perf_counter() - start
         metas = [store.meta(c) for c in store.clip_ids()]
+        written = sorted((store.path(c).stat().st_mtime, store.meta(c)["frames"]) for c in store.clip_ids())
     frames = sum(m["frames"] for m in metas)
-    rates = {m["clip_id"]: m["detection_rate"] for m in metas if m["clip_id"].startswith("copy0_")}
+    steady_frames = sum(n for _, n in written[1:])
+    steady_seconds = written[-1][0] - written[0][0]
     return {
+        "engine": metas[0]["engine"],
+        "batch": config.batch_size,
         "clips": len(links),
         "frames": frames,
         "seconds": seconds,
-        "clips_per_s": len(links) / seconds,
         "frames_per_s": frames / seconds,
-        "workers": workers,
-        "detection_rate": rates,
+        "steady_frames_per_s": steady_frames / steady_seconds if steady_seconds > 0 else float("nan"),
+        "workers": config.workers,
     }
 
 
@@ -100,54 +151,62 @@ def fmt(rate: dict[str, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("results/bench_features.json"))
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for f() (default 2)")
-    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the f() engines run")
+    parser.add_argument("--threads", type=int, default=2, help="torch/ONNX Runtime threads for f() (default 2)")
+    parser.add_argument("--sizes", default="224,160", help="crop sizes in pixels, comma-separated")
+    parser.add_argument("--batches", default="8,32", help="f() batch sizes, comma-separated (cuda: try 64,256)")
     parser.add_argument("--seconds", type=float, default=3.0, help="minimum timing window per figure")
+    parser.add_argument("--stages", choices=("all", "none"), default="all", help="also time decode/detect/end to end")
     parser.add_argument("--workers", type=int, default=2, help="decode/detect processes in the end-to-end run")
     parser.add_argument("--copies", type=int, default=3, help="times each sample is processed in the end-to-end run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    sizes = [int(s) for s in args.sizes.split(",")]
+    batches = [int(b) for b in args.batches.split(",")]
 
     videos = sorted(SAMPLES.glob("*.flv"))
     if not videos:
         raise SystemExit(f"no CREMA-D samples found in {SAMPLES}")
     frames = np.concatenate([read_video(v).frames for v in videos])  # (T, 360, 480, 3) uint8
-    encoder = bench_encoder(frames[::4], (224, 160, 112), args.batch, args.seconds)
-    detection = bench_detection(frames, args.seconds)
-    end_to_end = bench_end_to_end(videos, args.copies, args.workers)
+    backbone = load_frame_encoder("offline")
+    where = torch.cuda.get_device_name() if args.device == "cuda" else (platform.processor() or platform.machine())
+    print(f"f() engines on {args.device} ({where}; {os.cpu_count()} CPUs, {args.threads} threads):", flush=True)
+    rows = bench_engines(backbone, frames[::4], args.device, sizes, batches, args.seconds)
+    record: dict = {"device": args.device, "where": where, "threads": args.threads, "torch": torch.__version__}
+    record["engines"] = rows
 
     print(
-        f"\nf() = MobileNetV2 features + pooling, fp32, channels_last, {args.threads} threads "
-        f"({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)\n"
+        "\nframes/s: median call (fastest call); ratio to the first row of each size (PyTorch fp32, batch "
+        f"{batches[0]}); max |diff| to PyTorch fp32 on the CPU\n"
     )
-    print("frames/s: median call (fastest call)\n")
-    print(f"| crop | f() batch {args.batch} | f() batch 1 |")
-    print("|---|---|---|")
-    for r in encoder:
-        print(f"| {r['image_size']}×{r['image_size']} | {fmt(r['fps_batch'])} | {fmt(r['fps_single'])} |")
-    print(
-        f"\n| face detection on {detection['frame_shape'][1]}×{detection['frame_shape'][0]} frames, "
-        "1 process | frames/s |"
-    )
-    print("|---|---|")
-    print(f"| MediaPipe BlazeFace short-range | {fmt(detection['fps_mediapipe'])} |")
-    print(f"| OpenCV Haar cascade (fallback) | {fmt(detection['fps_haar'])} |")
-    e = end_to_end
-    print(
-        f"\nend to end (cold, {e['workers']} workers, 224×224): {e['clips']} clips, "
-        f"{e['frames']} frames in {e['seconds']:.1f} s = "
-        f"{e['clips_per_s']:.2f} clips/s, {e['frames_per_s']:.1f} frames/s; "
-        f"detection rate per clip {e['detection_rate']}"
-    )
+    print("| crop | engine | batch | frames/s | × torch fp32 | max abs diff | shares the fp32 fingerprint |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        same = f"yes (≤ {r['storage_step']:.4f})" if r["shares_fp32_fingerprint"] else "no: own fingerprint"
+        print(
+            f"| {r['image_size']} | {r['engine']} | {r['batch']} | {fmt(r['fps'])} | {r['ratio']:.2f}× | "
+            f"{r['max_abs_diff']:.4f} | {same} |"
+        )
 
-    record = {
-        "threads": args.threads,
-        "cpus": os.cpu_count(),
-        "torch": torch.__version__,
-        "encoder": encoder,
-        "detection": detection,
-        "end_to_end": end_to_end,
-    }
+    if args.stages == "all":
+        stages = bench_stages(videos, frames, args.seconds)
+        old = bench_end_to_end(videos, args.copies, FeatureConfig(workers=args.workers, **OLD_PATH))
+        new = bench_end_to_end(videos, args.copies, FeatureConfig(workers=args.workers))
+        record.update(stages=stages, end_to_end_old=old, end_to_end_new=new)
+        shape = stages["frame_shape"]
+        print(f"\n| stage, 1 process, {shape[1]}×{shape[0]} frames → 224 px crops | frames/s |")
+        print("|---|---|")
+        print(f"| decode (OpenCV) | {fmt(stages['fps_decode'])} |")
+        print(f"| detect + crop (MediaPipe BlazeFace) | {fmt(stages['fps_detect_crop'])} |")
+        print(f"\nend to end, cold, {args.workers} workers, 224 px, {old['clips']} clips / {old['frames']} frames:\n")
+        print("| path | seconds | frames/s with start-up | frames/s steady | × old |")
+        print("|---|---|---|---|---|")
+        for label, e in (("old: torch fp32, batch 8", old), (f"default: {new['engine']}, batch {new['batch']}", new)):
+            print(
+                f"| {label} | {e['seconds']:.1f} | {e['frames_per_s']:.1f} | {e['steady_frames_per_s']:.1f} | "
+                f"{e['frames_per_s'] / old['frames_per_s']:.2f}× |"
+            )
+
     atomic_write_json(args.out, record)
     print(f"\nwrote {args.out}")
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from fedfer.commands.options import add_engine_arguments
     from fedfer.config import FeatureConfig
 
     d = FeatureConfig()
@@ -45,6 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=d.workers, help=f"decode/detect processes, 0 = in-process (default {d.workers})"
     )
+    add_engine_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -63,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         frame_step=args.frame_step,
+        backend=args.backend,
+        precision=args.precision,
+        device=args.device,
     )
     videos = find_videos(args.video_dir)
     if not videos:

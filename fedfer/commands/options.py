@@ -7,9 +7,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from fedfer.config import (
+    BACKENDS,
     BATCHNORM_CHOICES,
     DEFAULT_BATCHNORM,
     PAPER_EPOCHS,
+    PRECISIONS,
     SYNTHETIC_PRESETS,
     TEACHERS,
     FeatureConfig,
@@ -56,6 +58,7 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--weights", default="offline", help="f() weights: offline (default), imagenet, or a .pt/.pth path"
     )
+    add_engine_arguments(parser)
     parser.add_argument(
         "--ifer-epochs", type=int, default=PAPER_EPOCHS["ifer"], help=f"epochs for g() (paper: {PAPER_EPOCHS['ifer']})"
     )
@@ -82,6 +85,29 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
         dest="restore_best",
         action="store_false",
         help="end central training with the last epoch's weights (the paper) instead of the best dev-loss epoch's",
+    )
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """How f() (and the heads) are computed: engine, arithmetic, device (`fedfer features` and the world verbs)."""
+    d = FeatureConfig()
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default=d.backend,
+        help="f()'s engine: auto (ONNX Runtime on CPUs, PyTorch on a GPU), torch, onnxruntime, openvino (if "
+        f"installed); float32 engines give the same cached features (default: {d.backend})",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=d.precision,
+        help=f"f()'s arithmetic: fp32, or bf16 (PyTorch only; cached apart from fp32) (default: {d.precision})",
+    )
+    parser.add_argument(
+        "--device",
+        default=d.device,
+        help=f"where f() and the heads run: auto (a CUDA GPU when present), cpu, cuda[:N] (default: {d.device})",
     )
 
 
@@ -177,7 +203,11 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
             seed=args.seed,
         ),
         features=FeatureConfig(
-            image_size=args.image_size or (160 if args.world in SYNTHETIC_PRESETS else 224), weights=args.weights
+            image_size=args.image_size or (160 if args.world in SYNTHETIC_PRESETS else 224),
+            weights=args.weights,
+            backend=args.backend,
+            precision=args.precision,
+            device=args.device,
         ),
         ifer=replace(central, stage="ifer", epochs=args.ifer_epochs),
         vfer=replace(central, stage="vfer", epochs=args.vfer_epochs),

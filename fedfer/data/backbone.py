@@ -22,7 +22,7 @@ Random weights are never an option: they give subnormal activations and features
 from __future__ import annotations
 
 import urllib.error
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedfer.data.assets import AssetError, obtain_offline_backbone, sha256_file
+from fedfer.data.runtimes import FrameRuntime, TorchRuntime, build_runtime
 from fedfer.model.heads import FEATURE_DIM, FrameEncoder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -69,6 +70,18 @@ class Backbone:
     weights_sha256: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    runtime: FrameRuntime | None = None
+
+    def __post_init__(self) -> None:
+        if self.runtime is None:
+            self.runtime = TorchRuntime(self.encoder, self.preprocessor(), torch.device("cpu"), "fp32")
+
+    def on(self, backend: str = "auto", precision: str = "fp32", device: str = "auto") -> Backbone:
+        """This f() run by another engine (`fedfer.data.runtimes.build_runtime`); weights and ids unchanged."""
+        return replace(
+            self,
+            runtime=build_runtime(self.encoder, self.preprocessor(), self.weights_sha256, backend, precision, device),
+        )
 
     def preprocessor(self) -> FramePreprocess:
         """The uint8 → normalised step as a module, for graphs that take raw face crops (ONNX export)."""
@@ -84,10 +97,8 @@ class Backbone:
         if frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(f"expected frames of shape (N, H, W, 3), got {frames.shape}")
         out = np.empty((len(frames), FEATURE_DIM), dtype=np.float16)
-        with torch.inference_mode():
-            for start in range(0, len(frames), batch_size):
-                batch = self.preprocess(frames[start : start + batch_size])
-                out[start : start + len(batch)] = self.encoder(batch).numpy()
+        for start in range(0, len(frames), batch_size):
+            out[start : start + batch_size] = self.runtime(frames[start : start + batch_size])
         return out
 
 

@@ -3,7 +3,8 @@
 f() never trains, so running MobileNetV2 over every frame at every epoch would repeat the same
 arithmetic; instead each clip becomes one `<clip_id>.npz` holding `features` (T, 1280) float16 and
 a JSON `meta` record. The meta carries a fingerprint of everything that changes the numbers
-(backbone weights, detector and its settings, crop size and margin, frame step): a rerun keeps clips
+(backbone weights, detector and its settings, crop size and margin, frame step, f()'s arithmetic when it
+is not float32; see `fedfer.data.runtimes` for why the float32 engines share one): a rerun keeps clips
 whose fingerprint matches and recomputes the others, so an interrupted run resumes where it stopped
 and a changed backbone or detector never mixes with old features.
 
@@ -69,7 +70,7 @@ class Extractor:
 
     @classmethod
     def build(cls, config: FeatureConfig) -> Extractor:
-        backbone = load_frame_encoder(config.weights)
+        backbone = load_frame_encoder(config.weights).on(config.backend, config.precision, config.device)
         detector = resolve_detector(config.detector, config.min_confidence)
         crop = CropSettings(margin=config.margin, image_size=config.image_size, frame_step=config.frame_step)
         settings = {
@@ -80,6 +81,10 @@ class Extractor:
             "margin": crop.margin,
             "frame_step": crop.frame_step,
         }
+        # float32 engines agree within the float16 rounding of the stored features and share a fingerprint
+        # (the one features had before engines could be chosen); bfloat16 ones get their own.
+        if backbone.runtime.precision != "fp32":
+            settings["precision"] = backbone.runtime.precision
         return cls(backbone, detector, crop, settings, digest(settings, 16))
 
 
@@ -186,6 +191,7 @@ def _encode_clip(
         "detection_rate": result.detection_rate,
         **extractor.settings,
         "fingerprint": extractor.fingerprint,
+        "engine": extractor.backbone.runtime.name,  # which engine computed them (not part of the fingerprint)
         "fedfer_version": __version__,
     }
     store.save(clip_id, features, meta)

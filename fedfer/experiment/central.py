@@ -63,7 +63,7 @@ def prepare_world(
 
 def feature_dir(workspace: Path, world: World, config: FeatureConfig) -> Path:
     """One cache folder per world and feature settings (the per-clip fingerprint guards the rest)."""
-    settings = {k: v for k, v in asdict(config).items() if k not in ("batch_size", "workers")}
+    settings = config.cache_settings()
     return (
         workspace
         / "features"
@@ -237,6 +237,7 @@ def train_central(
     backbone_id: str,
     classes: tuple[str, ...],
     progress: bool = True,
+    device: str = "cpu",
 ) -> Path:
     """Train g() ('ifer') or v() ('vfer') unless `path` already holds it; resumable per epoch.
 
@@ -252,6 +253,7 @@ def train_central(
         replace(config, stage=kind),
         state_path=path.with_suffix(".state.pt"),
         progress=progress,
+        device=device,
     )
     save_head(
         path,
@@ -330,7 +332,7 @@ def prepare_central(
     elif chosen.name in trained_here:
         name, load_sets = trained_here[chosen.name]
         path = model_path(workspace, world, features, name, ifer_train, task)
-        g = train_central("ifer", load_sets, ifer_train, path, backbone, classes, progress)
+        g = train_central("ifer", load_sets, ifer_train, path, backbone, classes, progress, features.device)
         chosen = replace(chosen, checkpoint=g)
     vfer_train = replace(vfer_config, num_classes=task.num_classes, seed=task.seed)
     vfer = train_central(
@@ -341,6 +343,7 @@ def prepare_central(
         backbone,
         classes,
         progress,
+        features.device,
     )
     return Prepared(world, task, store, clips, split, chosen, vfer, backbone)
 

@@ -19,11 +19,12 @@ Sequences = Sequence[np.ndarray]  # each (T_i, 1280) float16 features of one cli
 
 
 def logits_for(model: nn.Module, inputs: Sequences | np.ndarray, index: Sequence[int]) -> Tensor:
-    """Run `model` on the items at `index`: feature rows for g(), padded sequences for v()."""
+    """Run `model` on the items at `index`: feature rows for g(), padded sequences for v(), on the model's device."""
+    device = next(model.parameters()).device
     if isinstance(model, VFERHead):
         batch, lengths = pad_sequences([torch.from_numpy(np.asarray(inputs[i], dtype=np.float32)) for i in index])
-        return model(batch, lengths)
-    return model(torch.from_numpy(np.asarray(inputs[list(index)], dtype=np.float32)))
+        return model(batch.to(device), lengths)
+    return model(torch.from_numpy(np.asarray(inputs[list(index)], dtype=np.float32)).to(device))
 
 
 def predict_proba(model: nn.Module, inputs: Sequences | np.ndarray, batch_size: int = 64) -> np.ndarray:
@@ -34,7 +35,7 @@ def predict_proba(model: nn.Module, inputs: Sequences | np.ndarray, batch_size: 
         for start in range(0, len(inputs), batch_size):
             index = range(start, min(start + batch_size, len(inputs)))
             out.append(torch.softmax(logits_for(model, inputs, index), dim=-1))
-    return torch.cat(out).numpy() if out else np.zeros((0, 0), dtype=np.float32)
+    return torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), dtype=np.float32)
 
 
 def confusion(model: nn.Module, clips: Sequence[np.ndarray], truth: np.ndarray, num_classes: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from fedfer.config import TrainConfig
+from fedfer.device import resolve_device
 from fedfer.model.checkpoint import load_state, save_checkpoint
 from fedfer.model.heads import build_head
 from fedfer.model.inference import Sequences, logits_for
@@ -71,7 +72,8 @@ def mean_loss(model: nn.Module, data: LabelledSet, loss_fn: nn.Module, batch_siz
         for start in range(0, len(data.labels), batch_size):
             index = range(start, min(start + batch_size, len(data.labels)))
             logits = logits_for(model, data.inputs, index)
-            total += float(loss_fn(logits, torch.from_numpy(data.labels[list(index)]))) * len(index)
+            labels = torch.from_numpy(data.labels[list(index)]).to(logits.device)
+            total += float(loss_fn(logits, labels)) * len(index)
     return total / len(data.labels)
 
 
@@ -95,7 +97,8 @@ def run_epoch(
         stop = starts[i + 1] if i + 1 < len(starts) else len(order)
         index = order[start:stop]
         optimizer.zero_grad()
-        loss = loss_fn(logits_for(model, data.inputs, index), torch.from_numpy(data.labels[index]))
+        logits = logits_for(model, data.inputs, index)
+        loss = loss_fn(logits, torch.from_numpy(data.labels[index]).to(logits.device))
         loss.backward()
         optimizer.step()
         total += loss.item() * len(index)
@@ -112,19 +115,39 @@ def fit(
     state_path: Path | None = None,
     progress: bool = True,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    device: str = "cpu",
 ) -> History:
     """Train `model` in place and leave it holding the weights of its best dev-loss epoch
     (`config.restore_best`, fedfer's choice; the paper keeps the last epoch, as `restore_best=False` does).
 
     Without a dev set the last epoch is kept (the clients' personalization has none). With
     `state_path`, the model/optimizer/scheduler state after every epoch is written there and a
-    rerun with the same configuration continues from it instead of starting over.
+    rerun with the same configuration continues from it instead of starting over. `device` ("cpu", "cuda",
+    "auto": `fedfer.device`) is where the epochs run; the model ends where it started, as callers expect.
     """
+    home = next(model.parameters()).device
+    model.to(resolve_device(device))
+    try:
+        return _fit(model, train, dev, config, weighted, state_path, progress, on_epoch)
+    finally:
+        model.to(home)
+
+
+def _fit(
+    model: nn.Module,
+    train: LabelledSet,
+    dev: LabelledSet | None,
+    config: TrainConfig,
+    weighted: bool | None,
+    state_path: Path | None,
+    progress: bool,
+    on_epoch: Callable[[int, float, float], None] | None,
+) -> History:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     weighted = config.class_weighted if weighted is None else weighted
     weights = class_weights(train.labels, config.num_classes) if weighted else None
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
+    loss_fn = nn.CrossEntropyLoss(weight=weights).to(next(model.parameters()).device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=config.lr_factor, patience=config.plateau_patience
@@ -194,9 +217,10 @@ def train_head(
     config: TrainConfig,
     state_path: Path | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> tuple[nn.Module, History]:
-    """Build a fresh g() or v() (by `config.stage`) and train it."""
+    """Build a fresh g() or v() (by `config.stage`) and train it on `device`; it is returned on the CPU."""
     torch.manual_seed(config.seed)
     model = build_head(config.stage, config.num_classes, config.batchnorm)
-    history = fit(model, train, dev, config, state_path=state_path, progress=progress)
+    history = fit(model, train, dev, config, state_path=state_path, progress=progress, device=device)
     return model.eval(), history

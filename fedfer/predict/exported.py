@@ -12,10 +12,7 @@ its own unlabelled personalization (g() pseudo-labels them, v() is fine-tuned on
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,6 +24,7 @@ from torch import Tensor, nn
 from fedfer import __version__
 from fedfer.config import FeatureConfig
 from fedfer.data.faces import resolve_detector
+from fedfer.graphs import onnx_bytes, ort_session
 from fedfer.io import atomic_write_bytes, atomic_write_json
 from fedfer.model.heads import FEATURE_DIM, count_parameters
 from fedfer.predict.choice import LoadedModel
@@ -53,33 +51,6 @@ class GProbabilities(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return torch.softmax(self.g(features), dim=-1)
-
-
-def onnx_bytes(
-    module: nn.Module, inputs: tuple[Tensor, ...], names: tuple[list[str], list[str]], dynamic: dict | None = None
-) -> bytes:
-    """`module` as a serialized ONNX model, through PyTorch's torch.export-based exporter."""
-    module.eval()
-    quiet = logging.getLogger("torch.onnx")
-    level = quiet.level
-    quiet.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's notes on its own internals
-            program = torch.onnx.export(
-                module,
-                inputs,
-                input_names=names[0],
-                output_names=names[1],
-                dynamic_shapes=dynamic,
-                dynamo=True,
-                verbose=False,
-            )
-    finally:
-        quiet.setLevel(level)
-    buffer = io.BytesIO()
-    program.save(buffer)
-    return buffer.getvalue()
 
 
 def export_onnx(model: LoadedModel, out_dir: Path) -> dict[str, Any]:
@@ -161,17 +132,6 @@ def read_card(directory: Path) -> dict[str, Any]:
     if card.get("format") != "onnx" or not (Path(directory) / card["files"]["fv_step"]).is_file():
         raise ExportError(f"{directory} is not a complete ONNX export (see {path}); export it again")
     return card
-
-
-def ort_session(path: Path, threads: int):
-    """An ONNX Runtime CPU session on `threads` intra-op threads (no inter-op pool: the graphs are sequential)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 class OnnxEngine(Engine):
