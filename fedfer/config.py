@@ -167,7 +167,9 @@ class FeatureConfig:
     detector: str = "mediapipe"  # "mediapipe" (BlazeFace short-range) or "haar" (OpenCV, fallback)
     min_confidence: float = 0.5  # MediaPipe's minimum detection score
     weights: str = "offline"  # "offline" (ported Keras MobileNetV2), "imagenet", or a .pt/.pth path
-    batch_size: int = 8  # frames per f() forward pass (larger batches ran slower on 2 CPU cores at 160-224 px)
+    # frames per f() pass: ONNX Runtime at 224 px on 2 shared cores ran 9.6 / 12.0 / 12.4 frames/s at batch
+    # 8 / 16 / 32 under heavy load, 206 / - / 177-197 on a quiet machine (simulations/bench_features.py)
+    batch_size: int = 16
     workers: int = 2  # decode + detect processes, capped at the CPU count; 0 runs them in-process
     frame_step: int = 1  # keep every n-th frame
     backend: str = "auto"  # f()'s engine: auto, torch, onnxruntime, openvino (fedfer.data.runtimes)

@@ -12,7 +12,6 @@ from fedfer.config import (
     DEFAULT_BATCHNORM,
     PAPER_EPOCHS,
     PRECISIONS,
-    SYNTHETIC_PRESETS,
     TEACHERS,
     FeatureConfig,
     PersonalizeConfig,
@@ -52,8 +51,8 @@ def add_world_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--image-size",
         type=int,
-        help="face crop side in pixels, f()'s input (default: 224 as in the paper for real corpora; 160 for synthetic "
-        "worlds, the offline backbone's native size, about 4x faster than 224 on a 2-core CPU)",
+        help=f"face crop side in pixels, f()'s input (default: {FeatureConfig.image_size}, the paper's, for every "
+        "world; 160, the offline backbone's native size, is about 2x faster on a CPU)",
     )
     parser.add_argument(
         "--weights", default="offline", help="f() weights: offline (default), imagenet, or a .pt/.pth path"
@@ -203,7 +202,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
             seed=args.seed,
         ),
         features=FeatureConfig(
-            image_size=args.image_size or (160 if args.world in SYNTHETIC_PRESETS else 224),
+            image_size=args.image_size or FeatureConfig.image_size,
             weights=args.weights,
             backend=args.backend,
             precision=args.precision,
