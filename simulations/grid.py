@@ -32,11 +32,11 @@ from fedfer.experiment.grid import TABLES, GridData, run_table_seed, sweep
 from fedfer.io import atomic_write_json, atomic_write_text
 
 SWEEPS: dict[str, list] = {
-    "max_per_class": [5, 10, 20, 50],
-    "p_threshold": [0.3, 0.4, 0.5, 0.6],
+    "max_per_class": [5, 20, 50],
+    "p_threshold": [0.3, 0.5, 0.7],
     "epochs": [1, 2, 5],
-    "lr": [1e-5, 1e-4, 1e-3, 1e-2],
-    "rounds": [1, 2, 3, 5],
+    "lr": [1e-5, 1e-3, 1e-2],
+    "rounds": [1, 2, 3],
 }
 
 
@@ -50,6 +50,9 @@ def main() -> None:
     parser.add_argument("--sweep-table", choices=list(TABLES), default="table2")
     parser.add_argument("--unchanged-within", type=float, default=GridConfig.unchanged_within)
     parser.add_argument("--out", type=Path, default=Path("results/grid"))
+    parser.add_argument(
+        "--cached-only", action="store_true", help="only assemble the report from OUT/parts; compute nothing"
+    )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (default 1: many small models on a shared machine)"
     )
@@ -76,6 +79,9 @@ def main() -> None:
             part = parts / f"{key}-seed{seed}.json"
             saved = json.loads(part.read_text()) if part.is_file() else None
             if saved is None or saved.get("run_settings") != settings:
+                if args.cached_only:
+                    print(f"{key} seed {seed}: not computed yet", flush=True)
+                    continue
                 t0 = time.monotonic()
                 saved = {**run_table_seed(data.table_seed(spec, seed), options, grid), "run_settings": settings}
                 saved["seconds"] = round(time.monotonic() - t0, 1)
@@ -88,15 +94,19 @@ def main() -> None:
             )
             results.setdefault(key, []).append(saved)
 
-    sweeps = {}
+    sweeps, points = {}, {}
     if args.sweeps:
-        ts = data.table_seed(TABLES[args.sweep_table], grid.seeds[0])
+        ts = None
         for parameter in args.sweeps:
             part = parts / f"sweep-{args.sweep_table}-{parameter}-seed{grid.seeds[0]}.json"
             if part.is_file() and json.loads(part.read_text()).get("run_settings") == settings:
                 sweeps[parameter] = json.loads(part.read_text())["points"]
+            elif args.cached_only:
+                print(f"sweep {parameter}: not computed yet", flush=True)
+                continue
             else:
-                sweeps[parameter] = sweep(ts, options, grid, parameter, SWEEPS[parameter])
+                ts = ts or data.table_seed(TABLES[args.sweep_table], grid.seeds[0])
+                sweeps[parameter] = sweep(ts, options, grid, parameter, SWEEPS[parameter], points)
                 atomic_write_json(part, {"points": sweeps[parameter], "run_settings": settings})
             plot_sweep(parameter, sweeps[parameter], args.out / f"sweep_{parameter}.png")
             print(f"sweep {parameter}: done", flush=True)

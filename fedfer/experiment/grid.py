@@ -214,8 +214,14 @@ def run_table_seed(ts: TableSeed, options: RunOptions, grid: GridConfig) -> dict
     }
 
 
-def sweep(ts: TableSeed, options: RunOptions, grid: GridConfig, parameter: str, values: list) -> list[dict]:
-    """Personalized and after-FedAvg macro F1 and pseudo-label precision as one setting varies."""
+def sweep(
+    ts: TableSeed, options: RunOptions, grid: GridConfig, parameter: str, values: list, done: dict | None = None
+) -> list[dict]:
+    """Personalized and after-FedAvg macro F1 and pseudo-label precision as one setting varies.
+
+    `done` maps (settings, rounds) to a point already computed, so the default settings shared by
+    every sweep are run once."""
+    done = {} if done is None else done
     out = []
     for value in values:
         config = local_config(options, ts.spec, grid, ts.seed)
@@ -224,17 +230,15 @@ def sweep(ts: TableSeed, options: RunOptions, grid: GridConfig, parameter: str, 
             rounds = int(value)
         else:
             config = replace(config, **{parameter: value})
-        result = scores(
-            federated_variants(ts.central, ts.g_adapt, ts.subjects, config, rounds), ts.subjects, ts.classes
-        )
-        out.append(
-            {
-                "value": value,
+        if (config, rounds) not in done:
+            variants = federated_variants(ts.central, ts.g_adapt, ts.subjects, config, rounds)
+            result = scores(variants, ts.subjects, ts.classes)
+            done[config, rounds] = {
                 "personalized_macro_f1": result["pooled"]["personalized"]["macro_f1"],
                 "after_fedavg_macro_f1": result["pooled"]["after_fedavg"]["macro_f1"],
                 "central_macro_f1": result["pooled"]["central"]["macro_f1"],
                 "pseudo_precision": result["pseudo_precision_pooled"],
                 "selected": int(sum(result["selected"])),
             }
-        )
+        out.append({"value": value, **done[config, rounds]})
     return out
