@@ -137,11 +137,11 @@ def grid_run(tmp_path_factory, tiny_world) -> Path:
         sys.executable, str(REPO / "simulations" / "grid.py"), "--world", "tiny", "--workspace", str(workspace),
         "--image-size", "96", "--ifer-epochs", "6", "--vfer-epochs", "4", "--max-per-class", "5",
         "--p-threshold", "0.3", "--seeds", "0", "1",
-        "--tables", "table2", "seed002", "table3-heldout", "table4", "table5",
+        "--tables", "table2", "seed002", "table3-heldout", "table5",
         "--sweeps", "rounds", "--out", str(out),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
     return out
 
@@ -149,7 +149,7 @@ def grid_run(tmp_path_factory, tiny_world) -> Path:
 def test_grid_writes_every_table_with_intervals_baselines_and_paper_numbers(grid_run: Path) -> None:
     report = (grid_run / "report.md").read_text()
     results = json.loads((grid_run / "grid.json").read_text())
-    assert set(results["tables"]) == {"table2", "seed002", "table3-heldout", "table4", "table5"}
+    assert set(results["tables"]) == {"table2", "seed002", "table3-heldout", "table5"}
     for key, seeds in results["tables"].items():
         assert [s["seed"] for s in seeds] == [0, 1]
         models = {"central", "frame_mean_g", "personalized", "local_only", "fedper", "after_fedavg", "oracle"}
