@@ -12,7 +12,7 @@ from pathlib import Path
 
 from fedfer.config import SYNTHETIC_PRESETS, FeatureConfig
 from fedfer.data.datasets import Clip
-from fedfer.experiment.central import World, feature_dir, split_sequences
+from fedfer.experiment.central import World, feature_dir, load_msp_improv_clips, split_sequences
 from fedfer.model.train import LabelledSet
 
 MSP_IMPROV_SPLIT = (6, 2, 4)  # train / dev / test actors, the paper's partition
@@ -54,11 +54,10 @@ def msp_improv_root(world: World, msp_improv: Path | None, workspace: Path, pres
 
 def load_msp_improv_corpus(root: Path, world: World, workspace: Path, features: FeatureConfig, seed: int) -> Corpus:
     """MSP-IMPROV's clips with cached f() features and the seed's 6/2/4 split (saved and reused)."""
-    from fedfer.data.datasets.msp_improv import load_msp_improv
     from fedfer.data.extract import extract_video_features
     from fedfer.data.splits import actor_genders, load_or_create_split
 
-    clips = load_msp_improv(root)
+    clips = load_msp_improv_clips(root)
     actor_of = {c.path.stem: c.actor for c in clips}
     store = extract_video_features(
         sorted({c.path for c in clips}),

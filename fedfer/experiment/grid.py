@@ -156,7 +156,7 @@ class GridData:
             own = test.subject_clips(actor)
             truth = np.array([UNLABELLED if c.label is None else c.label for c in own])
             view = subject_view(actor, [test.store.load(c.clip_id) for c in own], truth, spec.protocol, seed)
-            if len(view.test):
+            if len(view.test) and len(view.adapt):  # a one-clip subject has no half to adapt on
                 subjects.append(view)
         return TableSeed(
             spec,
