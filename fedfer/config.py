@@ -275,3 +275,19 @@ class RunOptions:
     @property
     def run_dir(self) -> Path:
         return self.results / self.run_name
+
+
+# The seed-002 variant's local adaptation (its Sec. 4): one epoch at lr 1e-5, the rest as the method.
+SEED002_LOCAL = {"epochs": 1, "lr": 1e-5}
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The paper's grid of tables (`simulations/grid.py`): what is repeated and how gains are counted."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)  # each seed: its own actor split, central training and personalization
+    rounds: int = 2  # FedAvg rounds (and local-only epochs = rounds × local epochs)
+    unchanged_within: float = 1e-9  # |per-subject weighted-F1 gain| at most this counts as unchanged
+    labeller_precisions: tuple[float, ...] = (0.5, 0.7, 0.9)  # simulated pseudo-labellers (synthetic world)
+    labeller_tables: tuple[str, ...] = ("table2", "table2-heldout")  # where they run (each costs a fine-tune)
+    msp_improv_p: int = 50  # P for subjects of MSP-IMPROV (the paper's); CREMA-D subjects use the run's P

@@ -29,6 +29,7 @@ from torch import nn
 from fedfer.commands.run import add_world_arguments, options_from_args
 from fedfer.config import PersonalizeConfig, TrainConfig
 from fedfer.evaluation.metrics import evaluate_predictions
+from fedfer.experiment.adaptation import stratified_halves
 from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.model.checkpoint import load_head
@@ -121,16 +122,6 @@ def frames_vs_sequence(prepared, central: nn.Module, epochs: int, seed: int) -> 
     return {name: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1} for name, r in reports.items()}
 
 
-def halves(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of clip positions into adaptation and evaluation halves."""
-    adapt, held = [], []
-    for k in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == k))
-        adapt += idx[: len(idx) // 2].tolist()
-        held += idx[len(idx) // 2 :].tolist()
-    return np.array(sorted(adapt)), np.array(sorted(held))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_world_arguments(parser)
@@ -176,7 +167,7 @@ def main() -> None:
     for actor in sorted(prepared.split["test"]):
         own = prepared.sequences([actor])
         features, labels = own.inputs, own.labels
-        adapt, held = halves(labels, rng)
+        adapt, held = stratified_halves(labels, rng)
         adapt_x, held_x = [features[i] for i in adapt], [features[i] for i in held]
         pseudo_v = copy.deepcopy(central)
         result = personalize(pseudo_v, clip_probabilities(g, adapt_x), adapt_x, personal_config)

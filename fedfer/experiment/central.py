@@ -80,6 +80,13 @@ def load_clips(world: World, task: Task) -> list[Clip]:
     )
 
 
+def load_msp_improv_clips(root: Path) -> list[Clip]:
+    """The clips of an MSP-IMPROV-layout directory (the grid's second corpus; see experiment/corpora.py)."""
+    from fedfer.data.datasets.msp_improv import load_msp_improv
+
+    return load_msp_improv(root)
+
+
 def video_features(world: World, clips: list[Clip], workspace: Path, config: FeatureConfig, progress: bool = True):
     """The feature store of the world's videos, extracted where missing. Returns (store, usable clips)."""
     from fedfer.data.datasets.crema_d import speaker_of

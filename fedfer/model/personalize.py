@@ -43,10 +43,17 @@ def personalize(
     pseudo = select_pseudo_labels(probabilities, config.max_per_class, config.p_threshold)
     if len(pseudo.indices) == 0:
         return PersonalizeResult(pseudo, [])
-    train = LabelledSet([clips[i] for i in pseudo.indices], pseudo.labels)
+    history = fine_tune(v, [clips[i] for i in pseudo.indices], pseudo.labels, config)
+    return PersonalizeResult(pseudo, history)
+
+
+def fine_tune(v: VFERHead, clips: Sequence[np.ndarray], labels: np.ndarray, config: PersonalizeConfig) -> list[float]:
+    """The local fine-tuning step alone, on any labels (pseudo, true, or of a simulated labeller):
+    `config`'s epochs, lr and batch size, unweighted cross-entropy, no dev set. Returns the epoch losses."""
+    train = LabelledSet(list(clips), labels)
     stage = TrainConfig(
         stage="vfer",
-        num_classes=num_classes,
+        num_classes=v.out.out_features,
         epochs=config.epochs,
         lr=config.lr,
         batch_size=config.batch_size,
@@ -55,4 +62,4 @@ def personalize(
     )
     history = fit(v, train, None, stage, progress=False)
     v.eval()
-    return PersonalizeResult(pseudo, history.train_loss)
+    return history.train_loss

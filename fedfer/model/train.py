@@ -25,19 +25,24 @@ from fedfer.device import resolve_device
 from fedfer.model.checkpoint import load_state, save_checkpoint
 from fedfer.model.heads import build_head
 from fedfer.model.inference import Sequences, logits_for
+from fedfer.model.soft_labels import DistributionKL
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class LabelledSet:
-    """Inputs and class indices of one split: per-clip sequences (v) or an (N, 1280) matrix (g)."""
+    """Inputs and targets of one split: per-clip sequences (v) or an (N, 1280) matrix (g).
+
+    labels: (N,) int64 class indices, or (N, K) float32 target distributions (`soft_labels`), which
+    are trained with the KL divergence instead of the cross-entropy."""
 
     inputs: Sequences | np.ndarray
-    labels: np.ndarray  # (N,) int64
+    labels: np.ndarray  # (N,) int64 or (N, K) float32
 
     def __post_init__(self) -> None:
-        self.labels = np.asarray(self.labels, dtype=np.int64)
+        labels = np.asarray(self.labels)
+        self.labels = labels.astype(np.float32) if labels.ndim == 2 else labels.astype(np.int64)
         if len(self.inputs) != len(self.labels):
             raise ValueError(f"{len(self.inputs)} inputs but {len(self.labels)} labels")
         if len(self.labels) == 0:
@@ -63,6 +68,14 @@ def class_weights(labels: np.ndarray, num_classes: int) -> Tensor:
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     weights = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 1.0)
     return torch.tensor(weights, dtype=torch.float32)
+
+
+def loss_for(labels: np.ndarray, num_classes: int, weighted: bool) -> nn.Module:
+    """Cross-entropy (class-weighted when asked) for class indices; KL divergence for (N, K)
+    distributions, unweighted: a distribution has no single class to weight by."""
+    if labels.ndim == 2:
+        return DistributionKL()
+    return nn.CrossEntropyLoss(weight=class_weights(labels, num_classes) if weighted else None)
 
 
 def mean_loss(model: nn.Module, data: LabelledSet, loss_fn: nn.Module, batch_size: int) -> float:
@@ -146,8 +159,7 @@ def _fit(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     weighted = config.class_weighted if weighted is None else weighted
-    weights = class_weights(train.labels, config.num_classes) if weighted else None
-    loss_fn = nn.CrossEntropyLoss(weight=weights).to(next(model.parameters()).device)
+    loss_fn = loss_for(train.labels, config.num_classes, weighted).to(next(model.parameters()).device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=config.lr_factor, patience=config.plateau_patience
