@@ -29,6 +29,9 @@ PIXEL_TEACHER = "fer2013-mini-xception"
 # "v" is the method; "g+v" and "f+g+v" also send g() and f() both ways, unchanged by the clients.
 PAYLOADS = ("v", "g+v", "f+g+v")
 CODECS = ("float32", "float16", "int8")
+# How a deployed SuperNode runs its ClientApps: a fresh process per message (Flower's default) or
+# forked from one warm process (fedfer.federation.forked_clientapps).
+CLIENTAPP_LAUNCHERS = ("subprocess", "forked")
 
 
 @dataclass(frozen=True)

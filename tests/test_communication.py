@@ -1,0 +1,117 @@
+"""Codecs and payload scopes: what they do to the tensors, and real Flower runs on the tiny world
+with each codec (bytes from the serialized messages, the server decoding 8-bit replies)."""
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_workspace
+
+from fedfer.config import FederationConfig, PersonalizeConfig, RunOptions, Task, TrainConfig
+from fedfer.experiment.rundir import RunDir
+from fedfer.experiment.simulate import simulate
+from fedfer.federation.codec import decode, decode_record, encode, encode_record
+from fedfer.federation.payload import extra_state, split_payload
+from fedfer.federation.protocol import F_PREFIX, G_PREFIX, INT8_AFFINE, v_state
+from fedfer.model.checkpoint import load_head
+from fedfer.model.heads import VFERHead
+
+
+def test_codecs_round_trip_within_their_rounding() -> None:
+    state = v_state(VFERHead(6))
+    state["constant"] = torch.full((3,), 0.25)  # a tensor with no range still decodes exactly
+    for codec, tolerance in (("float32", 0.0), ("float16", 1e-3)):
+        back = decode_record(encode_record(state, codec))
+        assert all(back[k].dtype == torch.float32 for k in state)
+        assert max(float((back[k] - state[k]).abs().max()) for k in state) <= tolerance
+    arrays = encode(state, "int8")
+    assert {arrays[k].dtype for k in state} == {np.dtype(np.uint8)}
+    back = decode(arrays)
+    for k, t in state.items():
+        step = float(t.max() - t.min()) / 255
+        assert float((back[k] - t).abs().max()) <= step / 2 + 1e-6, k
+    assert torch.equal(back["constant"], state["constant"])
+
+
+def test_int8_is_a_quarter_of_float32_and_a_broken_message_is_named() -> None:
+    state = v_state(VFERHead(6))
+    sizes = {codec: encode_record(state, codec).count_bytes() for codec in ("float32", "float16", "int8")}
+    assert sizes["int8"] <= 0.26 * sizes["float32"] and sizes["float16"] <= 0.51 * sizes["float32"]
+    arrays = encode(state, "int8")
+    del arrays[INT8_AFFINE]
+    with pytest.raises(ValueError, match=INT8_AFFINE):
+        decode(arrays)
+    with pytest.raises(ValueError, match="codec-up 'int4'"):
+        FederationConfig(codec_up="int4")
+
+
+def test_wider_payloads_carry_g_and_f_and_split_back(tmp_path) -> None:
+    from fedfer.model.checkpoint import HeadCard, save_head
+    from fedfer.model.heads import IFERHead
+
+    save_head(tmp_path / "g.pt", IFERHead(6), HeadCard("ifer", ("a", "b", "c", "d", "e", "f"), "fake"))
+    assert extra_state("v", tmp_path / "g.pt", "offline") == {}
+    g_only = extra_state("g+v", tmp_path / "g.pt", "offline")
+    whole = extra_state("f+g+v", tmp_path / "g.pt", "offline")
+    assert g_only and all(k.startswith(G_PREFIX) for k in g_only)
+    f_values = sum(t.numel() for k, t in whole.items() if k.startswith(F_PREFIX))
+    assert f_values > 2_000_000  # MobileNetV2's features: about 2.2M parameters plus BatchNorm statistics
+    v = v_state(VFERHead(6))
+    v_part, extras = split_payload({**v, **whole})
+    assert set(v_part) == set(v) and set(extras) == set(whole)
+    with pytest.raises(ValueError, match="pixel teacher"):
+        extra_state("g+v", "", "offline")
+
+
+@pytest.fixture(scope="module")
+def codec_runs(tmp_path_factory, tiny_world):
+    """One round of 2 clients on the tiny world, once per codec, from the same central model."""
+    root = tmp_path_factory.mktemp("codecs")
+    base = RunOptions(
+        world="tiny",
+        workspace=tiny_workspace(root, tiny_world),
+        results=root / "results",
+        clients=2,
+        rounds=1,
+        task=Task(num_classes=6, seed=0),
+        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3),
+        ifer=TrainConfig(stage="ifer", epochs=8),
+        vfer=TrainConfig(stage="vfer", epochs=6),
+    )
+    return {
+        codec: RunDir(simulate(replace(base, name=f"tiny-{codec}", codec_up=codec, codec_down=codec)))
+        for codec in ("float32", "float16", "int8")
+    }
+
+
+def test_server_decodes_8_bit_replies_and_bytes_shrink(codec_runs) -> None:
+    rounds = {codec: json.loads(run.rounds.read_text())[0] for codec, run in codec_runs.items()}
+    v_arrays = len(v_state(VFERHead(6)))
+    assert rounds["int8"]["received_dtypes"] == {"uint8": 2 * v_arrays}  # what the wire held
+    assert rounds["float16"]["received_dtypes"] == {"float16": 2 * v_arrays}
+    assert rounds["float32"]["received_dtypes"] == {"float32": 2 * v_arrays}
+    for codec, ratio in (("int8", 0.26), ("float16", 0.51)):
+        for way in ("bytes_up_total", "bytes_down_total"):
+            assert rounds[codec][way] <= ratio * rounds["float32"][way], (codec, way)
+    # The averaged v() the server kept is float32 and loads into v() (decoded, not the codes).
+    v, _ = load_head(codec_runs["int8"].central_checkpoint(1), stage="vfer")
+    assert all(t.dtype == torch.float32 for t in v.state_dict().values() if t.is_floating_point())
+
+
+def test_averaged_v_agrees_across_codecs(codec_runs) -> None:
+    """float16 moves the averaged v() by float16 rounding plus what it does to 2 epochs of training;
+    8-bit by at most a few of its steps. Both stay far below how far a round moves v()."""
+    start, _ = load_head(codec_runs["float32"].central_checkpoint(0), stage="vfer")
+    after = {codec: load_head(run.central_checkpoint(1), stage="vfer")[0] for codec, run in codec_runs.items()}
+    reference, before = v_state(after["float32"]), v_state(start)
+    moved = sum(float((reference[k] - before[k]).norm() ** 2) for k in reference) ** 0.5
+    assert moved > 0  # the round trained something
+    for codec, share in (("float16", 0.01), ("int8", 0.15)):
+        other = v_state(after[codec])
+        distance = sum(float((other[k] - reference[k]).norm() ** 2) for k in reference) ** 0.5
+        assert distance <= share * moved, (codec, distance, moved)
+    weights = [k for k in reference if "running" not in k]
+    close = max(float((v_state(after["float16"])[k] - reference[k]).abs().max()) for k in weights)
+    assert close < 2e-3
