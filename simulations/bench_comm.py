@@ -98,12 +98,13 @@ def part_codecs(base: RunOptions, seeds: list[int], out: dict) -> None:
             save(out)
 
 
-def part_payloads(base: RunOptions, clients: int, out: dict) -> None:
+def part_payloads(base: RunOptions, clients: int, rounds: int, out: dict) -> None:
     for payload in PAYLOADS[1:]:
         for codec in CODECS:
             run_dir = run_variant(
                 base,
                 f"comm-payload-{payload}-{codec}",
+                rounds=rounds,
                 clients=clients,
                 payload=payload,
                 codec_up=codec,
@@ -391,22 +392,29 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--payload-clients", type=int, default=8)
+    parser.add_argument("--payload-rounds", type=int, default=2)
     parser.add_argument("--growth-clients", type=int, nargs="+", default=[31, 100, 1000])
     parser.add_argument("--growth-rounds", type=int, nargs="+", default=[2, 5, 10])
     parser.add_argument("--deploy-rounds", type=int, default=3)
     parser.add_argument("--deploy-modes", nargs="+", default=["simulation", "subprocess", "forked"])
     parser.add_argument("--out", type=Path, default=Path("results/comm"))
     parser.add_argument("--report-only", action="store_true", help="no runs: redraw the md/png from the json")
+    parser.add_argument(
+        "--merge", type=Path, nargs="+", default=[], help="communication.json files of other invocations to merge in"
+    )
     args = parser.parse_args()
     OUT["json"] = args.out / "communication.json"
     out = json.loads(OUT["json"].read_text()) if OUT["json"].is_file() else {}
     base = replace(options_from_args(args), results=args.out / "runs", rounds=args.rounds)
+    for other in args.merge:
+        for key, value in json.loads(other.read_text()).items():
+            out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else out.get(key, value)
     out["world"] = base.world
     if not args.report_only:
         if "codecs" in args.parts:
             part_codecs(base, args.seeds, out)
         if "payloads" in args.parts:
-            part_payloads(base, args.payload_clients, out)
+            part_payloads(base, args.payload_clients, args.payload_rounds, out)
         if "growth" in args.parts:
             part_growth(base, args.growth_clients, args.growth_rounds, out)
         if "deploy" in args.parts:
