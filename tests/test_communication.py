@@ -7,9 +7,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_workspace
+from conftest import tiny_options
 
-from fedfer.config import FederationConfig, PersonalizeConfig, RunOptions, Task, TrainConfig
+from fedfer.config import FederationConfig
 from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate
 from fedfer.federation.codec import decode, decode_record, encode, encode_record
@@ -69,17 +69,7 @@ def test_wider_payloads_carry_g_and_f_and_split_back(tmp_path) -> None:
 def codec_runs(tmp_path_factory, tiny_world):
     """One round of 2 clients on the tiny world, once per codec, from the same central model."""
     root = tmp_path_factory.mktemp("codecs")
-    base = RunOptions(
-        world="tiny",
-        workspace=tiny_workspace(root, tiny_world),
-        results=root / "results",
-        clients=2,
-        rounds=1,
-        task=Task(num_classes=6, seed=0),
-        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3),
-        ifer=TrainConfig(stage="ifer", epochs=8),
-        vfer=TrainConfig(stage="vfer", epochs=6),
-    )
+    base = tiny_options(root, tiny_world, clients=2, rounds=1)
     return {
         codec: RunDir(simulate(replace(base, name=f"tiny-{codec}", codec_up=codec, codec_down=codec)))
         for codec in ("float32", "float16", "int8")
