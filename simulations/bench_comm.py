@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from fedfer.commands.options import add_world_arguments, options_from_args
-from fedfer.config import CODECS, PAYLOADS, PersonalizeConfig, RunOptions
+from fedfer.config import CODECS, PAYLOADS, RunOptions
 from fedfer.experiment.prepare import prepare_run
 from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate, simulate_prepared
@@ -143,34 +143,14 @@ def part_growth(base: RunOptions, clients: list[int], rounds: list[int], out: di
 
 
 def part_deploy(args: argparse.Namespace, out: dict) -> None:
-    from fedfer.experiment.deploy import deploy
+    """`bench_deploy.measure` (the test suite's 3-subject run of random features, 12 clips each like
+    the tiny world's actors): simulation and deployment with each ClientApp launcher."""
+    from bench_deploy import measure
 
-    options = RunOptions(
-        world="tiny",
-        workspace=args.workspace,
-        results=args.out / "runs",
-        clients=3,
-        rounds=args.deploy_rounds,
-        personalize=PersonalizeConfig(),
-    )
-    options = replace(options, features=replace(options.features, image_size=160))
-    results = {}
-    for mode in args.deploy_modes:
-        name = f"comm-deploy-{mode}"
-        started = time.monotonic()
-        if mode == "simulation":
-            run_dir = run_variant(options, name)
-        else:
-            run_dir = deploy(replace(options, name=name), launcher=mode)
-        summary = json.loads(RunDir(run_dir).summary.read_text())
-        results[mode] = {
-            **round_bytes(run_dir),
-            "wall_seconds": time.monotonic() - started,
-            "flower_seconds": summary.get("flower_seconds"),
-            "superlink_traffic": summary.get("superlink_traffic"),
-        }
-        out["deploy"] = {"clients": 3, "num_rounds": args.deploy_rounds, "modes": results}
-        save(out)
+    runs = measure(args.out / "runs" / "comm-deploy", args.deploy_rounds, args.deploy_modes)
+    out["deploy"] = {"clients": 3, "num_rounds": args.deploy_rounds, "modes": {}}
+    for mode, r in runs.items():
+        out["deploy"]["modes"][mode] = {**r, **round_bytes(args.out / "runs" / "comm-deploy" / mode)}
     out["deploy"]["clientapp_import_seconds"] = clientapp_import_seconds()
     save(out)
 
