@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -79,22 +78,3 @@ def tiny_workspace(root: Path, tiny_world: Path) -> Path:
     (workspace / "worlds").mkdir(parents=True)
     (workspace / "worlds" / f"tiny-s0-v{WORLD_VERSION}").symlink_to(tiny_world)
     return workspace
-
-
-def tiny_options(root: Path, tiny_world: Path, **changes):
-    """RunOptions of a short federation on the session's tiny world (3 clients, 2 rounds, brief central
-    training, a low pseudo-label threshold so that the few clips select some), results under `root`."""
-    from fedfer.config import PersonalizeConfig, RunOptions, Task, TrainConfig
-
-    options = RunOptions(
-        world="tiny",
-        workspace=tiny_workspace(root, tiny_world),  # reuses the session's rendering
-        results=root / "results",
-        clients=3,
-        rounds=2,
-        task=Task(num_classes=6, seed=0),
-        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3),
-        ifer=TrainConfig(stage="ifer", epochs=8),
-        vfer=TrainConfig(stage="vfer", epochs=6),
-    )
-    return replace(options, **changes)

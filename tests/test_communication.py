@@ -1,22 +1,21 @@
-"""Codecs and payload scopes: what they do to the tensors, and real Flower runs on the tiny world
-with each codec (bytes from the serialized messages, the server decoding 8-bit replies)."""
+"""Codecs and payload scopes: what they do to the tensors, and real Flower runs with each codec
+(bytes from the serialized messages, the server decoding 8-bit replies), in simulation and deployment."""
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_options
 
-from fedfer.config import FederationConfig
+from fedfer.config import CODECS, FederationConfig
 from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate
+from fedfer.experiment.simulate import simulate_prepared
 from fedfer.federation.codec import decode, decode_record, encode, encode_record
 from fedfer.federation.payload import extra_state, split_payload
 from fedfer.federation.protocol import F_PREFIX, G_PREFIX, INT8_AFFINE, v_state
 from fedfer.model.checkpoint import load_head
 from fedfer.model.heads import VFERHead
+from fedfer.testing import build_fake_run
 
 
 def test_codecs_round_trip_within_their_rounding() -> None:
@@ -66,22 +65,25 @@ def test_wider_payloads_carry_g_and_f_and_split_back(tmp_path) -> None:
 
 
 @pytest.fixture(scope="module")
-def codec_runs(tmp_path_factory, tiny_world):
-    """One round of 2 clients on the tiny world, once per codec, from the same central model."""
+def codec_runs(tmp_path_factory):
+    """One round of 3 clients (the suite's prepared run of random features), once per codec, from the
+    same central model: real Flower simulations."""
     root = tmp_path_factory.mktemp("codecs")
-    base = tiny_options(root, tiny_world, clients=2, rounds=1)
-    return {
-        codec: RunDir(simulate(replace(base, name=f"tiny-{codec}", codec_up=codec, codec_down=codec)))
-        for codec in ("float32", "float16", "int8")
-    }
+    values = {**build_fake_run(root / "prepared"), "num-server-rounds": 1}
+    runs = {}
+    for codec in CODECS:
+        run = RunDir(root / codec)
+        simulate_prepared(run.root, {**values, "run-dir": str(run.root), "codec-up": codec, "codec-down": codec})
+        runs[codec] = run
+    return runs
 
 
 def test_server_decodes_8_bit_replies_and_bytes_shrink(codec_runs) -> None:
     rounds = {codec: json.loads(run.rounds.read_text())[0] for codec, run in codec_runs.items()}
     v_arrays = len(v_state(VFERHead(6)))
-    assert rounds["int8"]["received_dtypes"] == {"uint8": 2 * v_arrays}  # what the wire held
-    assert rounds["float16"]["received_dtypes"] == {"float16": 2 * v_arrays}
-    assert rounds["float32"]["received_dtypes"] == {"float32": 2 * v_arrays}
+    assert rounds["int8"]["received_dtypes"] == {"uint8": 3 * v_arrays}  # what the wire held
+    assert rounds["float16"]["received_dtypes"] == {"float16": 3 * v_arrays}
+    assert rounds["float32"]["received_dtypes"] == {"float32": 3 * v_arrays}
     for codec, ratio in (("int8", 0.26), ("float16", 0.51)):
         for way in ("bytes_up_total", "bytes_down_total"):
             assert rounds[codec][way] <= ratio * rounds["float32"][way], (codec, way)
@@ -113,7 +115,6 @@ def test_deployment_with_forked_clientapps_completes_and_stops_every_process(tmp
     from conftest import StartedProcesses
 
     from fedfer.experiment.deploy import deploy_prepared
-    from fedfer.testing import build_fake_run
 
     values = {**build_fake_run(tmp_path / "prepared"), "num-server-rounds": 1, "central-eval": False}
     run_dir = tmp_path / "deployment"

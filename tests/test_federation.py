@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import tiny_options
+from conftest import tiny_workspace
 
 from fedfer import cli
 from fedfer.commands.options import options_from_args
-from fedfer.config import FederationConfig
+from fedfer.config import FederationConfig, PersonalizeConfig, RunOptions, Task, TrainConfig
 from fedfer.data.assets import obtain_offline_backbone
 from fedfer.experiment.central import central_stage
 from fedfer.experiment.prepare import prepare_run
@@ -32,7 +32,17 @@ def sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def federated_run(tmp_path_factory, tiny_world):
     root = tmp_path_factory.mktemp("federation")
-    options = tiny_options(root, tiny_world)
+    options = RunOptions(
+        world="tiny",
+        workspace=tiny_workspace(root, tiny_world),  # reuses the session's rendering
+        results=root / "results",
+        clients=3,
+        rounds=2,
+        task=Task(num_classes=6, seed=0),
+        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3),
+        ifer=TrainConfig(stage="ifer", epochs=8),
+        vfer=TrainConfig(stage="vfer", epochs=6),
+    )
     prepared = central_stage(options)  # everything before the federation, to fingerprint it
     frozen = {
         "f": sha256(obtain_offline_backbone().path),
