@@ -216,7 +216,7 @@ def write_report(out: dict, folder: Path) -> None:
         lines += [
             "| codec | up bytes | down bytes | × float32 | s/round | "
             + " | ".join(f"{label} macro / weighted F1" for _, label in MODELS)
-            + " | Δ vs float32 (macro, weighted; central after) |",
+            + " | Δ vs float32, same seeds: personalized / central after (macro; weighted) |",
             "|---" * (6 + len(MODELS)) + "|",
         ]
         for r in rows:
@@ -226,14 +226,15 @@ def write_report(out: dict, folder: Path) -> None:
                 f"{r[f'{k}/weighted_f1'][0]:.1f} ± {r[f'{k}/weighted_f1'][1]:.1f}"
                 for k, _ in MODELS
             ]
-            delta = r.get("central_after/macro_f1/delta")
-            delta_cell = (
-                f"{delta:+.2f}, {r['central_after/weighted_f1/delta']:+.2f}" if delta is not None else "(reference)"
+            delta_cell = " / ".join(
+                f"{r[f'{k}/macro_f1/delta']:+.2f}; {r[f'{k}/weighted_f1/delta']:+.2f}"
+                for k in ("personalized", "central_after")
+                if r.get(f"{k}/macro_f1/delta") is not None
             )
             lines.append(
                 f"| {r['codec']} | {r['bytes'][0]:,.0f} | {r['bytes'][1]:,.0f} | {ratio:.3f} | {r['seconds']:.1f} | "
                 + " | ".join(cells)
-                + f" | {delta_cell} |"
+                + f" | {delta_cell or '(reference)'} |"
             )
         lines += ["", f"F1 in percent, mean ± sample std over seeds {rows[0]['seeds']}.", ""]
     scopes = scope_table(out)

@@ -92,37 +92,21 @@ def test_server_decodes_8_bit_replies_and_bytes_shrink(codec_runs) -> None:
     assert all(t.dtype == torch.float32 for t in v.state_dict().values() if t.is_floating_point())
 
 
+def norm(state: dict) -> float:
+    return sum(float(t.norm() ** 2) for t in state.values()) ** 0.5
+
+
 def test_averaged_v_agrees_across_codecs(codec_runs) -> None:
-    """float16 moves the averaged v() by float16 rounding plus what it does to 2 epochs of training;
-    8-bit by at most a few of its steps. Both stay far below how far a round moves v()."""
-    start, _ = load_head(codec_runs["float32"].central_checkpoint(0), stage="vfer")
-    after = {codec: load_head(run.central_checkpoint(1), stage="vfer")[0] for codec, run in codec_runs.items()}
-    reference, before = v_state(after["float32"]), v_state(start)
-    moved = sum(float((reference[k] - before[k]).norm() ** 2) for k in reference) ** 0.5
-    assert moved > 0  # the round trained something
-    for codec, share in (("float16", 0.01), ("int8", 0.15)):
-        other = v_state(after[codec])
-        distance = sum(float((other[k] - reference[k]).norm() ** 2) for k in reference) ** 0.5
-        assert distance <= share * moved, (codec, distance, moved)
-    weights = [k for k in reference if "running" not in k]
-    close = max(float((v_state(after["float16"])[k] - reference[k]).abs().max()) for k in weights)
-    assert close < 2e-3
-
-
-def test_deployment_with_forked_clientapps_completes_and_stops_every_process(tmp_path, monkeypatch) -> None:
-    """SuperNodes in `--isolation process` with fedfer's warm launcher beside each: every client
-    answers both messages of the round over TLS, and nothing is left running."""
-    from conftest import StartedProcesses
-
-    from fedfer.experiment.deploy import deploy_prepared
-
-    values = {**build_fake_run(tmp_path / "prepared"), "num-server-rounds": 1, "central-eval": False}
-    run_dir = tmp_path / "deployment"
-    started = StartedProcesses(monkeypatch)
-    result = deploy_prepared(run_dir, {**values, "run-dir": str(run_dir)}, launcher="forked")
-    assert result["superlink_traffic"]["status"] == "finished:completed"
-    (entry,) = json.loads(RunDir(run_dir).rounds.read_text())
-    assert len(entry["clients"]) == 3
-    assert all("train" in c and "evaluate" in c and "error" not in c for c in entry["clients"].values())
-    assert len(started.pids) == 7  # SuperLink, 3 SuperNodes, 3 warm launchers
-    assert started.leftovers(run_dir) == []
+    """The averaged v() of a float16 (8-bit) run differs from the float32 run's by about the codec's
+    own rounding of v(), down and up: training does not amplify it. Bound: 3 × the rounding of the
+    starting v() by that codec, and a small share of v()'s norm."""
+    start = v_state(load_head(codec_runs["float32"].central_checkpoint(0), stage="vfer")[0])
+    after = {codec: v_state(load_head(run.central_checkpoint(1), stage="vfer")[0]) for codec, run in codec_runs.items()}
+    reference = after["float32"]
+    assert norm({k: reference[k] - start[k] for k in start}) > 0  # the round trained something
+    for codec, share in (("float16", 1e-3), ("int8", 5e-3)):
+        rounded = decode(encode(start, codec))
+        rounding = norm({k: rounded[k] - start[k] for k in start})
+        distance = norm({k: after[codec][k] - reference[k] for k in reference})
+        assert 0 < distance <= 3 * rounding, (codec, distance, rounding)
+        assert distance <= share * norm(reference), (codec, distance)
