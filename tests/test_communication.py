@@ -110,3 +110,22 @@ def test_averaged_v_agrees_across_codecs(codec_runs) -> None:
         distance = norm({k: after[codec][k] - reference[k] for k in reference})
         assert 0 < distance <= 3 * rounding, (codec, distance, rounding)
         assert distance <= share * norm(reference), (codec, distance)
+
+
+def test_deployment_with_forked_clientapps_completes_and_stops_every_process(tmp_path, monkeypatch) -> None:
+    """SuperNodes in `--isolation process` with fedfer's warm launcher beside each: every client
+    answers both messages of the round over TLS, and nothing is left running."""
+    from conftest import StartedProcesses
+
+    from fedfer.experiment.deploy import deploy_prepared
+
+    values = {**build_fake_run(tmp_path / "prepared"), "num-server-rounds": 1, "central-eval": False}
+    run_dir = tmp_path / "deployment"
+    started = StartedProcesses(monkeypatch)
+    result = deploy_prepared(run_dir, {**values, "run-dir": str(run_dir)}, launcher="forked")
+    assert result["superlink_traffic"]["status"] == "finished:completed"
+    (entry,) = json.loads(RunDir(run_dir).rounds.read_text())
+    assert len(entry["clients"]) == 3
+    assert all("train" in c and "evaluate" in c and "error" not in c for c in entry["clients"].values())
+    assert len(started.pids) == 7  # SuperLink, 3 SuperNodes, 3 warm launchers
+    assert started.leftovers(run_dir) == []
