@@ -86,9 +86,11 @@ def run_variant(base: RunOptions, name: str, **changes: Any) -> Path:
     return simulate(replace(base, name=name, **changes))
 
 
-def part_codecs(base: RunOptions, seeds: list[int], out: dict) -> None:
+def part_codecs(base: RunOptions, seeds: list[int], codecs: list[str], out: dict) -> None:
     for seed in seeds:
-        for codec in CODECS:
+        for codec in codecs:
+            if f"{codec}/seed{seed}" in out.get("codecs", {}):
+                continue  # measured by an earlier invocation
             options = replace(
                 base, task=replace(base.task, seed=seed), personalize=replace(base.personalize, seed=seed)
             )
@@ -371,6 +373,7 @@ def main() -> None:
     add_world_arguments(parser)
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--codecs", nargs="+", choices=CODECS, default=list(CODECS))
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--payload-clients", type=int, default=8)
     parser.add_argument("--payload-rounds", type=int, default=2)
@@ -393,7 +396,7 @@ def main() -> None:
     out["world"] = base.world
     if not args.report_only:
         if "codecs" in args.parts:
-            part_codecs(base, args.seeds, out)
+            part_codecs(base, args.seeds, args.codecs, out)
         if "payloads" in args.parts:
             part_payloads(base, args.payload_clients, args.payload_rounds, out)
         if "growth" in args.parts:
