@@ -329,7 +329,8 @@ def plot(out: dict, rows: list[dict], scopes: dict, path: Path) -> None:
         ys = [scopes[(p, codec)][0] for p in PAYLOADS if (p, codec) in scopes]
         ax.bar(xs, ys, width, label=codec)
     ax.set_xticks(range(len(PAYLOADS)), PAYLOADS)
-    ax.set_yscale("log")
+    if scopes:
+        ax.set_yscale("log")
     ax.set_ylabel("bytes per client per round (uplink)")
     ax.set_title("What travels × codec")
     ax.legend()
@@ -341,7 +342,8 @@ def plot(out: dict, rows: list[dict], scopes: dict, path: Path) -> None:
         ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label)
     for r in rows:
         ax.annotate(r["codec"], (r["bytes"][0], r["central_after/macro_f1"][0]), fontsize=8)
-    ax.set_xscale("log")
+    if rows:
+        ax.set_xscale("log")
     ax.set_xlabel("uplink bytes per client per round")
     ax.set_ylabel("macro F1 (%), mean ± std over seeds")
     ax.set_title("Accuracy against bytes (payload v)")
