@@ -5,11 +5,13 @@ Flower. Each message returns v()'s arrays and counts; features, pseudo labels an
 here.
 """
 
-from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedfer.config import FederationConfig
 from fedfer.federation.client import SubjectClient, threads_for_client
+from fedfer.federation.codec import decode_record, encode_record
+from fedfer.federation.payload import split_payload
 from fedfer.federation.protocol import (
     ARRAYS,
     CM_PERSONAL,
@@ -45,18 +47,20 @@ def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, i
 def train(msg: Message, context: Context) -> Message:
     client, config, partition = subject_client(context)
     server_round = int(msg.content[CONFIG][SERVER_ROUND])
-    global_state = msg.content[ARRAYS].to_torch_state_dict()
+    # g() and f() of a wider payload are not trained here: they go back as they came (see payload.py).
+    global_state, extras = split_payload(decode_record(msg.content[ARRAYS]))
     state, selected, loss = client.personalize_round(
         global_state, server_round, seed=config.personalize.seed + partition
     )
     metrics = MetricRecord({NUM_EXAMPLES: selected, PARTITION_ID: partition, TRAIN_LOSS: loss})
-    return Message(RecordDict({ARRAYS: ArrayRecord(state), METRICS: metrics}), reply_to=msg)
+    arrays = encode_record({**state, **extras}, config.codec_up)
+    return Message(RecordDict({ARRAYS: arrays, METRICS: metrics}), reply_to=msg)
 
 
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     client, _, partition = subject_client(context)
-    result = client.evaluate(msg.content[ARRAYS].to_torch_state_dict())
+    result = client.evaluate(split_payload(decode_record(msg.content[ARRAYS]))[0])
     metrics = MetricRecord(
         {
             NUM_EXAMPLES: result["num-labelled"],

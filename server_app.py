@@ -26,6 +26,8 @@ def main(grid: Grid, context: Context) -> None:
     strategy = VHeadFedAvg(
         log_path=run.rounds,
         v_keys=central.v_keys,
+        codec_up=config.codec_up,
+        codec_down=config.codec_down,
         fraction_train=config.fraction_train,
         fraction_evaluate=1.0,
         min_train_nodes=1,

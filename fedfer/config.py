@@ -30,6 +30,13 @@ PIXEL_TEACHER = "fer2013-mini-xception"
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+# What travels each round (fedfer.federation.payload) and how it is written (fedfer.federation.codec).
+# "v" is the method; "g+v" and "f+g+v" also send g() and f() both ways, unchanged by the clients.
+PAYLOADS = ("v", "g+v", "f+g+v")
+CODECS = ("float32", "float16", "int8")
+# How a deployed SuperNode runs its ClientApps: a fresh process per message (Flower's default) or
+# forked from one warm process (fedfer.federation.forked_clientapps).
+CLIENTAPP_LAUNCHERS = ("subprocess", "forked")
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,16 @@ class FederationConfig:
     subjects_file: str = ""  # JSON list of subject directories, in partition-id order
     central_eval: bool = True  # evaluate the central v() on the subjects' labelled clips each round
     batchnorm: str = DEFAULT_BATCHNORM  # v()'s BatchNorm convention; must match the central checkpoint
+    payload: str = "v"  # what travels: one of PAYLOADS
+    codec_up: str = "float32"  # how clients write their replies: one of CODECS
+    codec_down: str = "float32"  # how the server writes what it sends: one of CODECS
+
+    def __post_init__(self) -> None:
+        if self.payload not in PAYLOADS:
+            raise ValueError(f"payload {self.payload!r} is not one of {', '.join(PAYLOADS)}")
+        for key, codec in (("codec-up", self.codec_up), ("codec-down", self.codec_down)):
+            if codec not in CODECS:
+                raise ValueError(f"{key} {codec!r} is not one of {', '.join(CODECS)}")
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
@@ -113,6 +130,9 @@ class FederationConfig:
             subjects_file=str(c.get("subjects-file", "")),
             central_eval=bool(c.get("central-eval", defaults.central_eval)),
             batchnorm=str(c.get("batchnorm", defaults.batchnorm)),
+            payload=str(c.get("payload", defaults.payload)),
+            codec_up=str(c.get("codec-up", defaults.codec_up)),
+            codec_down=str(c.get("codec-down", defaults.codec_down)),
         )
 
     def check_prepared(self) -> None:
@@ -155,6 +175,9 @@ class FederationConfig:
             "subjects-file": self.subjects_file,
             "central-eval": self.central_eval,
             "batchnorm": self.batchnorm,
+            "payload": self.payload,
+            "codec-up": self.codec_up,
+            "codec-down": self.codec_down,
         }
 
 
@@ -263,6 +286,9 @@ class RunOptions:
     ifer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("ifer"))
     vfer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("vfer"))
     central_eval: bool = FederationConfig.central_eval  # the server scores the central v() on labelled subjects
+    payload: str = FederationConfig.payload  # what travels each round (PAYLOADS)
+    codec_up: str = FederationConfig.codec_up  # clients' replies (CODECS)
+    codec_down: str = FederationConfig.codec_down  # the server's messages (CODECS)
     client_cpus: int = 1  # CPUs Ray reserves per simulated client (simulation only)
     verbose: bool = False  # echo Flower's full log
 

@@ -4,7 +4,10 @@ Both run the same prepared run (3 subjects of random features, briefly trained g
 test-suite fixture) with the same seeds: once as a Flower simulation, once as a real SuperLink with
 3 SuperNodes on loopback (TLS and node authentication unless --insecure). Prints a Markdown table.
 
-    python simulations/bench_deploy.py [--rounds 2] [--insecure] [--out DIR]
+    python simulations/bench_deploy.py [--rounds 2] [--insecure] [--modes simulation subprocess forked] [--out DIR]
+
+Deployment modes are how each SuperNode runs its ClientApps: `subprocess` (Flower's default, a
+fresh Python process per message) or `forked` (`fedfer.federation.forked_clientapps`).
 
 Seconds per round are the strategy's (configure_train → aggregate_evaluate, so one train and one
 evaluate exchange); "server bytes" are the serialized train messages the ServerApp measured (both
@@ -20,6 +23,7 @@ import json
 import tempfile
 from pathlib import Path
 
+from fedfer.config import CLIENTAPP_LAUNCHERS
 from fedfer.experiment.deploy import deploy_prepared
 from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate_prepared
@@ -35,24 +39,33 @@ def round_figures(run_dir: Path) -> tuple[list[float], float]:
     return [r["seconds"] for r in rounds], server_bytes
 
 
+def measure(root: Path, rounds: int, modes: list[str], insecure: bool = False) -> dict[str, dict]:
+    """Run the fake 3-subject run once per mode under `root`; per mode: `flwr run` seconds, seconds per
+    round, server-measured bytes per round and the SuperLink's traffic (deployments)."""
+    values = {**build_fake_run(root / "prepared"), "num-server-rounds": rounds}
+    runs = {}
+    for mode in modes:
+        run_dir = root / mode
+        values_here = {**values, "run-dir": str(run_dir.resolve())}
+        if mode == "simulation":
+            runs[mode] = simulate_prepared(run_dir, values_here)
+        else:
+            runs[mode] = deploy_prepared(run_dir, values_here, insecure=insecure, launcher=mode)
+        runs[mode]["rounds"], runs[mode]["server_bytes"] = round_figures(run_dir)
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--insecure", action="store_true", help="deploy without TLS and node authentication")
+    parser.add_argument(
+        "--modes", nargs="+", default=["simulation", "subprocess"], choices=("simulation", *CLIENTAPP_LAUNCHERS)
+    )
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary directory)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        root = args.out or Path(tmp)
-        values = {**build_fake_run(root / "prepared"), "num-server-rounds": args.rounds}
-        runs = {}
-        for mode in ("simulation", "deployment"):
-            run_dir = root / mode
-            values_here = {**values, "run-dir": str(run_dir.resolve())}
-            if mode == "simulation":
-                runs[mode] = simulate_prepared(run_dir, values_here)
-            else:
-                runs[mode] = deploy_prepared(run_dir, values_here, insecure=args.insecure)
-            runs[mode]["rounds"], runs[mode]["server_bytes"] = round_figures(run_dir)
+        runs = measure(args.out or Path(tmp), args.rounds, args.modes, args.insecure)
     security = "insecure" if args.insecure else "TLS + node auth"
     print(f"\n3 clients, {args.rounds} rounds, fake features; one v() is about 0.85 MB\n")
     print("| mode | `flwr run` s | s per round | server bytes / round (MB) | SuperLink in / out per round (MB) |")
@@ -64,7 +77,7 @@ def main() -> None:
             if traffic
             else "–"
         )
-        label = f"{mode} ({security})" if traffic else mode
+        label = f"deployment, {mode} ClientApps ({security})" if traffic else mode
         print(
             f"| {label} | {r['flower_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['rounds'])} | "
             f"{r['server_bytes'] / MB:.2f} | {link} |"

@@ -13,12 +13,20 @@ import sys
 from pathlib import Path
 
 from fedfer.commands.options import add_run_arguments, options_from_args
+from fedfer.config import CLIENTAPP_LAUNCHERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)  # same flags and results as `fedfer run`; --clients = number of SuperNodes
     parser.add_argument(
         "--insecure", action="store_true", help="no TLS and no node authentication (loopback experiments only)"
+    )
+    parser.add_argument(
+        "--clientapps",
+        choices=CLIENTAPP_LAUNCHERS,
+        default="forked",
+        help="how each SuperNode runs its ClientApps: forked from one warm process that imported torch once "
+        "(default), or Flower's subprocess mode, a fresh Python process per message",
     )
     parser.add_argument(
         "--make-certs",
@@ -74,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             "anyone who reaches the SuperLink's port can join or read the run",
             file=sys.stderr,
         )
-    deploy(options, insecure=args.insecure)
+    deploy(options, insecure=args.insecure, launcher=args.clientapps)
     return 0
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 from fedfer.config import (
     BACKENDS,
     BATCHNORM_CHOICES,
+    CODECS,
     DEFAULT_BATCHNORM,
     PAPER_EPOCHS,
+    PAYLOADS,
     PRECISIONS,
     TEACHERS,
     FeatureConfig,
@@ -163,7 +165,27 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="the server does not score the central v() on the subjects' labelled clips after each round (a "
         "deployment whose SuperLink host holds no labels); the report then has no central-model tables",
     )
+    add_communication_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="show Flower's full log")
+
+
+def add_communication_arguments(parser: argparse.ArgumentParser) -> None:
+    """What travels each round and how it is written (run config keys payload, codec-up, codec-down)."""
+    defaults = RunOptions()
+    parser.add_argument(
+        "--payload",
+        choices=PAYLOADS,
+        default=defaults.payload,
+        help="what travels both ways: v (the method), g+v or f+g+v (g() and f() sent and averaged but not trained "
+        f"by the clients: bytes only) (default: {defaults.payload})",
+    )
+    parser.add_argument("--codec", choices=CODECS, help="codec of both directions (sets --codec-up and --codec-down)")
+    parser.add_argument(
+        "--codec-up", choices=CODECS, help=f"how clients write their replies (default: {defaults.codec_up})"
+    )
+    parser.add_argument(
+        "--codec-down", choices=CODECS, help=f"how the server writes its messages (default: {defaults.codec_down})"
+    )
 
 
 def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -212,6 +234,9 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         vfer=replace(central, stage="vfer", epochs=args.vfer_epochs),
         teacher=args.teacher,
         central_eval=a.get("central_eval", defaults.central_eval),
+        payload=a.get("payload", defaults.payload),
+        codec_up=a.get("codec_up") or a.get("codec") or defaults.codec_up,
+        codec_down=a.get("codec_down") or a.get("codec") or defaults.codec_down,
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         verbose=a.get("verbose", defaults.verbose),
     )

@@ -18,6 +18,7 @@ import contextlib
 import json
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fedfer.config import RunOptions
+from fedfer.config import CLIENTAPP_LAUNCHERS, RunOptions
 from fedfer.experiment.prepare import prepare_run, run_study
 from fedfer.experiment.rundir import RunDir
 from fedfer.federation.certs import Credentials, make_credentials
@@ -52,11 +53,14 @@ BUNDLE_IFER = "g.pt"  # the frozen g() that pseudo-labels the subject's videos
 
 
 def supernode_command(
-    *, superlink: str, port: int, node_config: str, credentials: Credentials | None, index: int
+    *, superlink: str, port: int, node_config: str, credentials: Credentials | None, index: int, forked: bool = False
 ) -> list[str]:
     """`flower-supernode` number `index`, its ClientApp API on `port` (unique per host), dialling
-    `superlink` (host:port)."""
+    `superlink` (host:port). `forked`: it launches no ClientApp itself (`--isolation process`);
+    `forked_clientapps_command` does."""
     command = ["flower-supernode", "--superlink", superlink, "--port", str(port), "--node-config", node_config]
+    if forked:
+        command += ["--isolation", "process"]
     if credentials is None:
         return [*command, "--insecure"]
     return [
@@ -66,6 +70,11 @@ def supernode_command(
         "--auth-supernode-private-key",
         str(credentials.node_key(index)),
     ]
+
+
+def forked_clientapps_command(port: int) -> list[str]:
+    """The warm process that forks the ClientApps of the SuperNode whose Runtime API is on loopback `port`."""
+    return [sys.executable, "-m", "fedfer.federation.forked_clientapps", "--runtime-api-address", f"127.0.0.1:{port}"]
 
 
 def node_config(partition: int, data_dir: Path | str, ifer_checkpoint: Path | str) -> str:
@@ -151,6 +160,7 @@ def deploy_prepared(
     verbose: bool = False,
     superlink_host: Host = LOOPBACK,
     node_host: Host = LOOPBACK,
+    launcher: str = "subprocess",
 ) -> dict[str, Any]:
     """Run the federation of a prepared run on real SuperLink/SuperNode processes.
 
@@ -159,8 +169,12 @@ def deploy_prepared(
     ServerApp) runs on `superlink_host`, bound to its address, which the certificate names; the
     SuperNodes and the operator's `flwr` commands run on `node_host` and dial that address. Every
     process started here is stopped when this returns or raises. Returns what the results gain: the
-    SuperLink's byte counts and the wall time of `flwr run`.
+    SuperLink's byte counts and the wall time of `flwr run`. `launcher` (CLIENTAPP_LAUNCHERS): how a
+    SuperNode runs its ClientApps, a fresh process per message (Flower's default) or forked from a
+    warm process (`fedfer.federation.forked_clientapps`).
     """
+    if launcher not in CLIENTAPP_LAUNCHERS:
+        raise ValueError(f"ClientApp launcher {launcher!r} is not one of {', '.join(CLIENTAPP_LAUNCHERS)}")
     run = RunDir(run_dir)
     subjects = read_subjects_file(values["subjects-file"])
     flwr_home = run.flwr_home
@@ -183,17 +197,20 @@ def deploy_prepared(
             for index, subject_dir in enumerate(subjects):
                 if credentials is not None:
                     register_supernode(credentials.node_public_key(index), env, logs / "register.log")
+                runtime_port = free_port()
                 command = supernode_command(
                     superlink=address,
-                    port=free_port(),
+                    port=runtime_port,
                     node_config=node_config(index, subject_dir, values["ifer-checkpoint"]),
                     credentials=credentials,
                     index=index,
+                    forked=launcher == "forked",
                 )
                 # Each SuperNode keeps its own Flower home (app cache), as on its own machine.
-                supernodes.append(
-                    processes.start(f"supernode-{index}", command, flower_env(flwr_home / f"supernode-{index}"))
-                )
+                node_env = flower_env(flwr_home / f"supernode-{index}")
+                supernodes.append(processes.start(f"supernode-{index}", command, node_env))
+                if launcher == "forked":
+                    processes.start(f"clientapps-{index}", forked_clientapps_command(runtime_port), node_env)
             wait_for_supernodes(supernodes, env, logs)
             config_file = write_run_config(run.run_config, values)
             started = time.monotonic()
@@ -265,12 +282,12 @@ def superlink_traffic(run: int, env: Mapping[str, str]) -> dict[str, Any]:
     return {"run_id": run, **traffic, "status": entry["status"]}
 
 
-def deploy(options: RunOptions, *, insecure: bool = False) -> Path:
+def deploy(options: RunOptions, *, insecure: bool = False, launcher: str = "subprocess") -> Path:
     """`fedfer deploy`: prepare the run, federate it on real processes, write the report. Returns the run directory."""
 
     def federate(run_dir: Path, values: dict[str, Any]) -> dict[str, Any]:
         print("one SuperNode per subject, " + ("insecure" if insecure else "TLS + node authentication"))
-        return deploy_prepared(run_dir, values, insecure=insecure, verbose=options.verbose)
+        return deploy_prepared(run_dir, values, insecure=insecure, verbose=options.verbose, launcher=launcher)
 
     prepared, summary = run_study(options, federate, "deployment")
     traffic = summary["superlink_traffic"]

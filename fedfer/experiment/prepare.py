@@ -52,6 +52,9 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
         subjects_file=str(run.subjects_file.resolve()),
         central_eval=options.central_eval,
         batchnorm=options.vfer.batchnorm,
+        payload=options.payload,
+        codec_up=options.codec_up,
+        codec_down=options.codec_down,
     ).to_run_config()
 
 

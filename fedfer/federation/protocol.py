@@ -37,6 +37,14 @@ CM_PSEUDO = "cm-pseudo"  # K×K counts: true label × pseudo label of the select
 # Metrics of the server's own evaluation of the central v().
 MACRO_F1 = "macro-f1"
 MICRO_F1 = "micro-f1"
+# Wider payloads (fedfer.federation.payload): g()'s and f()'s tensors travel under these prefixes,
+# v()'s without one. Scopes: "v" (the method), "g+v", "f+g+v" (the whole network).
+G_PREFIX = "g/"
+F_PREFIX = "f/"
+# The 8-bit codec (fedfer.federation.codec): each float tensor travels as uint8 codes q, and this one
+# extra (N, 2) float32 array holds, for the N coded arrays in sorted name order, the offset and the
+# step of x = offset + step · q.
+INT8_AFFINE = "codec/int8-affine"
 # A SuperNode's node config (deployment; simulation sets PARTITION_ID itself).
 NODE_DATA_DIR = "data-dir"
 NODE_IFER_CHECKPOINT = "ifer-checkpoint"

@@ -3,6 +3,7 @@ happens after each round (checkpoint, score on the labelled subjects) and at the
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from torch import Tensor
 
 from fedfer.config import FederationConfig
 from fedfer.experiment.rundir import RunDir
+from fedfer.federation.payload import extra_state, split_payload
 from fedfer.federation.protocol import MACRO_F1, MICRO_F1, load_v_state, v_state
 from fedfer.federation.subject import SubjectData, load_subject, read_subjects_file
 from fedfer.io import atomic_write_json
@@ -28,7 +30,7 @@ class CentralRounds:
     run: RunDir
     subjects_file: Path
     card: HeadCard
-    initial_state: dict[str, Tensor]
+    initial_state: dict[str, Tensor]  # what the first round sends: v() and the payload's extras (g(), f())
     subjects: list[SubjectData]  # labelled subjects the server scores the central v() on (studies only)
 
     @classmethod
@@ -40,10 +42,12 @@ class CentralRounds:
                 f"batchnorm = '{config.batchnorm}': set it to '{card.batchnorm}' (clients build v() from it)"
             )
         subjects = labelled_subjects(read_subjects_file(config.subjects_file)) if config.central_eval else []
-        return cls(run, Path(config.subjects_file), card, v_state(central), subjects)
+        extras = extra_state(config.payload, config.ifer_checkpoint, feature_weights(run))
+        return cls(run, Path(config.subjects_file), card, {**v_state(central), **extras}, subjects)
 
     @property
     def v_keys(self) -> list[str]:
+        """Every array a reply must carry: v()'s, plus g()'s and f()'s in the wider payloads."""
         return list(self.initial_state)
 
     def after_round(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
@@ -51,7 +55,7 @@ class CentralRounds:
         from fedfer.evaluation.scoring import evaluate_subjects
 
         v = VFERHead(len(self.card.classes), batchnorm_style=self.card.batchnorm)
-        v = load_v_state(v, arrays.to_torch_state_dict()).eval()
+        v = load_v_state(v, split_payload(arrays.to_torch_state_dict())[0]).eval()
         card = HeadCard(
             stage="vfer", classes=self.card.classes, backbone_id=self.card.backbone_id, config={"round": server_round}
         )
@@ -67,6 +71,13 @@ class CentralRounds:
         from fedfer.evaluation.report import write_report
 
         write_report(self.run.root, {}, self.subjects_file)
+
+
+def feature_weights(run: RunDir) -> str:
+    """f()'s weights as the run's options name them; "offline" for a run prepared without them (tests)."""
+    if not run.options_file.is_file():
+        return "offline"
+    return json.loads(run.options_file.read_text())["features"]["weights"]
 
 
 def labelled_subjects(directories: list[Path]) -> list[SubjectData]:

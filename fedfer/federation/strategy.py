@@ -4,11 +4,17 @@ Byte counts are measured, not estimated: every message the server sends and ever
 is serialized with Flower's own protobuf serde and its size recorded per client and round. A client
 whose threshold left it no pseudo-labelled video replies with weight 0; it is left out of the
 average instead of dividing by zero when every client is in that state.
+
+Codecs (`fedfer.federation.codec`): what the server sends is written with `codec_down`; every reply
+is decoded to float32 before FedAvg sees it (whatever the client's codec), and the dtypes that
+arrived are logged per round, so a run shows what really travelled. Evaluate messages carry v()
+only, whatever the payload scope.
 """
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +24,8 @@ from flwr.common.serde import message_to_proto
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from fedfer.federation.codec import decode_record, dtype_counts, encode_record
+from fedfer.federation.payload import split_payload
 from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES
 from fedfer.io import atomic_write_json
 
@@ -36,7 +44,8 @@ class RoundLog:
     bytes_down: dict[str, int] = field(default_factory=dict)  # node id → bytes sent to it
     bytes_up: dict[str, int] = field(default_factory=dict)  # node id → bytes of its train reply
     clients: dict[str, dict] = field(default_factory=dict)  # node id → train and evaluate metrics
-    received_keys: set[str] = field(default_factory=set)  # names of every array any client sent
+    received_keys: set[str] = field(default_factory=set)  # names of every array any client sent (decoded)
+    received_dtypes: Counter[str] = field(default_factory=Counter)  # dtype → arrays received in that dtype
     started: float = field(default=0.0, repr=False)
 
     def to_dict(self) -> dict:
@@ -49,23 +58,29 @@ class RoundLog:
             "bytes_up_total": sum(self.bytes_up.values()),
             "clients": self.clients,
             "received_arrays": sorted(self.received_keys),
+            "received_dtypes": dict(sorted(self.received_dtypes.items())),
         }
 
 
 class VHeadFedAvg(FedAvg):
     """Flower's FedAvg, weighted by the number of pseudo-labelled videos, recording every round."""
 
-    def __init__(self, log_path: Path, v_keys: Iterable[str], **kwargs) -> None:
+    def __init__(
+        self, log_path: Path, v_keys: Iterable[str], codec_up: str = "float32", codec_down: str = "float32", **kwargs
+    ) -> None:
         super().__init__(weighted_by_key=NUM_EXAMPLES, **kwargs)
         self.log_path = Path(log_path)
-        self.v_keys = sorted(v_keys)  # the only arrays a reply may carry
+        self.v_keys = sorted(v_keys)  # the only arrays a reply may carry (v(), and g()/f() in wider payloads)
+        self.codec_up = codec_up  # what the clients were told to send; replies are decoded by their dtypes
+        self.codec_down = codec_down
         self.rounds: dict[int, RoundLog] = {}
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         log = self.rounds.setdefault(server_round, RoundLog(server_round, started=time.perf_counter()))
-        messages = list(super().configure_train(server_round, arrays, config, grid))
+        encoded = encode_record(arrays.to_torch_state_dict(), self.codec_down)
+        messages = list(super().configure_train(server_round, encoded, config, grid))
         for m in messages:
             log.bytes_down[str(m.metadata.dst_node_id)] = message_bytes(m)
         return messages
@@ -83,7 +98,14 @@ class VHeadFedAvg(FedAvg):
                 continue
             log.bytes_up[node] = message_bytes(reply)
             metrics = dict(reply.content[METRICS])
-            sent = sorted(reply.content[ARRAYS].keys())
+            log.received_dtypes.update(dtype_counts(reply.content[ARRAYS]))
+            try:
+                decoded = decode_record(reply.content[ARRAYS])
+            except ValueError as err:
+                log.clients.setdefault(node, {})["error"] = str(err)
+                continue
+            reply.content[ARRAYS] = ArrayRecord(decoded)  # FedAvg averages float32, never the codes
+            sent = sorted(decoded)
             log.clients.setdefault(node, {})["train"] = metrics
             log.received_keys.update(sent)
             if sent != self.v_keys:
@@ -96,6 +118,13 @@ class VHeadFedAvg(FedAvg):
         if not useful:
             return None, None  # nothing to average: the strategy keeps the current v()
         return super().aggregate_train(server_round, useful)
+
+    def configure_evaluate(
+        self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
+    ) -> Iterable[Message]:
+        """Clients score v() only: the payload's extras stay out of evaluate messages."""
+        v_part, _ = split_payload(arrays.to_torch_state_dict())
+        return super().configure_evaluate(server_round, encode_record(v_part, self.codec_down), config, grid)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         log = self.rounds[server_round]

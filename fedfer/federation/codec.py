@@ -1,0 +1,89 @@
+"""How tensors are written into a message: float32, float16, or 8-bit per-tensor affine codes.
+
+A codec trades bytes on the wire for rounding error in the weights. The decoded side is always
+float32, and the server decodes every reply before averaging: Flower's FedAvg multiplies arrays in
+their own dtype, so averaging float16 or 8-bit codes directly would lose precision or overflow.
+
+Decoding reads each array's dtype, so a message describes itself: float16 arrays are widened,
+uint8 arrays are mapped back through their row of the `INT8_AFFINE` array (offset, step), in the
+sorted order of the coded names. 8-bit uses the tensor's own range, min to max in 255 steps, so the
+rounding error of each value is at most half a step.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord
+from torch import Tensor
+
+from fedfer.config import CODECS
+from fedfer.federation.protocol import INT8_AFFINE
+
+INT8_LEVELS = 255  # uint8 codes 0..255
+
+
+def check_codec(codec: str) -> str:
+    if codec not in CODECS:
+        raise ValueError(f"unknown codec {codec!r}: use one of {', '.join(CODECS)}")
+    return codec
+
+
+def encode(state: Mapping[str, Tensor], codec: str) -> dict[str, np.ndarray]:
+    """Float tensors written with `codec`; the arrays to send, by name."""
+    check_codec(codec)
+    values = {k: t.detach().cpu().numpy().astype(np.float32) for k, t in state.items()}
+    if codec == "float32":
+        return values
+    if codec == "float16":
+        return {k: x.astype(np.float16) for k, x in values.items()}
+    arrays: dict[str, np.ndarray] = {}
+    affine = np.zeros((len(values), 2), dtype=np.float32)  # rows: (offset, step) per name, sorted
+    for row, name in enumerate(sorted(values)):
+        x = values[name]
+        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        step = (high - low) / INT8_LEVELS if high > low else 1.0
+        arrays[name] = np.clip(np.rint((x - low) / step), 0, INT8_LEVELS).astype(np.uint8)
+        affine[row] = (low, step)
+    arrays[INT8_AFFINE] = affine
+    return arrays
+
+
+def decode(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
+    """The float32 tensors an encoded message carries; a malformed 8-bit message is a ValueError."""
+    coded = sorted(k for k, x in arrays.items() if x.dtype == np.uint8)
+    affine = arrays.get(INT8_AFFINE)
+    if coded and (affine is None or affine.shape != (len(coded), 2)):
+        raise ValueError(
+            f"{len(coded)} uint8 arrays but {INT8_AFFINE!r} is "
+            f"{'missing' if affine is None else f'of shape {affine.shape}'}: the sender's 8-bit codec is "
+            "incompatible with this fedfer"
+        )
+    rows = {name: i for i, name in enumerate(coded)}
+    out = {}
+    for name, x in arrays.items():
+        if name == INT8_AFFINE:
+            continue
+        if name in rows:
+            low, step = affine[rows[name]].astype(np.float64)
+            x = low + step * x.astype(np.float64)
+        out[name] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return out
+
+
+def encode_record(state: Mapping[str, Tensor], codec: str) -> ArrayRecord:
+    """`encode` as the ArrayRecord a message carries."""
+    return ArrayRecord({k: Array(x) for k, x in encode(state, codec).items()})
+
+
+def decode_record(record: ArrayRecord) -> dict[str, Tensor]:
+    """`decode` of a received ArrayRecord."""
+    return decode({k: record[k].numpy() for k in record})
+
+
+def dtype_counts(record: ArrayRecord) -> Counter[str]:
+    """How many arrays of each dtype a record carries (what the 'wire' really held)."""
+    return Counter(record[k].dtype for k in record if k != INT8_AFFINE)

@@ -1,0 +1,90 @@
+"""A SuperNode's ClientApps forked from one warm process, instead of a fresh Python per message.
+
+Why: in a deployment, Flower 1.42's SuperNode (isolation "subprocess") starts `flower-superexec`,
+which polls the SuperNode's Runtime API once a second and starts a new `flwr-clientapp` process for
+every message. Each of those imports torch, scikit-learn and Flower again before it reads its first
+feature: seconds of start-up per message, two messages (train, evaluate) per client per round, all
+on the node's own cores. Flower 1.42 has no long-lived ClientApp process (its warm executor pools
+are for Kubernetes).
+
+What this does: run the SuperNode with `--isolation process` and, beside it, this process. It
+imports the heavy libraries once, then does what `flower-superexec` does (AcquireTask on the
+Runtime API, here every `poll_seconds`) but launches each task by `os.fork()`: the child runs
+Flower's own `run_clientapp` with the task's token (pull the message, install the FAB, load the
+ClientApp from it, run it, push the reply) and exits, inheriting the imported libraries. fedfer's
+own modules are *not* pre-imported, so the child runs the app code the FAB shipped. The Runtime API
+is the SuperNode's loopback endpoint, as in Flower's default mode.
+
+It uses Flower's SuperExec internals (`RuntimeHttpClient`, `AcquireTaskRequest`), pinned to the
+Flower version in pyproject.toml.
+
+    python -m fedfer.federation.forked_clientapps --runtime-api-address 127.0.0.1:PORT
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import time
+
+WARM_MODULES = ("numpy", "torch", "sklearn.metrics", "scipy.stats", "flwr.clientapp", "flwr.app")
+
+
+def serve(runtime_api_address: str, poll_seconds: float = 0.05) -> None:
+    """Acquire ClientApp tasks from the SuperNode at `runtime_api_address` and fork one child per task, forever."""
+    for name in WARM_MODULES:
+        importlib.import_module(name)
+    from flwr.proto.runtime_pb2 import AcquireTaskRequest
+    from flwr.supercore.constant import TaskType
+    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
+    from flwr.supercore.retry import make_simple_http_retry_invoker
+    from flwr.supercore.runtime import RuntimeHttpClient
+
+    client = RuntimeHttpClient.from_server_address(
+        server_address=runtime_api_address,
+        insecure=True,
+        root_certificates=None,
+        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
+        retry_invoker=make_simple_http_retry_invoker(),
+    )
+    request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP.value])
+    while True:
+        _reap_children()
+        response = client.AcquireTask(request)
+        has_task = response.HasField("task") and bool(response.token)
+        if has_task and os.fork() == 0:
+            _run_task(runtime_api_address, response.token)
+        time.sleep(poll_seconds)
+
+
+def _run_task(runtime_api_address: str, token: str) -> None:
+    """In the child: Flower's ClientApp process body; it ends the process itself (flwr_exit)."""
+    from flwr.supernode.runtime.run_clientapp import run_clientapp
+
+    try:
+        run_clientapp(runtime_api_address=runtime_api_address, token=token, insecure=True, parent_pid=os.getppid())
+    finally:
+        os._exit(0)  # never return into the parent's loop
+
+
+def _reap_children() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runtime-api-address", required=True, help="the SuperNode's Runtime API (host:port)")
+    parser.add_argument("--poll-seconds", type=float, default=0.05, help="pause between task requests")
+    args = parser.parse_args()
+    serve(args.runtime_api_address, args.poll_seconds)
+
+
+if __name__ == "__main__":
+    main()
