@@ -64,6 +64,24 @@ class PersonalizeConfig:
 
 
 @dataclass(frozen=True)
+class CrowdConfig:
+    """A federation of feature-level synthetic subjects (`fedfer.federation.crowd`), a systems workload.
+
+    With a `model`, node p serves crowd subjects [p·S, (p+1)·S) of `size` (S = `subjects_per_node`),
+    each drawn from (`seed`, index) when the node is sampled, and replies with their weighted partial
+    average and summed weight (FedAvg's result is that of one node per subject)."""
+
+    model: str = ""  # crowd model .npz; "" = the run's own subjects (subjects file), one per node
+    size: int = 0  # subjects in the crowd
+    seed: int = 0
+    subjects_per_node: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+
+@dataclass(frozen=True)
 class FederationConfig:
     """One federated run, as `[tool.flwr.app.config]` (kebab-case keys) describes it."""
 
@@ -78,6 +96,7 @@ class FederationConfig:
     subjects_file: str = ""  # JSON list of subject directories, in partition-id order
     central_eval: bool = True  # evaluate the central v() on the subjects' labelled clips each round
     batchnorm: str = DEFAULT_BATCHNORM  # v()'s BatchNorm convention; must match the central checkpoint
+    crowd: CrowdConfig = CrowdConfig()
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
@@ -108,6 +127,12 @@ class FederationConfig:
             subjects_file=str(c.get("subjects-file", "")),
             central_eval=bool(c.get("central-eval", defaults.central_eval)),
             batchnorm=str(c.get("batchnorm", defaults.batchnorm)),
+            crowd=CrowdConfig(
+                model=str(c.get("crowd-model", defaults.crowd.model)),
+                size=int(c.get("crowd-size", defaults.crowd.size)),
+                seed=int(c.get("crowd-seed", defaults.crowd.seed)),
+                subjects_per_node=int(c.get("subjects-per-node", defaults.crowd.subjects_per_node)),
+            ),
         )
 
     def check_prepared(self) -> None:
@@ -150,6 +175,10 @@ class FederationConfig:
             "subjects-file": self.subjects_file,
             "central-eval": self.central_eval,
             "batchnorm": self.batchnorm,
+            "crowd-model": self.crowd.model,
+            "crowd-size": self.crowd.size,
+            "crowd-seed": self.crowd.seed,
+            "subjects-per-node": self.crowd.subjects_per_node,
         }
 
 
@@ -235,6 +264,7 @@ class RunOptions:
     vfer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("vfer"))
     central_eval: bool = FederationConfig.central_eval  # the server scores the central v() on labelled subjects
     client_cpus: int = 1  # CPUs Ray reserves per simulated client (simulation only)
+    ray_address: str | None = None  # head of a running Ray cluster (`ray start --head`) to simulate on; None: local Ray
     verbose: bool = False  # echo Flower's full log
 
     @property

@@ -150,6 +150,11 @@ def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.client_cpus,
         help=f"CPUs Ray reserves per simulated client (default: {defaults.client_cpus})",
     )
+    parser.add_argument(
+        "--ray-address",
+        help="simulate on a running Ray cluster, given its head's HOST:PORT (`ray start --head`; default: Ray on "
+        "this machine)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
@@ -184,6 +189,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         teacher=args.teacher,
         central_eval=a.get("central_eval", defaults.central_eval),
         client_cpus=a.get("client_cpus", defaults.client_cpus),
+        ray_address=a.get("ray_address", defaults.ray_address),
         verbose=a.get("verbose", defaults.verbose),
     )
 
