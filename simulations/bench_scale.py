@@ -48,6 +48,7 @@ TRIVIAL_APP = Path(__file__).resolve().parent / "trivial_app"
 GIB = 2**30
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ROUND_LINE = re.compile(r"\[ROUND (\d+)/")
+ROUND_END = "aggregate_train: Received"  # Flower logs it once per round, when the round's replies are in
 
 
 def tree_rss_bytes(root: int) -> int:
@@ -73,20 +74,25 @@ def tree_rss_bytes(root: int) -> int:
 
 @dataclass
 class TreeSampler:
-    """Samples the summed RSS of this process tree, and when each of Flower's rounds starts (its log)."""
+    """Samples the summed RSS of this process tree, and when each of Flower's rounds starts and gets
+    its replies (its log; to within `period_s`)."""
 
     flower_log: Path
     period_s: float = 0.5
     peak_bytes: int = 0
     round_starts: dict[int, float] = field(default_factory=dict)
+    round_ends: dict[int, float] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def _sample(self) -> None:
         while not self._stop.is_set():
             self.peak_bytes = max(self.peak_bytes, tree_rss_bytes(os.getpid()))
             if self.flower_log.is_file():
-                for r in ROUND_LINE.findall(self.flower_log.read_text(errors="replace")):
+                text = self.flower_log.read_text(errors="replace")
+                for r in ROUND_LINE.findall(text):
                     self.round_starts.setdefault(int(r), time.monotonic())
+                for r in range(1, text.count(ROUND_END) + 1):
+                    self.round_ends.setdefault(r, time.monotonic())
             self._stop.wait(self.period_s)
 
     def __enter__(self) -> TreeSampler:
@@ -125,16 +131,17 @@ def run_fedfer(
 
 def measure(name: str, out: Path, job: Callable[[], int]) -> dict:
     """Run `job` (it returns client-rounds) under the sampler. Round r's seconds run from its `[ROUND r/`
-    line to the next one (the last: to the end); the first round also pays the ClientApp processes'
-    cold start, so throughput is given over all rounds and over the rounds after the first (warm)."""
+    line to its `aggregate_train: Received` line (sending, training, replies); the first round also
+    pays the ClientApp processes' cold start, so throughput is given over all rounds and over the
+    rounds after the first (warm)."""
     started = time.monotonic()
     load = os.getloadavg()[0]
     with TreeSampler(RunDir(out).flower_log) as sampler:
         client_rounds = job()
     ended = time.monotonic()
-    starts = [sampler.round_starts[r] for r in sorted(sampler.round_starts)] or [started]
-    round_s = [b - a for a, b in zip(starts, [*starts[1:], ended])]
-    rounds_s = ended - starts[0]
+    rounds = sorted(set(sampler.round_starts) & set(sampler.round_ends))
+    round_s = [sampler.round_ends[r] - sampler.round_starts[r] for r in rounds]
+    rounds_s = sum(round_s) or ended - started
     warm_s = sum(round_s[1:])
     per_round = client_rounds / max(len(round_s), 1)
     return {
