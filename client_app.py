@@ -11,6 +11,8 @@ from flwr.clientapp import ClientApp
 from fedfer.config import FederationConfig
 from fedfer.federation.client import SubjectClient, threads_for_client
 from fedfer.federation.codec import decode_record, encode_record
+from fedfer.federation.crowd import CrowdModel, subjects_of_node
+from fedfer.federation.group import train_crowd_group
 from fedfer.federation.payload import split_payload
 from fedfer.federation.protocol import (
     ARRAYS,
@@ -23,9 +25,11 @@ from fedfer.federation.protocol import (
     NUM_EXAMPLES,
     PARTITION_ID,
     SERVER_ROUND,
+    SUBJECTS,
     TRAIN_LOSS,
 )
 from fedfer.federation.subject import read_subjects_file
+from fedfer.model.checkpoint import load_head
 
 app = ClientApp()
 
@@ -43,8 +47,31 @@ def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, i
     return client, config, partition
 
 
+def train_crowd(msg: Message, context: Context, config: FederationConfig) -> Message:
+    """A crowd node: its subjects are drawn now, each personalizes, one reply carries their partial average."""
+    threads_for_client()
+    partition = int(context.node_config.get(PARTITION_ID, 0))
+    crowd = CrowdModel.load(config.crowd.model)
+    g, _ = load_head(config.ifer_checkpoint, stage="ifer", classes=crowd.classes)
+    indices = subjects_of_node(partition, config.crowd.subjects_per_node, config.crowd.size)
+    global_state = decode_record(msg.content[ARRAYS])
+    group = train_crowd_group(global_state, indices, crowd, config.crowd.seed, g, config.personalize, config.batchnorm)
+    metrics = {
+        NUM_EXAMPLES: group.weight,
+        PARTITION_ID: partition,
+        TRAIN_LOSS: group.mean_loss,
+        SUBJECTS: group.subjects,
+    }
+    return Message(
+        RecordDict({ARRAYS: encode_record(group.state, config.codec_up), METRICS: MetricRecord(metrics)}), reply_to=msg
+    )
+
+
 @app.train()
 def train(msg: Message, context: Context) -> Message:
+    config = FederationConfig.from_run_config(context.run_config)
+    if config.crowd.enabled:
+        return train_crowd(msg, context, config)
     client, config, partition = subject_client(context)
     server_round = int(msg.content[CONFIG][SERVER_ROUND])
     # g() and f() of a wider payload are not trained here: they go back as they came (see payload.py).

@@ -11,6 +11,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedfer.config import FederationConfig
 from fedfer.experiment.rundir import RunDir
+from fedfer.federation.progress import ProgressGrid
 from fedfer.federation.server import CentralRounds
 from fedfer.federation.strategy import VHeadFedAvg
 
@@ -29,16 +30,17 @@ def main(grid: Grid, context: Context) -> None:
         codec_up=config.codec_up,
         codec_down=config.codec_down,
         fraction_train=config.fraction_train,
-        fraction_evaluate=1.0,
+        fraction_evaluate=0.0 if config.crowd.enabled else 1.0,  # a crowd is a systems workload: no client evaluation
         min_train_nodes=1,
         min_evaluate_nodes=1,
         min_available_nodes=config.num_clients,
     )
     strategy.start(
-        grid=grid,
+        grid=ProgressGrid(grid),
         initial_arrays=ArrayRecord(central.initial_state),
         num_rounds=config.num_server_rounds,
         train_config=ConfigRecord({}),
         evaluate_fn=central.after_round,
     )
-    central.finish()
+    if not config.crowd.enabled:  # the report compares subjects' evaluations, which a crowd run has none of
+        central.finish()

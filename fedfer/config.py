@@ -76,6 +76,24 @@ class PersonalizeConfig:
 
 
 @dataclass(frozen=True)
+class CrowdConfig:
+    """A federation of feature-level synthetic subjects (`fedfer.federation.crowd`), a systems workload.
+
+    With a `model`, node p serves crowd subjects [p·S, (p+1)·S) of `size` (S = `subjects_per_node`),
+    each drawn from (`seed`, index) when the node is sampled, and replies with their weighted partial
+    average and summed weight (FedAvg's result is that of one node per subject)."""
+
+    model: str = ""  # crowd model .npz; "" = the run's own subjects (subjects file), one per node
+    size: int = 0  # subjects in the crowd
+    seed: int = 0
+    subjects_per_node: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+
+@dataclass(frozen=True)
 class FederationConfig:
     """One federated run, as `[tool.flwr.app.config]` (kebab-case keys) describes it."""
 
@@ -100,6 +118,8 @@ class FederationConfig:
         for key, codec in (("codec-up", self.codec_up), ("codec-down", self.codec_down)):
             if codec not in CODECS:
                 raise ValueError(f"{key} {codec!r} is not one of {', '.join(CODECS)}")
+
+    crowd: CrowdConfig = CrowdConfig()
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
@@ -133,6 +153,12 @@ class FederationConfig:
             payload=str(c.get("payload", defaults.payload)),
             codec_up=str(c.get("codec-up", defaults.codec_up)),
             codec_down=str(c.get("codec-down", defaults.codec_down)),
+            crowd=CrowdConfig(
+                model=str(c.get("crowd-model", defaults.crowd.model)),
+                size=int(c.get("crowd-size", defaults.crowd.size)),
+                seed=int(c.get("crowd-seed", defaults.crowd.seed)),
+                subjects_per_node=int(c.get("subjects-per-node", defaults.crowd.subjects_per_node)),
+            ),
         )
 
     def check_prepared(self) -> None:
@@ -178,6 +204,10 @@ class FederationConfig:
             "payload": self.payload,
             "codec-up": self.codec_up,
             "codec-down": self.codec_down,
+            "crowd-model": self.crowd.model,
+            "crowd-size": self.crowd.size,
+            "crowd-seed": self.crowd.seed,
+            "subjects-per-node": self.crowd.subjects_per_node,
         }
 
 
@@ -290,6 +320,7 @@ class RunOptions:
     codec_up: str = FederationConfig.codec_up  # clients' replies (CODECS)
     codec_down: str = FederationConfig.codec_down  # the server's messages (CODECS)
     client_cpus: int = 1  # CPUs Ray reserves per simulated client (simulation only)
+    ray_address: str | None = None  # head of a running Ray cluster (`ray start --head`) to simulate on; None: local Ray
     verbose: bool = False  # echo Flower's full log
 
     @property

@@ -78,3 +78,25 @@ def tiny_workspace(root: Path, tiny_world: Path) -> Path:
     (workspace / "worlds").mkdir(parents=True)
     (workspace / "worlds" / f"tiny-s0-v{WORLD_VERSION}").symlink_to(tiny_world)
     return workspace
+
+
+@pytest.fixture(scope="session")
+def prepared_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_world: Path) -> Path:
+    """A prepared tiny-world run (g(), central v(), 3 labelled test subjects, briefly trained): the
+    starting point of a federation that needs no particular accuracy (crowd and cluster tests)."""
+    from fedfer.config import FeatureConfig, PersonalizeConfig, RunOptions, Task, TrainConfig
+    from fedfer.experiment.prepare import prepare_run
+
+    root = tmp_path_factory.mktemp("prepared_tiny")
+    options = RunOptions(
+        world="tiny",
+        workspace=tiny_workspace(root, tiny_world),
+        results=root / "results",
+        clients=3,
+        task=Task(num_classes=6, seed=0),
+        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3),
+        ifer=TrainConfig(stage="ifer", epochs=4),
+        vfer=TrainConfig(stage="vfer", epochs=3),
+        features=FeatureConfig(image_size=112),  # f() 4x faster than at 224 px; these tests are about systems
+    )
+    return prepare_run(options).run.root

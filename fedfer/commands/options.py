@@ -197,6 +197,11 @@ def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.client_cpus,
         help=f"CPUs Ray reserves per simulated client (default: {defaults.client_cpus})",
     )
+    parser.add_argument(
+        "--ray-address",
+        help="simulate on a running Ray cluster, given its head's HOST:PORT (`ray start --head`; default: Ray on "
+        "this machine)",
+    )
 
 
 def options_from_args(args: argparse.Namespace) -> RunOptions:
@@ -238,6 +243,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         codec_up=a.get("codec_up") or a.get("codec") or defaults.codec_up,
         codec_down=a.get("codec_down") or a.get("codec") or defaults.codec_down,
         client_cpus=a.get("client_cpus", defaults.client_cpus),
+        ray_address=a.get("ray_address", defaults.ray_address),
         verbose=a.get("verbose", defaults.verbose),
     )
 

@@ -8,6 +8,7 @@ Standard library only: the apps and the report import it without pulling in any 
     subjects/<id>/           one subject's manifest and, after training, its personal/ model
     options.json             what `fedfer run` was told (RunOptions) and the checkpoints it used
     run_config.toml          the run-config overrides handed to `flwr run`
+    crowd_model.npz          a crowd run's model of subjects (scale studies)
     server/rounds.json       bytes, seconds and client replies per round (the strategy's log)
     server/central_round_<r>.json, server/v_round_<r>.pt   the central v() after round r (0 = before)
     logs/                    Flower's log and every process' log
@@ -49,6 +50,11 @@ class RunDir:
     @property
     def run_config(self) -> Path:
         return self.root / "run_config.toml"
+
+    @property
+    def crowd_model(self) -> Path:
+        """A crowd run's model of subjects (scale studies; `fedfer.federation.crowd`)."""
+        return self.root / "crowd_model.npz"
 
     @property
     def server(self) -> Path:

@@ -31,16 +31,26 @@ SIMULATION_CONNECTION = "fedfer-sim"
 
 
 def simulate_prepared(
-    run_dir: Path, values: dict[str, Any], *, client_cpus: int = 1, verbose: bool = False
+    run_dir: Path,
+    values: dict[str, Any],
+    *,
+    client_cpus: int = 1,
+    verbose: bool = False,
+    num_nodes: int | None = None,
+    ray_address: str | None = None,
+    app_dir: Path = APP_DIR,
 ) -> dict[str, Any]:
     """Run a prepared run (subjects, checkpoints, run-config `values`) as a Flower simulation.
 
-    A SuperLink in simulation mode on free loopback ports, one simulated SuperNode per subject of
-    the subjects file; stopped by PID whatever happens. Returns the wall time of `flwr run`.
+    A SuperLink in simulation mode on free loopback ports, `num_nodes` simulated SuperNodes (default:
+    one per subject of the subjects file); stopped by PID whatever happens. With `ray_address`
+    (`host:port` of a running cluster's head, `ray start --head`), Flower's Ray backend joins that
+    cluster instead of starting Ray on this machine. `app_dir`: the Flower app (benchmarks run their
+    own). Returns the wall time of `flwr run`.
     """
     run = RunDir(run_dir)
-    num_clients = len(read_subjects_file(values["subjects-file"]))
-    env = flower_env(run.flwr_home)
+    num_clients = num_nodes or len(read_subjects_file(values["subjects-file"]))
+    env = flower_env(run.flwr_home) | ({"RAY_ADDRESS": ray_address} if ray_address else {})
     port = free_port()
     with ProcessGroup(run.logs) as processes:
         command = superlink_command(
@@ -52,7 +62,7 @@ def simulate_prepared(
         write_connection(run.flwr_home, SIMULATION_CONNECTION, f"127.0.0.1:{port}", insecure=True, options=options)
         config_file = write_run_config(run.run_config, values)
         started = time.monotonic()
-        stream_flower(APP_DIR, SIMULATION_CONNECTION, config_file, env, run.flower_log, verbose)
+        stream_flower(app_dir, SIMULATION_CONNECTION, config_file, env, run.flower_log, verbose)
     return {"flower_seconds": time.monotonic() - started}
 
 
@@ -60,7 +70,9 @@ def simulate(options: RunOptions) -> Path:
     """The main job: prepare, run the Flower simulation, write the report. Returns the run directory."""
 
     def federate(run_dir: Path, values: dict[str, Any]) -> dict[str, Any]:
-        return simulate_prepared(run_dir, values, client_cpus=options.client_cpus, verbose=options.verbose)
+        return simulate_prepared(
+            run_dir, values, client_cpus=options.client_cpus, verbose=options.verbose, ray_address=options.ray_address
+        )
 
     prepared, _ = run_study(options, federate, "simulation")
     return prepared.run.root

@@ -32,6 +32,7 @@ SERVER_ROUND = "server-round"
 NUM_EXAMPLES = "num-examples"  # FedAvg's weight: pseudo-labelled videos trained on (train), labelled clips (evaluate)
 PARTITION_ID = "partition-id"  # which subject of the run's subjects file the node serves
 TRAIN_LOSS = "train-loss"
+SUBJECTS = "subjects"  # how many subjects a node's reply stands for (a crowd node's partial average; else 1)
 CM_PERSONAL = "cm-personal"  # K×K counts (flattened): the personalized v() on the subject's labelled clips
 CM_PSEUDO = "cm-pseudo"  # K×K counts: true label × pseudo label of the selected clips
 # Metrics of the server's own evaluation of the central v().

@@ -32,7 +32,7 @@ APP_DIR = Path(__file__).resolve().parents[2]  # the Flower app: pyproject.toml,
 # Flower log lines worth echoing as progress when its full log is not shown.
 PROGRESS_LINE = re.compile(
     r"\[ROUND \d+/\d+\]|aggregate_(train|evaluate): Received|Global evaluation"
-    r"|MetricRecord: \{'macro|ERROR|Exception|Traceback"
+    r"|MetricRecord: \{'macro|ERROR|Exception|Traceback|\[fedfer\]"
 )
 
 QUIET_FLOWER_ENV = {

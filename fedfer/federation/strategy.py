@@ -26,7 +26,8 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedfer.federation.codec import decode_record, dtype_counts, encode_record
 from fedfer.federation.payload import split_payload
-from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES
+from fedfer.federation.progress import log_round
+from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES, SUBJECTS
 from fedfer.io import atomic_write_json
 
 
@@ -48,6 +49,12 @@ class RoundLog:
     received_dtypes: Counter[str] = field(default_factory=Counter)  # dtype → arrays received in that dtype
     started: float = field(default=0.0, repr=False)
 
+    @property
+    def device_bytes_up(self) -> int:
+        """What the subjects' own devices would have sent: a crowd node's reply stands for SUBJECTS
+        replies of the same size (one v() state and the same counts each)."""
+        return sum(b * int(self.clients.get(n, {}).get("train", {}).get(SUBJECTS, 1)) for n, b in self.bytes_up.items())
+
     def to_dict(self) -> dict:
         return {
             "round": self.round,
@@ -56,6 +63,7 @@ class RoundLog:
             "bytes_up": self.bytes_up,
             "bytes_down_total": sum(self.bytes_down.values()),
             "bytes_up_total": sum(self.bytes_up.values()),
+            "device_bytes_up_total": self.device_bytes_up,
             "clients": self.clients,
             "received_arrays": sorted(self.received_keys),
             "received_dtypes": dict(sorted(self.received_dtypes.items())),
@@ -115,6 +123,10 @@ class VHeadFedAvg(FedAvg):
                 continue
             if metrics.get(NUM_EXAMPLES, 0) > 0:
                 useful.append(reply)
+        trained = [c["train"] for c in log.clients.values() if "train" in c and "error" not in c]
+        subjects = sum(int(t.get(SUBJECTS, 1)) for t in trained)
+        seconds = time.perf_counter() - log.started
+        log_round(server_round, len(trained), len(log.bytes_down), subjects, seconds, log.to_dict())
         if not useful:
             return None, None  # nothing to average: the strategy keeps the current v()
         return super().aggregate_train(server_round, useful)

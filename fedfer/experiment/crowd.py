@@ -1,0 +1,68 @@
+"""A federation of a crowd (`fedfer.federation.crowd`) on Flower's simulation, from a prepared run.
+
+The prepared run gives the central v(), g() and the subjects the crowd model is fitted to; the crowd
+federation writes its own run folder (rounds, central v() per round) and no report: a crowd is a
+systems workload, not a study of faces.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from fedfer.config import CrowdConfig, FederationConfig
+from fedfer.experiment.rundir import RunDir
+from fedfer.experiment.simulate import simulate_prepared
+from fedfer.federation.crowd import fit_crowd_from_run, nodes_for
+
+
+def crowd_model_of(prepared_run: Path, out: Path) -> Path:
+    """The crowd model of a prepared run's subjects, kept in the crowd run's folder `out`: fitted on
+    first use, then reused (the prepared run itself is only read)."""
+    path = RunDir(out).crowd_model
+    if not path.is_file():
+        fit_crowd_from_run(RunDir(prepared_run).subjects_file).save(path)
+    return path
+
+
+def crowd_values(
+    prepared_run: Path, out: Path, crowd: CrowdConfig, *, rounds: int, fraction_train: float
+) -> dict[str, Any]:
+    """The run config of a crowd federation: the prepared run's, with the crowd, its node count and `out`."""
+    run = RunDir(prepared_run)
+    if not run.run_config.is_file():
+        raise FileNotFoundError(f"{run.run_config} not found: prepare the run first (`fedfer prepare`)")
+    base = FederationConfig.from_run_config(tomllib.loads(run.run_config.read_text()))
+    return replace(
+        base,
+        run_dir=str(Path(out).resolve()),
+        num_server_rounds=rounds,
+        fraction_train=fraction_train,
+        num_clients=nodes_for(crowd.size, crowd.subjects_per_node),
+        central_eval=False,  # the prepared subjects are not the crowd: scoring them says nothing here
+        crowd=crowd,
+    ).to_run_config()
+
+
+def simulate_crowd(
+    prepared_run: Path,
+    out: Path,
+    crowd: CrowdConfig,
+    *,
+    rounds: int = 2,
+    fraction_train: float = 1.0,
+    client_cpus: int = 1,
+    ray_address: str | None = None,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """Run a crowd federation into `out`; `crowd.model` defaults to one fitted to the prepared run's subjects.
+    Returns `simulate_prepared`'s facts (the wall time of `flwr run`)."""
+    if not crowd.model:
+        crowd = replace(crowd, model=str(crowd_model_of(prepared_run, out).resolve()))
+    values = crowd_values(prepared_run, out, crowd, rounds=rounds, fraction_train=fraction_train)
+    nodes = nodes_for(crowd.size, crowd.subjects_per_node)
+    return simulate_prepared(
+        out, values, client_cpus=client_cpus, verbose=verbose, num_nodes=nodes, ray_address=ray_address
+    )
