@@ -10,6 +10,7 @@ from flwr.clientapp import ClientApp
 
 from fedfer.config import FederationConfig
 from fedfer.federation.client import SubjectClient, threads_for_client
+from fedfer.federation.faults import client_type, fault_mod
 from fedfer.federation.protocol import (
     ARRAYS,
     CM_PERSONAL,
@@ -35,13 +36,13 @@ def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, i
     partition = int(context.node_config.get(PARTITION_ID, 0))
     data_dir = context.node_config.get(NODE_DATA_DIR) or read_subjects_file(config.subjects_file)[partition]
     ifer = context.node_config.get(NODE_IFER_CHECKPOINT) or config.ifer_checkpoint
-    client = SubjectClient(
+    client = client_type(config.faults, partition)(
         str(data_dir), str(ifer), config.personalize, context.run_id, config.batchnorm, teacher=config.teacher
     )
     return client, config, partition
 
 
-@app.train()
+@app.train(mods=[fault_mod])  # changes nothing unless the run config injects faults (tests, studies)
 def train(msg: Message, context: Context) -> Message:
     client, config, partition = subject_client(context)
     server_round = int(msg.content[CONFIG][SERVER_ROUND])

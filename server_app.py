@@ -11,8 +11,9 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedfer.config import FederationConfig
 from fedfer.experiment.rundir import RunDir
+from fedfer.federation.aggregation import make_strategy
+from fedfer.federation.resume import earlier_rounds
 from fedfer.federation.server import CentralRounds
-from fedfer.federation.strategy import VHeadFedAvg
 
 app = ServerApp()
 
@@ -23,9 +24,14 @@ def main(grid: Grid, context: Context) -> None:
     config.check_prepared()
     run = RunDir(config.run_dir)
     central = CentralRounds.load(config, run)
-    strategy = VHeadFedAvg(
+    offset = config.resume_round  # a resumed run starts from the central v() of its last completed round
+    strategy = make_strategy(
+        config.robust,
+        config.num_clients,
         log_path=run.rounds,
         v_keys=central.v_keys,
+        round_offset=offset,
+        earlier_rounds=earlier_rounds(run, offset),
         fraction_train=config.fraction_train,
         fraction_evaluate=1.0,
         min_train_nodes=1,
@@ -34,9 +40,10 @@ def main(grid: Grid, context: Context) -> None:
     )
     strategy.start(
         grid=grid,
-        initial_arrays=ArrayRecord(central.initial_state),
-        num_rounds=config.num_server_rounds,
+        initial_arrays=ArrayRecord(central.state_after(offset)),
+        num_rounds=config.num_server_rounds - offset,
         train_config=ConfigRecord({}),
-        evaluate_fn=central.after_round,
+        evaluate_fn=lambda server_round, arrays: central.after_round(server_round + offset, arrays),
+        timeout=config.robust.round_timeout,
     )
     central.finish()

