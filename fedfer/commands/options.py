@@ -166,7 +166,7 @@ def add_robust_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=r.max_update_norm,
         help=f"refuse an update whose L2 distance from the global v() exceeds this; 0 = no bound "
-        f"(default: {r.max_update_norm:g}, about 3x the largest measured on clean runs)",
+        f"(default: {r.max_update_norm:g}, about 4x the largest measured on clean runs)",
     )
     group.add_argument(
         "--min-replies",

@@ -25,7 +25,7 @@ from flwr.serverapp.strategy import FedAvg
 
 from fedfer.config import RobustConfig
 from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES
-from fedfer.federation.validation import check_update
+from fedfer.federation.validation import check_update, error_reason
 from fedfer.io import atomic_write_json
 
 
@@ -105,7 +105,7 @@ class VHeadFedAvg(FedAvg):
         for reply in replies:
             node = str(reply.metadata.src_node_id)
             if reply.has_error():
-                log.clients.setdefault(node, {})["error"] = reply.error.reason
+                log.clients.setdefault(node, {})["error"] = error_reason(reply.error.reason)
                 continue
             log.bytes_up[node] = message_bytes(reply)
             metrics = dict(reply.content[METRICS])
@@ -152,7 +152,7 @@ class VHeadFedAvg(FedAvg):
         for reply in replies:
             client = log.clients.setdefault(str(reply.metadata.src_node_id), {})
             if reply.has_error():
-                client.setdefault("error", reply.error.reason)
+                client.setdefault("error", error_reason(reply.error.reason))
             else:
                 client["evaluate"] = dict(reply.content[METRICS])
         log.seconds = time.perf_counter() - log.started

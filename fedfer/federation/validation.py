@@ -9,6 +9,7 @@ runs. The check names what is wrong, so a refused client's reason lands in `roun
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -56,3 +57,15 @@ def update_norm(update: Mapping[str, np.ndarray], global_state: Mapping[str, np.
         for k in global_state
     )
     return float(np.sqrt(squares))
+
+
+FLOWER_MESSAGE = re.compile(r"Message: (.*?)(?:'>)?\s*$", re.S)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def error_reason(flower_reason: str, limit: int = 300) -> str:
+    """The client's own error message out of the error Flower reports for a ClientApp that raised
+    (in a simulation, a Ray traceback ending in "Message: <the client's message>")."""
+    text = ANSI.sub("", flower_reason)
+    match = FLOWER_MESSAGE.search(text)
+    return (match.group(1) if match else text).strip()[:limit]
