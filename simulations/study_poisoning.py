@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,12 +46,14 @@ def hostile(num_clients: int, k: int) -> list[int]:
     return [i * num_clients // k for i in range(k)]
 
 
-def runs_of(settings: list[tuple[int, int]], attacks: list[str]) -> list[tuple[str, int, int, str, str]]:
+def runs_of(
+    settings: list[tuple[int, int]], attacks: list[str], options: Sequence[str] = tuple(OPTIONS)
+) -> list[tuple[str, int, int, str, str]]:
     """(key, N, k, attack, option) of every run, clean runs first, then setting by setting."""
     runs = [(f"n{n}-clean", n, k, "clean", "plain FedAvg") for n, k in settings]
     for n, k in settings:
         for attack in attacks:
-            runs += [(f"n{n}-k{k}-{attack}-{option}", n, k, attack, option) for option in OPTIONS]
+            runs += [(f"n{n}-k{k}-{attack}-{option}", n, k, attack, option) for option in options]
     return runs
 
 
@@ -73,13 +76,14 @@ def main() -> None:
     add_run_arguments(parser)
     parser.add_argument("--settings", nargs="+", default=["10:1", "31:3"], help="N:k, N clients of which k hostile")
     parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS))
+    parser.add_argument("--options", nargs="+", choices=list(OPTIONS), default=list(OPTIONS), help="aggregations")
     parser.add_argument("--out", type=Path, default=Path("results/study_poisoning.md"))
     args = parser.parse_args()
     base = options_from_args(args)
     settings = [tuple(int(x) for x in s.split(":")) for s in args.settings]
     json_path = args.out.with_suffix(".json")
     results: dict[str, dict] = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    for key, n, k, attack, option in runs_of(settings, args.attacks):
+    for key, n, k, attack, option in runs_of(settings, args.attacks, args.options):
         if key in results:
             continue
         faults = "" if attack == "clean" else ",".join(f"{attack}@{p}" for p in hostile(n, k))
