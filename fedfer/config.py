@@ -102,6 +102,18 @@ class RobustConfig:
             raise ValueError("bad run-config value: " + "; ".join(problems))
 
 
+# RobustConfig field → its run-config key.
+ROBUST_KEYS = {
+    "aggregation": "aggregation",
+    "validate": "validate-updates",
+    "max_update_norm": "max-update-norm",
+    "min_replies": "min-replies",
+    "round_timeout": "round-timeout",
+    "trim_beta": "trim-beta",
+    "num_malicious": "num-malicious",
+}
+
+
 @dataclass(frozen=True)
 class FederationConfig:
     """One federated run, as `[tool.flwr.app.config]` (kebab-case keys) describes it."""
@@ -152,13 +164,7 @@ class FederationConfig:
             central_eval=bool(c.get("central-eval", defaults.central_eval)),
             batchnorm=str(c.get("batchnorm", defaults.batchnorm)),
             robust=RobustConfig(
-                aggregation=str(c.get("aggregation", r.aggregation)),
-                validate=bool(c.get("validate-updates", r.validate)),
-                max_update_norm=float(c.get("max-update-norm", r.max_update_norm)),
-                min_replies=int(c.get("min-replies", r.min_replies)),
-                round_timeout=float(c.get("round-timeout", r.round_timeout)),
-                trim_beta=float(c.get("trim-beta", r.trim_beta)),
-                num_malicious=int(c.get("num-malicious", r.num_malicious)),
+                **{f: type(getattr(r, f))(c.get(key, getattr(r, f))) for f, key in ROBUST_KEYS.items()}
             ),
             resume_round=int(c.get("resume-round", defaults.resume_round)),
             faults=str(c.get("faults", defaults.faults)),
@@ -204,13 +210,7 @@ class FederationConfig:
             "subjects-file": self.subjects_file,
             "central-eval": self.central_eval,
             "batchnorm": self.batchnorm,
-            "aggregation": self.robust.aggregation,
-            "validate-updates": self.robust.validate,
-            "max-update-norm": self.robust.max_update_norm,
-            "min-replies": self.robust.min_replies,
-            "round-timeout": self.robust.round_timeout,
-            "trim-beta": self.robust.trim_beta,
-            "num-malicious": self.robust.num_malicious,
+            **{key: getattr(self.robust, f) for f, key in ROBUST_KEYS.items()},
             "resume-round": self.resume_round,
             "faults": self.faults,
         }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from fedfer.config import (
@@ -144,6 +144,27 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     add_robust_arguments(parser)
 
 
+# Numeric RobustConfig settings: flag, type, field, help (the default is appended).
+ROBUST_FLAGS = (
+    (
+        "--max-update-norm",
+        float,
+        "max_update_norm",
+        "refuse an update whose L2 distance from the global v() exceeds this; 0 = no bound (the default is about 4x "
+        "the largest measured on clean runs)",
+    ),
+    ("--min-replies", int, "min_replies", "stop the run when a round has fewer accepted replies"),
+    (
+        "--round-timeout",
+        float,
+        "round_timeout",
+        "seconds the server waits for a round's replies; later ones are recorded as failures",
+    ),
+    ("--trim-beta", float, "trim_beta", "--aggregation trimmed: share cut at each end"),
+    ("--num-malicious", int, "num_malicious", "--aggregation krum/multikrum: hostile clients tolerated"),
+)
+
+
 def add_robust_arguments(parser: argparse.ArgumentParser) -> None:
     """What the server accepts and how it aggregates, resumption and injected faults (`RobustConfig`)."""
     r = RobustConfig()
@@ -157,42 +178,13 @@ def add_robust_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument(
         "--no-validate-updates",
-        dest="validate_updates",
+        dest="validate",
         action="store_false",
         help="average replies without checking shapes, dtypes, finiteness and the norm bound (comparisons only)",
     )
-    group.add_argument(
-        "--max-update-norm",
-        type=float,
-        default=r.max_update_norm,
-        help=f"refuse an update whose L2 distance from the global v() exceeds this; 0 = no bound "
-        f"(default: {r.max_update_norm:g}, about 4x the largest measured on clean runs)",
-    )
-    group.add_argument(
-        "--min-replies",
-        type=int,
-        default=r.min_replies,
-        help=f"stop the run when a round has fewer accepted replies (default: {r.min_replies})",
-    )
-    group.add_argument(
-        "--round-timeout",
-        type=float,
-        default=r.round_timeout,
-        help=f"seconds the server waits for a round's replies; later ones are recorded as failures "
-        f"(default: {r.round_timeout:g})",
-    )
-    group.add_argument(
-        "--trim-beta",
-        type=float,
-        default=r.trim_beta,
-        help=f"--aggregation trimmed: share cut at each end (default: {r.trim_beta})",
-    )
-    group.add_argument(
-        "--num-malicious",
-        type=int,
-        default=r.num_malicious,
-        help=f"--aggregation krum/multikrum: hostile clients tolerated (default: {r.num_malicious})",
-    )
+    for flag, kind, name, text in ROBUST_FLAGS:
+        default = getattr(r, name)
+        group.add_argument(flag, type=kind, dest=name, default=default, help=f"{text} (default: {default:g})")
     group.add_argument(
         "--resume",
         action="store_true",
@@ -259,15 +251,7 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
 def robust_from_args(a: dict) -> RobustConfig:
     """The `RobustConfig` the flags of `add_robust_arguments` describe (defaults for verbs without them)."""
     r = RobustConfig()
-    return RobustConfig(
-        aggregation=a.get("aggregation", r.aggregation),
-        validate=a.get("validate_updates", r.validate),
-        max_update_norm=a.get("max_update_norm", r.max_update_norm),
-        min_replies=a.get("min_replies", r.min_replies),
-        round_timeout=a.get("round_timeout", r.round_timeout),
-        trim_beta=a.get("trim_beta", r.trim_beta),
-        num_malicious=a.get("num_malicious", r.num_malicious),
-    )
+    return RobustConfig(**{f.name: a.get(f.name, getattr(r, f.name)) for f in fields(RobustConfig)})
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
