@@ -170,3 +170,24 @@ def test_a_run_killed_after_a_round_resumes_to_the_same_central_v(tmp_path: Path
     for key, tensor in expected.items():
         torch.testing.assert_close(resumed[key], tensor, rtol=1e-4, atol=1e-5, msg=key)
     assert not torch.equal(expected["frame.0.weight"], central_v(whole, 0)["frame.0.weight"])
+
+
+def test_resume_starts_after_the_last_round_recorded_in_full(tmp_path: Path) -> None:
+    from fedfer.config import RunOptions
+    from fedfer.experiment.prepare import PreparedRun, resume_values
+    from fedfer.io import atomic_write_json
+
+    run = RunDir(tmp_path)
+    run.server.mkdir()
+    atomic_write_json(run.rounds, [{"round": 1}, {"round": 2}])
+    run.central_checkpoint(1).write_bytes(b"v")  # round 2's checkpoint never reached the disk
+    prepared = PreparedRun(run, None, [], FederationConfig().to_run_config())
+    assert last_completed_round(run) == 1
+    values = resume_values(prepared, RunOptions(rounds=3, resume=True))
+    assert FederationConfig.from_run_config(values).resume_round == 1
+    assert resume_values(prepared, RunOptions(rounds=3)) == prepared.values  # a new run
+    run.central_checkpoint(2).write_bytes(b"v")
+    with pytest.raises(ValueError, match="completed all 2 rounds: nothing to resume"):
+        resume_values(prepared, RunOptions(rounds=2, resume=True))
+    atomic_write_json(run.rounds, [{"round": 1}, {"round": 2, "stopped": "round 2: too few"}])
+    assert last_completed_round(run) == 1 and stop_reason(run) == "round 2: too few"
