@@ -1,9 +1,10 @@
-"""Flower ServerApp: FedAvg over v() only, starting from the central model.
+"""Flower ServerApp: FedAvg (or one of Flower's robust rules, `aggregation`) over v() only, starting
+from the central model, or from the last completed round's checkpoint when resuming (`resume-round`).
 
-Wiring only. Each round is logged by `fedfer.federation.strategy.VHeadFedAvg` (bytes per client,
-seconds, client replies), the central v() is checkpointed and scored after every round, and the
-run's report is written when the last round ends, so `flwr run .` alone yields the same results
-folder as `fedfer run`.
+Wiring only. Every reply is checked before aggregation (`fedfer.federation.validation`). Each round
+is logged by `fedfer.federation.strategy.VHeadFedAvg` (bytes per client, seconds, client replies),
+the central v() is checkpointed and scored after every round, and the run's report is written when
+the last round ends, so `flwr run .` alone yields the same results folder as `fedfer run`.
 """
 
 from flwr.app import ArrayRecord, ConfigRecord, Context
