@@ -12,6 +12,7 @@ from fedfer.config import FederationConfig
 from fedfer.federation.client import SubjectClient, threads_for_client
 from fedfer.federation.codec import decode_record, encode_record
 from fedfer.federation.crowd import CrowdModel, subjects_of_node
+from fedfer.federation.faults import client_type, fault_mod
 from fedfer.federation.group import train_crowd_group
 from fedfer.federation.payload import split_payload
 from fedfer.federation.protocol import (
@@ -41,7 +42,7 @@ def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, i
     partition = int(context.node_config.get(PARTITION_ID, 0))
     data_dir = context.node_config.get(NODE_DATA_DIR) or read_subjects_file(config.subjects_file)[partition]
     ifer = context.node_config.get(NODE_IFER_CHECKPOINT) or config.ifer_checkpoint
-    client = SubjectClient(
+    client = client_type(config.faults, partition)(
         str(data_dir), str(ifer), config.personalize, context.run_id, config.batchnorm, teacher=config.teacher
     )
     return client, config, partition
@@ -68,6 +69,7 @@ def train_crowd(msg: Message, context: Context, config: FederationConfig) -> Mes
 
 
 @app.train()
+@app.train(mods=[fault_mod])  # changes nothing unless the run config injects faults (tests, studies)
 def train(msg: Message, context: Context) -> Message:
     config = FederationConfig.from_run_config(context.run_config)
     if config.crowd.enabled:

@@ -1,9 +1,10 @@
-"""Flower ServerApp: FedAvg over v() only, starting from the central model.
+"""Flower ServerApp: FedAvg (or one of Flower's robust rules, `aggregation`) over v() only, starting
+from the central model, or from the last completed round's checkpoint when resuming (`resume-round`).
 
-Wiring only. Each round is logged by `fedfer.federation.strategy.VHeadFedAvg` (bytes per client,
-seconds, client replies), the central v() is checkpointed and scored after every round, and the
-run's report is written when the last round ends, so `flwr run .` alone yields the same results
-folder as `fedfer run`.
+Wiring only. Every reply is checked before aggregation (`fedfer.federation.validation`). Each round
+is logged by `fedfer.federation.strategy.VHeadFedAvg` (bytes per client, seconds, client replies),
+the central v() is checkpointed and scored after every round, and the run's report is written when
+the last round ends, so `flwr run .` alone yields the same results folder as `fedfer run`.
 """
 
 from flwr.app import ArrayRecord, ConfigRecord, Context
@@ -11,9 +12,10 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedfer.config import FederationConfig
 from fedfer.experiment.rundir import RunDir
+from fedfer.federation.aggregation import make_strategy
 from fedfer.federation.progress import ProgressGrid
+from fedfer.federation.resume import earlier_rounds
 from fedfer.federation.server import CentralRounds
-from fedfer.federation.strategy import VHeadFedAvg
 
 app = ServerApp()
 
@@ -24,11 +26,16 @@ def main(grid: Grid, context: Context) -> None:
     config.check_prepared()
     run = RunDir(config.run_dir)
     central = CentralRounds.load(config, run)
-    strategy = VHeadFedAvg(
+    offset = config.resume_round  # a resumed run starts from the central v() of its last completed round
+    strategy = make_strategy(
+        config.robust,
+        config.num_clients,
         log_path=run.rounds,
         v_keys=central.v_keys,
         codec_up=config.codec_up,
         codec_down=config.codec_down,
+        round_offset=offset,
+        earlier_rounds=earlier_rounds(run, offset),
         fraction_train=config.fraction_train,
         fraction_evaluate=0.0 if config.crowd.enabled else 1.0,  # a crowd is a systems workload: no client evaluation
         min_train_nodes=1,
@@ -37,10 +44,11 @@ def main(grid: Grid, context: Context) -> None:
     )
     strategy.start(
         grid=ProgressGrid(grid),
-        initial_arrays=ArrayRecord(central.initial_state),
-        num_rounds=config.num_server_rounds,
+        initial_arrays=ArrayRecord(central.state_after(offset)),
+        num_rounds=config.num_server_rounds - offset,
         train_config=ConfigRecord({}),
-        evaluate_fn=central.after_round,
+        evaluate_fn=lambda server_round, arrays: central.after_round(server_round + offset, arrays),
+        timeout=config.robust.round_timeout,
     )
     if not config.crowd.enabled:  # the report compares subjects' evaluations, which a crowd run has none of
         central.finish()

@@ -37,6 +37,8 @@ CODECS = ("float32", "float16", "int8")
 # How a deployed SuperNode runs its ClientApps: a fresh process per message (Flower's default) or
 # forked from one warm process (fedfer.federation.forked_clientapps).
 CLIENTAPP_LAUNCHERS = ("subprocess", "forked")
+# How the server combines the replies it accepted: Flower's FedAvg or one of its robust strategies.
+AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum")
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,55 @@ class CrowdConfig:
 
 
 @dataclass(frozen=True)
+class RobustConfig:
+    """What the server accepts and how it combines it: faults and hostile updates must not reach v().
+
+    Every reply is checked before aggregation (v()'s exact keys, shapes and dtypes, finite values,
+    and the L2 norm of its change from the global v()); a refused reply is recorded with its reason
+    and left out. The norm bound's default is about 4× the largest change measured on clean runs of
+    the small world (1.28; see README, Reliability and privacy).
+    """
+
+    aggregation: str = "fedavg"  # one of AGGREGATIONS (Flower's FedAvg, FedMedian, FedTrimmedAvg, Krum, MultiKrum)
+    validate: bool = True  # check every reply before aggregation; False = plain FedAvg (for comparison only)
+    max_update_norm: float = 5.0  # L2 bound on ‖v_client − v_global‖ over all of v()'s arrays; 0 = no bound
+    min_replies: int = 1  # fewer useful replies in a round stop the run with an error
+    round_timeout: float = 3600.0  # seconds the server waits for a round's replies (Flower's `timeout`)
+    trim_beta: float = 0.2  # FedTrimmedAvg: share cut at each end per coordinate
+    num_malicious: int = 1  # Krum/MultiKrum: the number of hostile clients f they tolerate
+
+    def check(self) -> None:
+        """Raise naming the run-config key and its allowed values when a setting is out of range."""
+        problems = []
+        if self.aggregation not in AGGREGATIONS:
+            problems.append(f"aggregation = {self.aggregation!r}: use one of {', '.join(AGGREGATIONS)}")
+        if self.max_update_norm < 0:
+            problems.append(f"max-update-norm = {self.max_update_norm}: use a positive bound, or 0 for none")
+        if self.min_replies < 1:
+            problems.append(f"min-replies = {self.min_replies}: use 1 or more")
+        if self.round_timeout <= 0:
+            problems.append(f"round-timeout = {self.round_timeout}: use a positive number of seconds")
+        if not 0 <= self.trim_beta < 0.5:
+            problems.append(f"trim-beta = {self.trim_beta}: use a share in [0, 0.5)")
+        if self.num_malicious < 0:
+            problems.append(f"num-malicious = {self.num_malicious}: use 0 or more")
+        if problems:
+            raise ValueError("bad run-config value: " + "; ".join(problems))
+
+
+# RobustConfig field → its run-config key.
+ROBUST_KEYS = {
+    "aggregation": "aggregation",
+    "validate": "validate-updates",
+    "max_update_norm": "max-update-norm",
+    "min_replies": "min-replies",
+    "round_timeout": "round-timeout",
+    "trim_beta": "trim-beta",
+    "num_malicious": "num-malicious",
+}
+
+
+@dataclass(frozen=True)
 class FederationConfig:
     """One federated run, as `[tool.flwr.app.config]` (kebab-case keys) describes it."""
 
@@ -111,6 +162,10 @@ class FederationConfig:
     payload: str = "v"  # what travels: one of PAYLOADS
     codec_up: str = "float32"  # how clients write their replies: one of CODECS
     codec_down: str = "float32"  # how the server writes what it sends: one of CODECS
+    crowd: CrowdConfig = CrowdConfig()
+    robust: RobustConfig = RobustConfig()
+    resume_round: int = 0  # start from the central v() checkpointed after this round (0: a new run)
+    faults: str = ""  # injected client faults, "kind@partition,…" (fedfer.federation.faults; tests and studies)
 
     def __post_init__(self) -> None:
         if self.payload not in PAYLOADS:
@@ -118,8 +173,6 @@ class FederationConfig:
         for key, codec in (("codec-up", self.codec_up), ("codec-down", self.codec_down)):
             if codec not in CODECS:
                 raise ValueError(f"{key} {codec!r} is not one of {', '.join(CODECS)}")
-
-    crowd: CrowdConfig = CrowdConfig()
 
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
@@ -131,6 +184,7 @@ class FederationConfig:
         c = dict(run_config)
         defaults = cls()
         p = PersonalizeConfig()
+        r = RobustConfig()
         return cls(
             num_server_rounds=int(c.get("num-server-rounds", defaults.num_server_rounds)),
             fraction_train=float(c.get("fraction-train", defaults.fraction_train)),
@@ -159,6 +213,11 @@ class FederationConfig:
                 seed=int(c.get("crowd-seed", defaults.crowd.seed)),
                 subjects_per_node=int(c.get("subjects-per-node", defaults.crowd.subjects_per_node)),
             ),
+            robust=RobustConfig(
+                **{f: type(getattr(r, f))(c.get(key, getattr(r, f))) for f, key in ROBUST_KEYS.items()}
+            ),
+            resume_round=int(c.get("resume-round", defaults.resume_round)),
+            faults=str(c.get("faults", defaults.faults)),
         )
 
     def check_prepared(self) -> None:
@@ -208,6 +267,9 @@ class FederationConfig:
             "crowd-size": self.crowd.size,
             "crowd-seed": self.crowd.seed,
             "subjects-per-node": self.crowd.subjects_per_node,
+            **{key: getattr(self.robust, f) for f, key in ROBUST_KEYS.items()},
+            "resume-round": self.resume_round,
+            "faults": self.faults,
         }
 
 
@@ -321,6 +383,9 @@ class RunOptions:
     codec_down: str = FederationConfig.codec_down  # the server's messages (CODECS)
     client_cpus: int = 1  # CPUs Ray reserves per simulated client (simulation only)
     ray_address: str | None = None  # head of a running Ray cluster (`ray start --head`) to simulate on; None: local Ray
+    robust: RobustConfig = field(default_factory=RobustConfig)  # what the server accepts and how it aggregates
+    faults: str = FederationConfig.faults  # injected client faults (tests and studies)
+    resume: bool = False  # continue the run folder's federation from its last completed round
     verbose: bool = False  # echo Flower's full log
 
     @property

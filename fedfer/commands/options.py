@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 from fedfer.config import (
+    AGGREGATIONS,
     BACKENDS,
     BATCHNORM_CHOICES,
     CODECS,
@@ -17,6 +18,7 @@ from fedfer.config import (
     TEACHERS,
     FeatureConfig,
     PersonalizeConfig,
+    RobustConfig,
     RunOptions,
     Task,
     TrainConfig,
@@ -167,6 +169,61 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_communication_arguments(parser)
     parser.add_argument("--verbose", action="store_true", help="show Flower's full log")
+    add_robust_arguments(parser)
+
+
+# Numeric RobustConfig settings: flag, type, field, help (the default is appended).
+ROBUST_FLAGS = (
+    (
+        "--max-update-norm",
+        float,
+        "max_update_norm",
+        "refuse an update whose L2 distance from the global v() exceeds this; 0 = no bound (the default is about 4x "
+        "the largest measured on clean runs)",
+    ),
+    ("--min-replies", int, "min_replies", "stop the run when a round has fewer accepted replies"),
+    (
+        "--round-timeout",
+        float,
+        "round_timeout",
+        "seconds the server waits for a round's replies; later ones are recorded as failures",
+    ),
+    ("--trim-beta", float, "trim_beta", "--aggregation trimmed: share cut at each end"),
+    ("--num-malicious", int, "num_malicious", "--aggregation krum/multikrum: hostile clients tolerated"),
+)
+
+
+def add_robust_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the server accepts and how it aggregates, resumption and injected faults (`RobustConfig`)."""
+    r = RobustConfig()
+    group = parser.add_argument_group("faults, update checks and robust aggregation")
+    group.add_argument(
+        "--aggregation",
+        choices=AGGREGATIONS,
+        default=r.aggregation,
+        help="how accepted v() updates are combined, with Flower's strategies: FedAvg, FedMedian, FedTrimmedAvg, "
+        f"Krum, MultiKrum (default: {r.aggregation})",
+    )
+    group.add_argument(
+        "--no-validate-updates",
+        dest="validate",
+        action="store_false",
+        help="average replies without checking shapes, dtypes, finiteness and the norm bound (comparisons only)",
+    )
+    for flag, kind, name, text in ROBUST_FLAGS:
+        default = getattr(r, name)
+        group.add_argument(flag, type=kind, dest=name, default=default, help=f"{text} (default: {default:g})")
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue this run folder's federation from its last completed round's central v() (after a crash)",
+    )
+    group.add_argument(
+        "--faults",
+        default="",
+        help="inject client faults for tests and studies: kind@partition,… with kind raise, hang, shape, dtype, "
+        "nan, scale100, signflip, labelflip (default: none)",
+    )
 
 
 def add_communication_arguments(parser: argparse.ArgumentParser) -> None:
@@ -245,7 +302,16 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         ray_address=a.get("ray_address", defaults.ray_address),
         verbose=a.get("verbose", defaults.verbose),
+        robust=robust_from_args(a),
+        faults=a.get("faults", defaults.faults),
+        resume=a.get("resume", defaults.resume),
     )
+
+
+def robust_from_args(a: dict) -> RobustConfig:
+    """The `RobustConfig` the flags of `add_robust_arguments` describe (defaults for verbs without them)."""
+    r = RobustConfig()
+    return RobustConfig(**{f.name: a.get(f.name, getattr(r, f.name)) for f in fields(RobustConfig)})
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -289,7 +289,20 @@ def markdown(summary: dict, reports: dict[str, ClassificationReport], extra: dic
         "",
         "Bytes are the sizes of the serialized Flower messages (v() only: 211,782 float32 values, about 0.85 MB).",
     ]
+    lines += failure_lines(summary["rounds"])
     return "\n".join(lines) + "\n"
+
+
+def failure_lines(rounds: list[dict]) -> list[str]:
+    """The report's table of clients that failed or were refused, with the server's reason (none: no lines)."""
+    rows = [
+        f"| {r['round']} | {name} | {reason.replace('|', '/')} |"
+        for r in rounds
+        for name, reason in sorted(r["failures"].items())
+    ]
+    if not rows:
+        return []
+    return ["", "## Client failures", "", "| round | subject (or node) | reason |", "|---|---|---|", *rows]
 
 
 def plot_gains(summary: dict, path: Path) -> None:

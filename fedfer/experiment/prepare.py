@@ -20,6 +20,7 @@ from typing import Any
 from fedfer.config import PIXEL_TEACHER, FederationConfig, RunOptions
 from fedfer.experiment.central import Prepared, central_stage
 from fedfer.experiment.rundir import RunDir
+from fedfer.federation.resume import last_completed_round, stop_reason
 from fedfer.federation.runtime import write_run_config
 from fedfer.federation.subject import PERSONAL_DIR, write_subject
 from fedfer.io import atomic_write_json
@@ -55,6 +56,8 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
         payload=options.payload,
         codec_up=options.codec_up,
         codec_down=options.codec_down,
+        robust=options.robust,
+        faults=options.faults,
     ).to_run_config()
 
 
@@ -129,6 +132,19 @@ def check_completed(run: RunDir, rounds: int) -> None:
         )
 
 
+def resume_values(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
+    """The run config to federate with: with `options.resume`, one that continues the run folder's
+    federation after its last completed round; else a new run (its earlier records are overwritten)."""
+    if not options.resume:
+        return prepared.values
+    run = prepared.run
+    done = last_completed_round(run)
+    if done >= options.rounds:
+        raise ValueError(f"{run.root} has completed all {options.rounds} rounds: nothing to resume (drop --resume)")
+    print(f"resuming {run.root} after round {done} (central v() of {run.central_checkpoint(done).name})")
+    return replace(FederationConfig.from_run_config(prepared.values), resume_round=done).to_run_config()
+
+
 def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[PreparedRun, dict[str, Any]]:
     """Prepare, federate with `federate`, check the records, write the report. Returns the run and its summary."""
     from fedfer.evaluation.report import print_summary, write_report
@@ -136,7 +152,14 @@ def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[Prepa
     started = time.monotonic()
     prepared = prepare_run(options)
     print(f"{mode}: {len(prepared.subjects)} subjects (test actors), {options.rounds} rounds → {prepared.run.root}")
-    extra = federate(prepared.run.root, prepared.values)
+    values = resume_values(prepared, options)
+    try:
+        extra = federate(prepared.run.root, values)
+    except RuntimeError as err:
+        reason = stop_reason(prepared.run)
+        if reason is None:
+            raise
+        raise RuntimeError(f"the federation stopped: {reason}") from err
     check_completed(prepared.run, options.rounds)
     teacher = {"teacher": prepared.prepared.teacher.name, "teacher_reason": prepared.prepared.teacher.reason}
     summary = write_report(

@@ -50,6 +50,18 @@ class CentralRounds:
         """Every array a reply must carry: v()'s, plus g()'s and f()'s in the wider payloads."""
         return list(self.initial_state)
 
+    def state_after(self, server_round: int) -> dict[str, Tensor]:
+        """The central v() after `server_round` (its checkpoint; 0 = the central model): where a resumed run starts."""
+        if server_round == 0:
+            return self.initial_state
+        v, card = load_head(self.run.central_checkpoint(server_round), stage="vfer", classes=self.card.classes)
+        if card.batchnorm != self.card.batchnorm:
+            raise ValueError(
+                f"{self.run.central_checkpoint(server_round)} has '{card.batchnorm}' BatchNorm, the run "
+                f"'{self.card.batchnorm}': resume with the settings of the interrupted run"
+            )
+        return v_state(v)
+
     def after_round(self, server_round: int, arrays: ArrayRecord) -> MetricRecord | None:
         """Flower's `evaluate_fn`: round 0 is the central model before any training."""
         from fedfer.evaluation.scoring import evaluate_subjects

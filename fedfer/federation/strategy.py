@@ -9,6 +9,11 @@ Codecs (`fedfer.federation.codec`): what the server sends is written with `codec
 is decoded to float32 before FedAvg sees it (whatever the client's codec), and the dtypes that
 arrived are logged per round, so a run shows what really travelled. Evaluate messages carry v()
 only, whatever the payload scope.
+
+Every reply is checked before it is averaged (`fedfer.federation.validation`): a refused one, a
+client that raised and one that missed the round's timeout are recorded with their reason, and a
+round left with fewer than `min-replies` useful replies stops the run. A resumed run numbers its
+rounds from where the interrupted one stopped (`round_offset`) and keeps its earlier rounds' log.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ from flwr.common.serde import message_to_proto
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
+from fedfer.config import RobustConfig
 from fedfer.federation.codec import decode_record, dtype_counts, encode_record
 from fedfer.federation.payload import split_payload
 from fedfer.federation.progress import log_round
 from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES, SUBJECTS
+from fedfer.federation.validation import check_update, error_reason
 from fedfer.io import atomic_write_json
 
 
@@ -47,6 +54,7 @@ class RoundLog:
     clients: dict[str, dict] = field(default_factory=dict)  # node id → train and evaluate metrics
     received_keys: set[str] = field(default_factory=set)  # names of every array any client sent (decoded)
     received_dtypes: Counter[str] = field(default_factory=Counter)  # dtype → arrays received in that dtype
+    stopped: str = ""  # why the run stopped in this round (too few useful replies); empty when it went on
     started: float = field(default=0.0, repr=False)
 
     @property
@@ -67,6 +75,7 @@ class RoundLog:
             "clients": self.clients,
             "received_arrays": sorted(self.received_keys),
             "received_dtypes": dict(sorted(self.received_dtypes.items())),
+            **({"stopped": self.stopped} if self.stopped else {}),
         }
 
 
@@ -74,19 +83,33 @@ class VHeadFedAvg(FedAvg):
     """Flower's FedAvg, weighted by the number of pseudo-labelled videos, recording every round."""
 
     def __init__(
-        self, log_path: Path, v_keys: Iterable[str], codec_up: str = "float32", codec_down: str = "float32", **kwargs
+        self,
+        log_path: Path,
+        v_keys: Iterable[str],
+        codec_up: str = "float32",
+        codec_down: str = "float32",
+        robust: RobustConfig | None = None,
+        round_offset: int = 0,
+        earlier_rounds: Iterable[dict] = (),
+        **kwargs,
     ) -> None:
         super().__init__(weighted_by_key=NUM_EXAMPLES, **kwargs)
         self.log_path = Path(log_path)
         self.v_keys = sorted(v_keys)  # the only arrays a reply may carry (v(), and g()/f() in wider payloads)
         self.codec_up = codec_up  # what the clients were told to send; replies are decoded by their dtypes
         self.codec_down = codec_down
+        self.robust = robust or RobustConfig()
+        self.round_offset = round_offset  # rounds an interrupted run completed before this one resumed it
+        self.earlier_rounds = [r for r in earlier_rounds if r["round"] <= round_offset]  # their log entries
         self.rounds: dict[int, RoundLog] = {}
+        self.global_state: dict = {}  # array name → numpy array of the v() sent this round
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
+        server_round += self.round_offset
         log = self.rounds.setdefault(server_round, RoundLog(server_round, started=time.perf_counter()))
+        self.global_state = {k: a.numpy() for k, a in arrays.items()}  # float32: updates are checked against it
         encoded = encode_record(arrays.to_torch_state_dict(), self.codec_down)
         messages = list(super().configure_train(server_round, encoded, config, grid))
         for m in messages:
@@ -96,13 +119,16 @@ class VHeadFedAvg(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        server_round += self.round_offset
         log = self.rounds[server_round]
         replies = list(replies)
-        useful = []
+        useful, accepted = [], 0
+        for node in set(log.bytes_down) - {str(r.metadata.src_node_id) for r in replies}:
+            log.clients.setdefault(node, {})["error"] = f"no reply within round-timeout {self.robust.round_timeout:g} s"
         for reply in replies:
             node = str(reply.metadata.src_node_id)
             if reply.has_error():
-                log.clients.setdefault(node, {})["error"] = reply.error.reason
+                log.clients.setdefault(node, {})["error"] = error_reason(reply.error.reason)
                 continue
             log.bytes_up[node] = message_bytes(reply)
             metrics = dict(reply.content[METRICS])
@@ -121,12 +147,30 @@ class VHeadFedAvg(FedAvg):
                     f"reply carries arrays other than v(): {sorted(set(sent) ^ set(self.v_keys))[:5]}"
                 )
                 continue
+            verdict = check_update(
+                {k: a.numpy() for k, a in reply.content[ARRAYS].items()},
+                self.global_state,
+                self.robust.max_update_norm if self.robust.validate else 0.0,
+            )
+            if verdict.norm is not None:
+                log.clients[node]["update_norm"] = verdict.norm
+            if verdict.reason is not None and self.robust.validate:
+                log.clients[node]["error"] = f"update refused: {verdict.reason}"
+                continue
+            accepted += 1
             if metrics.get(NUM_EXAMPLES, 0) > 0:
                 useful.append(reply)
         trained = [c["train"] for c in log.clients.values() if "train" in c and "error" not in c]
         subjects = sum(int(t.get(SUBJECTS, 1)) for t in trained)
         seconds = time.perf_counter() - log.started
         log_round(server_round, len(trained), len(log.bytes_down), subjects, seconds, log.to_dict())
+        if accepted < self.robust.min_replies:
+            log.stopped = (
+                f"round {server_round}: {accepted} accepted replies of {len(log.bytes_down)} sent, fewer than "
+                f"min-replies = {self.robust.min_replies}; the failures are in {self.log_path}"
+            )
+            self.write_log()
+            raise RuntimeError(f"the federation stopped: {log.stopped}")
         if not useful:
             return None, None  # nothing to average: the strategy keeps the current v()
         return super().aggregate_train(server_round, useful)
@@ -136,14 +180,16 @@ class VHeadFedAvg(FedAvg):
     ) -> Iterable[Message]:
         """Clients score v() only: the payload's extras stay out of evaluate messages."""
         v_part, _ = split_payload(arrays.to_torch_state_dict())
-        return super().configure_evaluate(server_round, encode_record(v_part, self.codec_down), config, grid)
+        encoded = encode_record(v_part, self.codec_down)
+        return super().configure_evaluate(server_round + self.round_offset, encoded, config, grid)
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
+        server_round += self.round_offset
         log = self.rounds[server_round]
         for reply in replies:
             client = log.clients.setdefault(str(reply.metadata.src_node_id), {})
             if reply.has_error():
-                client.setdefault("error", reply.error.reason)
+                client.setdefault("error", error_reason(reply.error.reason))
             else:
                 client["evaluate"] = dict(reply.content[METRICS])
         log.seconds = time.perf_counter() - log.started
@@ -151,4 +197,5 @@ class VHeadFedAvg(FedAvg):
         return None
 
     def write_log(self) -> None:
-        atomic_write_json(self.log_path, [r.to_dict() for r in sorted(self.rounds.values(), key=lambda r: r.round)])
+        rounds = [r.to_dict() for r in sorted(self.rounds.values(), key=lambda r: r.round)]
+        atomic_write_json(self.log_path, self.earlier_rounds + rounds)

@@ -1,0 +1,114 @@
+"""Poisoned clients against plain FedAvg, validated FedAvg and Flower's robust strategies.
+
+For each setting "N:k" (N clients of which k are hostile, spread over the partitions) and each
+attack (`scale100`: v() ×100; `signflip`: v() ×−1; `labelflip`: trained on pseudo labels shifted by
+one class), one `fedfer run` per aggregation option, beside the clean run of the same N. Faults are
+injected by the ClientApp's Flower mod (`fedfer.federation.faults`); everything else is a normal run
+(same world, seed, split and central v()). Results are saved after every run, so an interrupted
+study keeps what it measured and a rerun skips it.
+
+    python simulations/study_poisoning.py --world small --workspace data --settings 10:1 31:3 \\
+        --results results/poisoning --out results/study_poisoning.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from fedfer.commands.options import add_run_arguments, options_from_args
+from fedfer.config import RobustConfig
+from fedfer.experiment.simulate import simulate
+from fedfer.io import atomic_write_json, atomic_write_text
+
+ATTACKS = ("scale100", "signflip", "labelflip")
+# Option name → how the server treats replies.
+OPTIONS = {
+    "plain FedAvg": {"aggregation": "fedavg", "validate": False},
+    "validated FedAvg": {"aggregation": "fedavg"},
+    "FedMedian": {"aggregation": "median"},
+    "FedTrimmedAvg (β=0.2)": {"aggregation": "trimmed"},
+    "Krum": {"aggregation": "krum"},
+    "MultiKrum": {"aggregation": "multikrum"},
+}
+COLUMNS = (
+    ("central_after", "central after FedAvg"),
+    ("personalized", "personalized (round 1)"),
+    ("personalized_round_2", "personalized (round 2)"),
+)
+
+
+def hostile(num_clients: int, k: int) -> list[int]:
+    """k partitions spread over the N (not all at the start, where the split's first actors are)."""
+    return [i * num_clients // k for i in range(k)]
+
+
+def runs_of(
+    settings: list[tuple[int, int]], attacks: list[str], options: Sequence[str] = tuple(OPTIONS)
+) -> list[tuple[str, int, int, str, str]]:
+    """(key, N, k, attack, option) of every run, clean runs first, then setting by setting."""
+    runs = [(f"n{n}-clean", n, k, "clean", "plain FedAvg") for n, k in settings]
+    for n, k in settings:
+        for attack in attacks:
+            runs += [(f"n{n}-k{k}-{attack}-{option}", n, k, attack, option) for option in options]
+    return runs
+
+
+def table(results: dict[str, dict], settings: list[tuple[int, int]], attacks: list[str]) -> list[str]:
+    """Macro F1 in percent per setting, attack and option; the clean run's row first."""
+    lines = ["| clients (hostile) | attack | aggregation | " + " | ".join(c for _, c in COLUMNS) + " |"]
+    lines.append("|---" * (3 + len(COLUMNS)) + "|")
+    for key, n, k, attack, option in runs_of(settings, attacks):
+        if key not in results:
+            continue
+        s = results[key]
+        cells = " | ".join(f"{100 * s[c]:.1f}" if s.get(c) is not None else "-" for c, _ in COLUMNS)
+        who = f"{n} (0)" if attack == "clean" else f"{n} ({k})"
+        lines.append(f"| {who} | {attack} | {option if attack != 'clean' else 'FedAvg (clean run)'} | {cells} |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(parser)
+    parser.add_argument("--settings", nargs="+", default=["10:1", "31:3"], help="N:k, N clients of which k hostile")
+    parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS))
+    parser.add_argument("--options", nargs="+", choices=list(OPTIONS), default=list(OPTIONS), help="aggregations")
+    parser.add_argument("--out", type=Path, default=Path("results/study_poisoning.md"))
+    args = parser.parse_args()
+    base = options_from_args(args)
+    settings = [tuple(int(x) for x in s.split(":")) for s in args.settings]
+    json_path = args.out.with_suffix(".json")
+    results: dict[str, dict] = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    for key, n, k, attack, option in runs_of(settings, args.attacks, args.options):
+        if key in results:
+            continue
+        faults = "" if attack == "clean" else ",".join(f"{attack}@{p}" for p in hostile(n, k))
+        robust = replace(RobustConfig(), num_malicious=k, **OPTIONS[option])
+        options = replace(
+            base,
+            clients=n,
+            robust=robust,
+            faults=faults,
+            name=f"poison-{n}-{k}-{attack}-{robust.aggregation}-{'checked' if robust.validate else 'plain'}",
+        )
+        print(f"== {key}: faults '{faults}'", flush=True)
+        summary = json.loads((simulate(options) / "summary.json").read_text())
+        rounds = summary["rounds"]
+        results[key] = {
+            **{c: (summary.get(c) or {}).get("macro_f1") for c, _ in COLUMNS},
+            "central_before": summary["central_before"]["macro_f1"],
+            "refused_per_round": [len(r["failures"]) for r in rounds],
+            "faults": faults,
+            "seconds": summary["total_seconds"],
+        }
+        atomic_write_json(json_path, results)
+        atomic_write_text(args.out, "\n".join(table(results, settings, args.attacks)) + "\n")
+    print("\n".join(table(results, settings, args.attacks)))
+
+
+if __name__ == "__main__":
+    main()
