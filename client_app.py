@@ -2,14 +2,17 @@
 
 Wiring only: the work is done by `fedfer.federation.client.SubjectClient`, which knows nothing of
 Flower. Each message returns v()'s arrays and counts; features, pseudo labels and predictions stay
-here.
+here. Every reply passes `fedfer.federation.audit.audit_mod` (nothing beyond the protocol leaves) and,
+with differential privacy on, Flower's clipping (`fedfer.federation.privacy.dp_clipping_mod`).
 """
 
 from flwr.app import ArrayRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedfer.config import FederationConfig
+from fedfer.federation.audit import audit_mod
 from fedfer.federation.client import SubjectClient, threads_for_client
+from fedfer.federation.privacy import dp_clipping_mod
 from fedfer.federation.protocol import (
     ARRAYS,
     CM_PERSONAL,
@@ -41,7 +44,7 @@ def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, i
     return client, config, partition
 
 
-@app.train()
+@app.train(mods=[audit_mod, dp_clipping_mod])  # the audit is outermost: it sees the reply as it leaves
 def train(msg: Message, context: Context) -> Message:
     client, config, partition = subject_client(context)
     server_round = int(msg.content[CONFIG][SERVER_ROUND])
@@ -53,9 +56,12 @@ def train(msg: Message, context: Context) -> Message:
     return Message(RecordDict({ARRAYS: ArrayRecord(state), METRICS: metrics}), reply_to=msg)
 
 
-@app.evaluate()
+@app.evaluate(mods=[audit_mod])
 def evaluate(msg: Message, context: Context) -> Message:
-    client, _, partition = subject_client(context)
+    client, config, partition = subject_client(context)
+    if not config.client_eval:  # label-derived counts leave only in studies that ask for them
+        metrics = MetricRecord({NUM_EXAMPLES: 0, PARTITION_ID: partition})
+        return Message(RecordDict({METRICS: metrics}), reply_to=msg)
     result = client.evaluate(msg.content[ARRAYS].to_torch_state_dict())
     metrics = MetricRecord(
         {

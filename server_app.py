@@ -11,6 +11,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from fedfer.config import FederationConfig
 from fedfer.experiment.rundir import RunDir
+from fedfer.federation.privacy import sampled_clients, with_privacy
 from fedfer.federation.server import CentralRounds
 from fedfer.federation.strategy import VHeadFedAvg
 
@@ -26,12 +27,14 @@ def main(grid: Grid, context: Context) -> None:
     strategy = VHeadFedAvg(
         log_path=run.rounds,
         v_keys=central.v_keys,
+        uniform=config.privacy.enabled,
         fraction_train=config.fraction_train,
-        fraction_evaluate=1.0,
+        fraction_evaluate=1.0 if config.client_eval else 0.0,  # clients evaluate only in studies with labels
         min_train_nodes=1,
         min_evaluate_nodes=1,
         min_available_nodes=config.num_clients,
     )
+    strategy = with_privacy(strategy, config.privacy, sampled_clients(config.num_clients, config.fraction_train))
     strategy.start(
         grid=grid,
         initial_arrays=ArrayRecord(central.initial_state),

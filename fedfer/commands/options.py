@@ -9,11 +9,13 @@ from pathlib import Path
 from fedfer.config import (
     BATCHNORM_CHOICES,
     DEFAULT_BATCHNORM,
+    DEFAULT_DP_CLIPPING_NORM,
     PAPER_EPOCHS,
     SYNTHETIC_PRESETS,
     TEACHERS,
     FeatureConfig,
     PersonalizeConfig,
+    PrivacyConfig,
     RunOptions,
     Task,
     TrainConfig,
@@ -138,7 +140,37 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="the server does not score the central v() on the subjects' labelled clips after each round (a "
         "deployment whose SuperLink host holds no labels); the report then has no central-model tables",
     )
+    parser.add_argument(
+        "--no-client-eval",
+        dest="client_eval",
+        action="store_false",
+        help="clients send no label-derived counts (cm-personal, cm-pseudo: their personalized v() and pseudo "
+        "labels scored on their labelled clips); the report then has no personalized-model tables. The run "
+        "config's default (a bare `flwr run .`) is off; fedfer's studies turn it on",
+    )
+    parser.add_argument(
+        "--dp-noise",
+        type=float,
+        help="differential privacy: noise multiplier z of the server's Gaussian noise (std z × clip / sampled "
+        "clients); turns on client-side clipping too (default: no differential privacy)",
+    )
+    parser.add_argument(
+        "--dp-clip",
+        type=float,
+        help=f"differential privacy: L2 clipping norm of each client's v() update (default with --dp-noise: "
+        f"{DEFAULT_DP_CLIPPING_NORM}); alone, it clips without noise",
+    )
     parser.add_argument("--verbose", action="store_true", help="show Flower's full log")
+
+
+def privacy_from_args(a: dict) -> PrivacyConfig:
+    """--dp-noise / --dp-clip as a PrivacyConfig (off when neither is given)."""
+    noise, clip = a.get("dp_noise"), a.get("dp_clip")
+    if noise is None and clip is None:
+        return PrivacyConfig()
+    return PrivacyConfig(
+        noise_multiplier=noise or 0.0, clipping_norm=DEFAULT_DP_CLIPPING_NORM if clip is None else clip
+    )
 
 
 def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
@@ -183,6 +215,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         vfer=replace(central, stage="vfer", epochs=args.vfer_epochs),
         teacher=args.teacher,
         central_eval=a.get("central_eval", defaults.central_eval),
+        client_eval=a.get("client_eval", defaults.client_eval),
+        privacy=privacy_from_args(a),
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         verbose=a.get("verbose", defaults.verbose),
     )

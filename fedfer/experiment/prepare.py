@@ -52,6 +52,8 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
         subjects_file=str(run.subjects_file.resolve()),
         central_eval=options.central_eval,
         batchnorm=options.vfer.batchnorm,
+        client_eval=options.client_eval,
+        privacy=options.privacy,
     ).to_run_config()
 
 

@@ -55,8 +55,9 @@ class RoundLog:
 class VHeadFedAvg(FedAvg):
     """Flower's FedAvg, weighted by the number of pseudo-labelled videos, recording every round."""
 
-    def __init__(self, log_path: Path, v_keys: Iterable[str], **kwargs) -> None:
+    def __init__(self, log_path: Path, v_keys: Iterable[str], uniform: bool = False, **kwargs) -> None:
         super().__init__(weighted_by_key=NUM_EXAMPLES, **kwargs)
+        self.uniform = uniform  # every reply weighs 1, videos or none (what DP's noise calibration assumes)
         self.log_path = Path(log_path)
         self.v_keys = sorted(v_keys)  # the only arrays a reply may carry
         self.rounds: dict[int, RoundLog] = {}
@@ -91,7 +92,10 @@ class VHeadFedAvg(FedAvg):
                     f"reply carries arrays other than v(): {sorted(set(sent) ^ set(self.v_keys))[:5]}"
                 )
                 continue
-            if metrics.get(NUM_EXAMPLES, 0) > 0:
+            if self.uniform:
+                reply.content[METRICS] = MetricRecord({**metrics, NUM_EXAMPLES: 1})  # the log keeps the real count
+                useful.append(reply)
+            elif metrics.get(NUM_EXAMPLES, 0) > 0:
                 useful.append(reply)
         if not useful:
             return None, None  # nothing to average: the strategy keeps the current v()
