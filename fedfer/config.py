@@ -198,7 +198,7 @@ RUN_CONFIG_RANGES: dict[str, tuple[type, Any, str]] = {
     "learning-rate": (float, lambda x: x > 0, "a number > 0"),
     "batch-size": (int, lambda x: x >= 1, "an integer >= 1"),
     "max-per-class": (int, lambda x: x >= 1, "an integer >= 1"),
-    "p-threshold": (float, lambda x: 0 <= x <= 1, "a probability in [0, 1]"),
+    "p-threshold": (float, lambda x: 0 <= x < 1, "a probability in [0, 1)"),
     "batchnorm": (str, lambda x: x in BATCHNORM_CHOICES, f"one of {BATCHNORM_CHOICES}"),
     "dp-noise-multiplier": (float, lambda x: x >= 0, "a number >= 0"),
     "dp-clipping-norm": (float, lambda x: x >= 0, "a number >= 0 (0: no differential privacy)"),

@@ -33,7 +33,8 @@ TRAIN_METRICS = {"metrics/num-examples": 1, "metrics/partition-id": 1, "metrics/
 def audited_run(root: Path, **overrides) -> tuple[RunDir, list[dict], dict]:
     values = build_fake_run(root / "prepared", num_subjects=3)
     run = RunDir(root / "run")
-    values = {**values, "run-dir": str(run.root), "audit-dir": str(root / "audit"), **overrides}
+    # p-threshold 0.2: every subject selects videos (the fake g() is unsure) and sends a real update.
+    values = {**values, "run-dir": str(run.root), "audit-dir": str(root / "audit"), "p-threshold": 0.2, **overrides}
     simulate_prepared(run.root, values)
     records = [json.loads(p.read_text()) for p in sorted((root / "audit").glob("*.json"))]
     return run, records, values
@@ -52,6 +53,7 @@ def test_by_default_clients_send_v_and_three_counts_and_no_label_derived_metric(
     assert sorted((r["node"], r["round"]) for r in records) == sorted({(r["node"], k) for r in records for k in (1, 2)})
     rounds = json.loads(run.rounds.read_text())
     assert not any("evaluate" in c for r in rounds for c in r["clients"].values())
+    assert all(c["train"]["num-examples"] > 0 for r in rounds for c in r["clients"].values())  # real updates
 
     summary = write_report(run.root, {"mode": "simulation"}, subjects_file=Path(values["subjects-file"]))
     assert "central_after" in summary and "personalized" not in summary  # the server's scores remain
@@ -68,6 +70,8 @@ def test_dp_clips_each_update_and_adds_the_calibrated_noise(tmp_path: Path) -> N
     noise = z * clip / 3 * math.sqrt(dims)  # ‖N(0, σ² I_d)‖ ≈ σ √d, σ = z C / sampled clients
     # The mean of updates clipped to C = 0.001 adds at most 0.001; unclipped ones (norm > 0.03) would not fit.
     assert abs(change - noise) < 0.01 * noise, (change, noise)
+    rounds = json.loads(run.rounds.read_text())
+    assert all(c["train"]["num-examples"] > 0 for r in rounds for c in r["clients"].values())  # real updates
     log = run.flower_log.read_text()
     assert "central DP noise" in log  # Flower's wrapper says so in the ServerApp's log
 
