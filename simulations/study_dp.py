@@ -9,6 +9,7 @@ same central v() in every run, so its personalized row shows what clipping and n
 
     python simulations/study_dp.py --world small --workspace data --noise 0 0.1 0.3 1.0 \\
         --out results/study_dp.md
+    python simulations/study_dp.py --world small --tables-from results/study_dp.json --out results/study_dp.md
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from fedfer.commands.options import add_run_arguments, add_simulation_arguments,
 from fedfer.config import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig
 from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate
-from fedfer.federation.privacy import sampled_clients
+from fedfer.federation.privacy import epsilon, sampled_clients
 from fedfer.io import atomic_write_json, atomic_write_text
 
 ROWS = (
@@ -32,11 +33,21 @@ ROWS = (
 )
 
 
-def row(label: str, summary: dict) -> str:
+def row(label: str, summary: dict, eps: str) -> str:
     later = sorted(k for k in summary if k.startswith("personalized_round_"))
     cells = [f"{100 * summary[key]['macro_f1']:.1f}" for key, _ in ROWS]
     last = f"{100 * summary[later[-1]]['macro_f1']:.1f}" if later else "-"
-    return f"| {label} | {' | '.join(cells)} | {last} |"
+    return f"| {label} | {eps} | {' | '.join(cells)} | {last} |"
+
+
+def epsilon_cell(label: str, rounds: int, clients: int, clip: float, delta: float) -> str:
+    """ε at `delta` for a "z = …" setting ("-" without DP or noise; needs `pip install "flwr[dp]"`)."""
+    if not label.startswith("z = ") or float(label[4:]) == 0:
+        return "∞" if label.startswith("z = ") else "-"
+    try:
+        return f"{epsilon(PrivacyConfig(float(label[4:]), clip), rounds, clients, delta):.1f}"
+    except ImportError:
+        return "n/a (pip install flwr[dp])"
 
 
 def main() -> None:
@@ -44,16 +55,22 @@ def main() -> None:
     add_run_arguments(parser)
     add_simulation_arguments(parser)
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0], help="noise multipliers z")
+    parser.add_argument("--delta", type=float, default=1e-3, help="δ of the reported ε (default 1e-3 < 1/clients)")
     parser.add_argument("--out", type=Path, default=Path("results/study_dp.md"))
+    parser.add_argument("--tables-from", type=Path, help="no runs: the table of this saved result (.json)")
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the runs of this study that already finished in --results"
+    )
     args = parser.parse_args()
     base = options_from_args(args)
     clip = args.dp_clip or DEFAULT_DP_CLIPPING_NORM
     settings = {"no DP": PrivacyConfig(), **{f"z = {z}": PrivacyConfig(z, clip) for z in args.noise}}
-    summaries = {}
-    for label, privacy in settings.items():
+    summaries = json.loads(args.tables_from.read_text()) if args.tables_from else {}
+    for label, privacy in {} if args.tables_from else settings.items():
         tag = "nodp" if not privacy.enabled else f"dp-z{privacy.noise_multiplier}-c{privacy.clipping_norm}"
         options = replace(base, privacy=privacy, name=f"{base.run_name}-{tag}")
-        run_dir = simulate(options)
+        done = RunDir(options.run_dir).summary
+        run_dir = options.run_dir if args.reuse and done.is_file() else simulate(options)
         summaries[label] = json.loads(RunDir(run_dir).summary.read_text())
     clients = summaries["no DP"]["num_subjects"]
     sampled = sampled_clients(clients, base.fraction_train)
@@ -62,11 +79,13 @@ def main() -> None:
         f"{base.rounds} rounds",
         "",
         f"Client-side clipping to L2 norm C = {clip}, server-side Gaussian noise of std z × C / {sampled} "
-        f"({sampled} sampled clients per round), uniform FedAvg. Macro F1, percent.",
+        f"({sampled} sampled clients per round), uniform FedAvg. Macro F1, percent. ε at δ = {args.delta} "
+        f"for {base.rounds} releases, each client in every round (Flower's RDP accountant, no sampling "
+        "amplification; add-or-remove-one client).",
         "",
-        "| setting | " + " | ".join(label for _, label in ROWS) + " | personalized (last round) |",
-        "|---|---|---|---|---|",
-        *(row(label, s) for label, s in summaries.items()),
+        "| setting | ε | " + " | ".join(label for _, label in ROWS) + " | personalized (last round) |",
+        "|---|---|---|---|---|---|",
+        *(row(label, s, epsilon_cell(label, base.rounds, clients, clip, args.delta)) for label, s in summaries.items()),
         "",
         "The personalized local models stay on the device and are not covered by the guarantee.",
     ]

@@ -11,6 +11,8 @@ what leaves the device; a subject's personalized v(), which stays there, is outs
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from flwr.app import Context, Message
 from flwr.clientapp.mod import fixedclipping_mod
@@ -62,3 +64,29 @@ def with_privacy(strategy: Strategy, privacy: PrivacyConfig, num_sampled: int) -
         clipping_norm=privacy.clipping_norm,
         num_sampled_clients=num_sampled,
     )
+
+
+def epsilon(privacy: PrivacyConfig, rounds: int, clients: int, delta: float) -> float:
+    """ε at `delta` after `rounds` noised averages over all of `clients` subjects (each takes part every
+    round: no sampling amplification), by Flower's RDP accountant (`pip install "flwr[dp]"`)."""
+    from flwr.supercore.privacy_accounting import (
+        GaussianPrivacyEvent,
+        NeighboringRelation,
+        SamplingMethod,
+    )
+    from flwr.supercore.privacy_accounting import PrivacyConfig as AccountingConfig
+    from flwr.supercore.privacy_accounting.rdp_accountant import RdpAccountant
+
+    if privacy.noise_multiplier <= 0:
+        return math.inf
+    accountant = RdpAccountant(
+        AccountingConfig(
+            target_delta=delta,
+            population_size=clients,
+            neighboring_relation=NeighboringRelation.ADD_OR_REMOVE_ONE,
+            sampling_method=SamplingMethod.NO_AMPLIFICATION,
+        )
+    )
+    for _ in range(rounds):
+        accountant.compose(GaussianPrivacyEvent(privacy.noise_multiplier, sample_size=clients, population_size=clients))
+    return float(accountant.get_privacy_spent().epsilon)
