@@ -147,6 +147,9 @@ def kill_tree(process: subprocess.Popen) -> list[int]:
         with _gone():
             os.kill(pid, signal.SIGKILL)
     process.wait(timeout=30)
+    deadline = time.monotonic() + 60  # SIGKILL is delivered, not awaited: a busy machine takes a while
+    while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
+        time.sleep(0.1)
     return tree
 
 
