@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from fedfer.commands.options import add_run_arguments, add_simulation_arguments, options_from_args
-from fedfer.config import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig
+from fedfer.config import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig, RunOptions
 from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate
 from fedfer.federation.privacy import epsilon, sampled_clients
@@ -50,6 +50,19 @@ def epsilon_cell(label: str, rounds: int, clients: int, clip: float, delta: floa
         return "n/a (pip install flwr[dp])"
 
 
+def simulate_with_retries(options: RunOptions, attempts: int) -> Path:
+    """`simulate`, tried again when the Flower run fails: on a crowded machine Ray's node can miss its 30 s
+    start-up window. Each failure is printed; the last one is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return simulate(options)
+        except RuntimeError as err:
+            print(f"attempt {attempt} of {attempts} failed: {err}", flush=True)
+            if attempt == attempts:
+                raise
+    raise ValueError(f"--attempts must be >= 1, got {attempts}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(parser)
@@ -58,6 +71,9 @@ def main() -> None:
     parser.add_argument("--delta", type=float, default=1e-3, help="δ of the reported ε (default 1e-3 < 1/clients)")
     parser.add_argument("--out", type=Path, default=Path("results/study_dp.md"))
     parser.add_argument("--tables-from", type=Path, help="no runs: the table of this saved result (.json)")
+    parser.add_argument(
+        "--attempts", type=int, default=3, help="tries per run when Flower's run fails (Ray's start on a busy machine)"
+    )
     parser.add_argument(
         "--reuse", action="store_true", help="keep the runs of this study that already finished in --results"
     )
@@ -70,7 +86,7 @@ def main() -> None:
         tag = "nodp" if not privacy.enabled else f"dp-z{privacy.noise_multiplier}-c{privacy.clipping_norm}"
         options = replace(base, privacy=privacy, name=f"{base.run_name}-{tag}")
         done = RunDir(options.run_dir).summary
-        run_dir = options.run_dir if args.reuse and done.is_file() else simulate(options)
+        run_dir = options.run_dir if args.reuse and done.is_file() else simulate_with_retries(options, args.attempts)
         summaries[label] = json.loads(RunDir(run_dir).summary.read_text())
     clients = summaries["no DP"]["num_subjects"]
     sampled = sampled_clients(clients, base.fraction_train)
