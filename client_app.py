@@ -2,19 +2,22 @@
 
 Wiring only: the work is done by `fedfer.federation.client.SubjectClient`, which knows nothing of
 Flower. Each message returns v()'s arrays and counts; features, pseudo labels and predictions stay
-here.
+here. Every reply passes `fedfer.federation.audit.audit_mod` (nothing beyond the protocol leaves) and,
+with differential privacy on, Flower's clipping (`fedfer.federation.privacy.dp_clipping_mod`).
 """
 
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedfer.config import FederationConfig
+from fedfer.federation.audit import audit_mod
 from fedfer.federation.client import SubjectClient, threads_for_client
 from fedfer.federation.codec import decode_record, encode_record
 from fedfer.federation.crowd import CrowdModel, subjects_of_node
 from fedfer.federation.faults import client_type, fault_mod
 from fedfer.federation.group import train_crowd_group
 from fedfer.federation.payload import split_payload
+from fedfer.federation.privacy import dp_clipping_mod
 from fedfer.federation.protocol import (
     ARRAYS,
     CM_PERSONAL,
@@ -68,8 +71,9 @@ def train_crowd(msg: Message, context: Context, config: FederationConfig) -> Mes
     )
 
 
-@app.train()
-@app.train(mods=[fault_mod])  # changes nothing unless the run config injects faults (tests, studies)
+# The audit is outermost: it sees the reply as it leaves. The fault mod changes nothing unless the run
+# config injects faults (tests, studies).
+@app.train(mods=[audit_mod, dp_clipping_mod, fault_mod])
 def train(msg: Message, context: Context) -> Message:
     config = FederationConfig.from_run_config(context.run_config)
     if config.crowd.enabled:
@@ -86,9 +90,12 @@ def train(msg: Message, context: Context) -> Message:
     return Message(RecordDict({ARRAYS: arrays, METRICS: metrics}), reply_to=msg)
 
 
-@app.evaluate()
+@app.evaluate(mods=[audit_mod])
 def evaluate(msg: Message, context: Context) -> Message:
-    client, _, partition = subject_client(context)
+    client, config, partition = subject_client(context)
+    if not config.client_eval:  # label-derived counts leave only in studies that ask for them
+        metrics = MetricRecord({NUM_EXAMPLES: 0, PARTITION_ID: partition})
+        return Message(RecordDict({METRICS: metrics}), reply_to=msg)
     result = client.evaluate(split_payload(decode_record(msg.content[ARRAYS]))[0])
     metrics = MetricRecord(
         {

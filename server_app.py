@@ -13,6 +13,7 @@ from flwr.serverapp import Grid, ServerApp
 from fedfer.config import FederationConfig
 from fedfer.experiment.rundir import RunDir
 from fedfer.federation.aggregation import make_strategy
+from fedfer.federation.privacy import sampled_clients, with_privacy
 from fedfer.federation.progress import ProgressGrid
 from fedfer.federation.resume import earlier_rounds
 from fedfer.federation.server import CentralRounds
@@ -36,12 +37,15 @@ def main(grid: Grid, context: Context) -> None:
         codec_down=config.codec_down,
         round_offset=offset,
         earlier_rounds=earlier_rounds(run, offset),
+        uniform=config.privacy.enabled,
         fraction_train=config.fraction_train,
-        fraction_evaluate=0.0 if config.crowd.enabled else 1.0,  # a crowd is a systems workload: no client evaluation
+        # Clients evaluate only in studies with labels; a crowd is a systems workload: no client evaluation.
+        fraction_evaluate=1.0 if config.client_eval and not config.crowd.enabled else 0.0,
         min_train_nodes=1,
         min_evaluate_nodes=1,
         min_available_nodes=config.num_clients,
     )
+    strategy = with_privacy(strategy, config.privacy, sampled_clients(config.num_clients, config.fraction_train))
     strategy.start(
         grid=ProgressGrid(grid),
         initial_arrays=ArrayRecord(central.state_after(offset)),

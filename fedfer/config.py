@@ -145,6 +145,26 @@ ROBUST_KEYS = {
 
 
 @dataclass(frozen=True)
+class PrivacyConfig:
+    """Central differential privacy of v()'s updates with Flower's wrappers: each client clips its update
+    (new v() minus the received one, all arrays as one vector) to L2 norm `clipping_norm` before it leaves
+    (`fixedclipping_mod`); the server averages the clipped updates uniformly and adds Gaussian noise of
+    standard deviation noise_multiplier × clipping_norm / sampled clients
+    (`DifferentialPrivacyClientSideFixedClipping`). Off while `clipping_norm` is 0. The personalized v()
+    a subject keeps on its device is not covered: it never leaves, and it is neither clipped nor noised."""
+
+    noise_multiplier: float = 0.0  # z; 0 with a clipping norm clips without noise
+    clipping_norm: float = 0.0  # C; 0 = no differential privacy
+
+    @property
+    def enabled(self) -> bool:
+        return self.clipping_norm > 0
+
+
+DEFAULT_DP_CLIPPING_NORM = 1.0  # above the median L2 norm (0.82) of a client's v() update on clean `small` runs
+
+
+@dataclass(frozen=True)
 class FederationConfig:
     """One federated run, as `[tool.flwr.app.config]` (kebab-case keys) describes it."""
 
@@ -174,6 +194,12 @@ class FederationConfig:
             if codec not in CODECS:
                 raise ValueError(f"{key} {codec!r} is not one of {', '.join(CODECS)}")
 
+    # Clients send label-derived counts (cm-personal, cm-pseudo) in their evaluate replies: only studies
+    # whose subjects have labels turn this on; off, the server asks for no client evaluation at all.
+    client_eval: bool = False
+    privacy: PrivacyConfig = PrivacyConfig()
+    audit_dir: str = ""  # when set, every client writes a description of each reply it sends here
+
     @classmethod
     def from_run_config(cls, run_config: Mapping[str, Any]) -> FederationConfig:
         """Build from Flower's run config; every key must be known (a typo is an error, not a default)."""
@@ -182,6 +208,7 @@ class FederationConfig:
         if unknown:
             raise ValueError(f"unknown run-config keys {sorted(unknown)}; known keys: {sorted(known)}")
         c = dict(run_config)
+        check_run_config_values(c)
         defaults = cls()
         p = PersonalizeConfig()
         r = RobustConfig()
@@ -218,6 +245,12 @@ class FederationConfig:
             ),
             resume_round=int(c.get("resume-round", defaults.resume_round)),
             faults=str(c.get("faults", defaults.faults)),
+            client_eval=bool(c.get("client-eval", defaults.client_eval)),
+            privacy=PrivacyConfig(
+                noise_multiplier=float(c.get("dp-noise-multiplier", defaults.privacy.noise_multiplier)),
+                clipping_norm=float(c.get("dp-clipping-norm", defaults.privacy.clipping_norm)),
+            ),
+            audit_dir=str(c.get("audit-dir", defaults.audit_dir)),
         )
 
     def check_prepared(self) -> None:
@@ -270,7 +303,41 @@ class FederationConfig:
             **{key: getattr(self.robust, f) for f, key in ROBUST_KEYS.items()},
             "resume-round": self.resume_round,
             "faults": self.faults,
+            "client-eval": self.client_eval,
+            "dp-noise-multiplier": self.privacy.noise_multiplier,
+            "dp-clipping-norm": self.privacy.clipping_norm,
+            "audit-dir": self.audit_dir,
         }
+
+
+# Run-config values a run cannot start with: key → (type, test, what the key accepts).
+RUN_CONFIG_RANGES: dict[str, tuple[type, Any, str]] = {
+    "num-server-rounds": (int, lambda x: x >= 1, "an integer >= 1"),
+    "fraction-train": (float, lambda x: 0 < x <= 1, "a number in (0, 1]"),
+    "num-clients": (int, lambda x: x >= 1, "an integer >= 1"),
+    "local-epochs": (int, lambda x: x >= 0, "an integer >= 0"),
+    "learning-rate": (float, lambda x: x > 0, "a number > 0"),
+    "batch-size": (int, lambda x: x >= 1, "an integer >= 1"),
+    "max-per-class": (int, lambda x: x >= 1, "an integer >= 1"),
+    "p-threshold": (float, lambda x: 0 <= x < 1, "a probability in [0, 1)"),
+    "batchnorm": (str, lambda x: x in BATCHNORM_CHOICES, f"one of {BATCHNORM_CHOICES}"),
+    "dp-noise-multiplier": (float, lambda x: x >= 0, "a number >= 0"),
+    "dp-clipping-norm": (float, lambda x: x >= 0, "a number >= 0 (0: no differential privacy)"),
+}
+
+
+def check_run_config_values(run_config: Mapping[str, Any]) -> None:
+    """Raise naming every out-of-range or mistyped value (and what the key accepts) before a run starts."""
+    wrong = []
+    for key, (kind, test, accepts) in RUN_CONFIG_RANGES.items():
+        if key not in run_config:
+            continue
+        value = run_config[key]
+        typed = isinstance(value, kind) or (kind is float and isinstance(value, int))
+        if isinstance(value, bool) or not typed or not test(value):
+            wrong.append(f"{key} = {value!r} (expected {accepts})")
+    if wrong:
+        raise ValueError(f"out-of-range run-config values: {'; '.join(wrong)}: fix them in the --run-config file")
 
 
 @dataclass(frozen=True)
@@ -381,6 +448,10 @@ class RunOptions:
     payload: str = FederationConfig.payload  # what travels each round (PAYLOADS)
     codec_up: str = FederationConfig.codec_up  # clients' replies (CODECS)
     codec_down: str = FederationConfig.codec_down  # the server's messages (CODECS)
+    # `fedfer run` / `deploy` are studies of labelled subjects: their report's personalized rows need the
+    # clients' label-derived counts, so they ask for them unless told not to (`--no-client-eval`).
+    client_eval: bool = True
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     client_cpus: int = 1  # CPUs Ray reserves per simulated client (simulation only)
     ray_address: str | None = None  # head of a running Ray cluster (`ray start --head`) to simulate on; None: local Ray
     robust: RobustConfig = field(default_factory=RobustConfig)  # what the server accepts and how it aggregates

@@ -75,4 +75,5 @@ def build_fake_run(root: Path, num_subjects: int = 3, clips_per_subject: int = 1
         "ifer-checkpoint": str((root / "g.pt").resolve()),
         "subjects-file": str(RunDir(root).subjects_file.resolve()),
         "central-eval": True,
+        "client-eval": True,  # its subjects have labels: the report's personalized rows need their counts
     }

@@ -12,12 +12,14 @@ from fedfer.config import (
     BATCHNORM_CHOICES,
     CODECS,
     DEFAULT_BATCHNORM,
+    DEFAULT_DP_CLIPPING_NORM,
     PAPER_EPOCHS,
     PAYLOADS,
     PRECISIONS,
     TEACHERS,
     FeatureConfig,
     PersonalizeConfig,
+    PrivacyConfig,
     RobustConfig,
     RunOptions,
     Task,
@@ -168,6 +170,26 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "deployment whose SuperLink host holds no labels); the report then has no central-model tables",
     )
     add_communication_arguments(parser)
+    parser.add_argument(
+        "--no-client-eval",
+        dest="client_eval",
+        action="store_false",
+        help="clients send no label-derived counts (cm-personal, cm-pseudo: their personalized v() and pseudo "
+        "labels scored on their labelled clips); the report then has no personalized-model tables. The run "
+        "config's default (a bare `flwr run .`) is off; fedfer's studies turn it on",
+    )
+    parser.add_argument(
+        "--dp-noise",
+        type=float,
+        help="differential privacy: noise multiplier z of the server's Gaussian noise (std z × clip / sampled "
+        "clients); turns on client-side clipping too (default: no differential privacy)",
+    )
+    parser.add_argument(
+        "--dp-clip",
+        type=float,
+        help=f"differential privacy: L2 clipping norm of each client's v() update (default with --dp-noise: "
+        f"{DEFAULT_DP_CLIPPING_NORM}); alone, it clips without noise",
+    )
     parser.add_argument("--verbose", action="store_true", help="show Flower's full log")
     add_robust_arguments(parser)
 
@@ -245,6 +267,16 @@ def add_communication_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def privacy_from_args(a: dict) -> PrivacyConfig:
+    """--dp-noise / --dp-clip as a PrivacyConfig (off when neither is given)."""
+    noise, clip = a.get("dp_noise"), a.get("dp_clip")
+    if noise is None and clip is None:
+        return PrivacyConfig()
+    return PrivacyConfig(
+        noise_multiplier=noise or 0.0, clipping_norm=DEFAULT_DP_CLIPPING_NORM if clip is None else clip
+    )
+
+
 def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of Flower's simulation engine only (`fedfer run`, `prepare`); a deployment has no use for them."""
     defaults = RunOptions()
@@ -299,6 +331,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         payload=a.get("payload", defaults.payload),
         codec_up=a.get("codec_up") or a.get("codec") or defaults.codec_up,
         codec_down=a.get("codec_down") or a.get("codec") or defaults.codec_down,
+        client_eval=a.get("client_eval", defaults.client_eval),
+        privacy=privacy_from_args(a),
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         ray_address=a.get("ray_address", defaults.ray_address),
         verbose=a.get("verbose", defaults.verbose),

@@ -1,7 +1,9 @@
 """Decoding videos into RGB frames with OpenCV (FLV/VP6 originals of CREMA-D, MP4, AVI, ...).
 
 Frames are counted by decoding: FLV containers carry no reliable frame count, and a count from the
-header would silently disagree with the feature sequence.
+header would silently disagree with the feature sequence. The header's count still serves one check: a
+file that decodes to clearly fewer frames than it announces was cut short (a partial copy or download)
+and is refused rather than used as a shorter clip.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# A file decoding to fewer than this share of the frames its header announces is truncated. Header counts
+# of FLV files are estimates (duration × fps); CREMA-D's decode to exactly their count.
+TRUNCATED_SHARE = 0.9
 VIDEO_EXTENSIONS = (".flv", ".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv")
 
 
@@ -42,6 +47,7 @@ def iter_frames(path: Path, frame_step: int = 1) -> tuple[float, Iterator[np.nda
         capture.release()
         raise VideoError(f"video {path} cannot be opened by OpenCV (not a video, or a codec this OpenCV build lacks)")
     fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    announced = int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)  # 0 or negative when the container has none
 
     def frames() -> Iterator[np.ndarray]:
         index = 0
@@ -58,7 +64,12 @@ def iter_frames(path: Path, frame_step: int = 1) -> tuple[float, Iterator[np.nda
         finally:
             capture.release()
         if index == 0:
-            raise VideoError(f"video {path} has no decodable frame")
+            raise VideoError(f"video {path} has no decodable frame: copy it again from its source or re-encode it")
+        if index < TRUNCATED_SHARE * announced:
+            raise VideoError(
+                f"video {path} decodes to {index} of the {announced} frames its header announces (truncated or "
+                "damaged): copy it again from its source"
+            )
 
     return fps, frames()
 

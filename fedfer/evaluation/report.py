@@ -138,6 +138,10 @@ def collect(run_dir: Path, subjects_file: Path | None = None) -> tuple[dict, dic
     summary["per_subject"] = per_subject
     summary["pseudo_labels"] = pseudo_label_quality(pooled(first[s][CM_PSEUDO] for s in answered), classes)
     summary["rounds"] = entries
+    # Subjects that trained on nothing: no video reached the p-threshold, their v() stayed the central one.
+    summary["subjects_without_pseudo_labels"] = sorted(
+        name for e in entries if e["round"] == 1 for name, n in e["selected_videos"].items() if n == 0
+    )
     summary["paper"] = PAPER
     return summary, reports
 
@@ -180,6 +184,12 @@ def round_entry(r: dict, subjects: list[str]) -> dict:
 
 def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
+
+
+NO_PSEUDO_LABELS = (
+    "subjects with no video above the p-threshold in round 1 (they kept the central v(); lower --p-threshold "
+    "to include them)"
+)
 
 
 MODEL_ROWS = {  # summary key → label, in the order the tables list them
@@ -273,6 +283,8 @@ def markdown(summary: dict, reports: dict[str, ClassificationReport], extra: dic
     for c in summary["classes"]:
         lines.append(f"| {c} | {q['selected_per_class'][c]} | {_pct(q['precision_per_class'][c])} |")
     lines += [f"| all | {q['selected_total']} | {_pct(q['accuracy'])} |", ""]
+    if summary.get("subjects_without_pseudo_labels"):
+        lines += [f"{NO_PSEUDO_LABELS}: {', '.join(summary['subjects_without_pseudo_labels'])}", ""]
     lines += [
         "## Communication and time per round",
         "",
@@ -360,6 +372,8 @@ def print_summary(summary: dict, report: Path) -> None:
             print(f"subjects ({label}): {c['improved']} improved, {c['unchanged']} unchanged, {c['worse']} worse")
     if summary["subjects_missing"]:
         print(f"subjects whose client failed: {', '.join(summary['subjects_missing'])}")
+    if summary.get("subjects_without_pseudo_labels"):
+        print(f"{NO_PSEUDO_LABELS}: {', '.join(summary['subjects_without_pseudo_labels'])}")
     rounds = summary.get("rounds", [])
     if rounds:
         r = rounds[-1]

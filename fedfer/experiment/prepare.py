@@ -58,6 +58,8 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
         codec_down=options.codec_down,
         robust=options.robust,
         faults=options.faults,
+        client_eval=options.client_eval,
+        privacy=options.privacy,
     ).to_run_config()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from fedfer.model.heads import VFERHead
 from fedfer.model.inference import confusion
 from fedfer.model.personalize import personalize
 from fedfer.model.pseudo import clip_probabilities
+
+log = logging.getLogger(__name__)
 
 
 class SubjectClient:
@@ -60,7 +63,9 @@ class SubjectClient:
     @functools.cached_property
     def ifer(self) -> tuple[nn.Module, HeadCard]:
         """The frozen g() and its card, loaded only by the messages that pseudo-label (training, not evaluation)."""
-        return load_head(self.ifer_checkpoint, stage="ifer", classes=self.data.classes)
+        return load_head(
+            self.ifer_checkpoint, stage="ifer", classes=self.data.classes, backbone_id=self.data.backbone_id or None
+        )
 
     def teacher_probabilities(self) -> np.ndarray:
         """(N, K) the teacher's mean class probabilities over each clip's frames (the method's rule)."""
@@ -82,7 +87,16 @@ class SubjectClient:
         Returns (v state, number of selected videos, last epoch's training loss).
         """
         v = self.new_v(global_state)
-        result = personalize(v, self.teacher_probabilities(), self.data.features, replace(self.config, seed=seed))
+        probabilities = self.teacher_probabilities()
+        result = personalize(v, probabilities, self.data.features, replace(self.config, seed=seed))
+        if result.num_selected == 0:
+            log.warning(
+                "subject %s: no video reached p-threshold %.2f (highest mean probability %.2f): its v() stays the "
+                "received one; lower p-threshold (--p-threshold) to personalize it",
+                self.data.subject,
+                self.config.p_threshold,
+                float(probabilities.max()) if probabilities.size else 0.0,
+            )
         save_head(
             self.personal_path,
             v,

@@ -35,6 +35,12 @@ TRAIN_LOSS = "train-loss"
 SUBJECTS = "subjects"  # how many subjects a node's reply stands for (a crowd node's partial average; else 1)
 CM_PERSONAL = "cm-personal"  # K×K counts (flattened): the personalized v() on the subject's labelled clips
 CM_PSEUDO = "cm-pseudo"  # K×K counts: true label × pseudo label of the selected clips
+# Everything a client may send (`fedfer.federation.audit` checks every reply against these): a train
+# reply is ARRAYS (exactly the arrays it received, same shapes) and these scalars; an evaluate reply is
+# METRICS only, with the label-derived matrices only when the run config's `client-eval` is on.
+TRAIN_METRICS = (NUM_EXAMPLES, PARTITION_ID, TRAIN_LOSS)
+EVALUATE_METRICS = (NUM_EXAMPLES, PARTITION_ID)
+LABEL_METRICS = (CM_PERSONAL, CM_PSEUDO)  # K×K each
 # Metrics of the server's own evaluation of the central v().
 MACRO_F1 = "macro-f1"
 MICRO_F1 = "micro-f1"

@@ -91,9 +91,11 @@ class VHeadFedAvg(FedAvg):
         robust: RobustConfig | None = None,
         round_offset: int = 0,
         earlier_rounds: Iterable[dict] = (),
+        uniform: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(weighted_by_key=NUM_EXAMPLES, **kwargs)
+        self.uniform = uniform  # every reply weighs 1, videos or none (what DP's noise calibration assumes)
         self.log_path = Path(log_path)
         self.v_keys = sorted(v_keys)  # the only arrays a reply may carry (v(), and g()/f() in wider payloads)
         self.codec_up = codec_up  # what the clients were told to send; replies are decoded by their dtypes
@@ -158,7 +160,10 @@ class VHeadFedAvg(FedAvg):
                 log.clients[node]["error"] = f"update refused: {verdict.reason}"
                 continue
             accepted += 1
-            if metrics.get(NUM_EXAMPLES, 0) > 0:
+            if self.uniform:
+                reply.content[METRICS] = MetricRecord({**metrics, NUM_EXAMPLES: 1})  # the log keeps the real count
+                useful.append(reply)
+            elif metrics.get(NUM_EXAMPLES, 0) > 0:
                 useful.append(reply)
         trained = [c["train"] for c in log.clients.values() if "train" in c and "error" not in c]
         subjects = sum(int(t.get(SUBJECTS, 1)) for t in trained)

@@ -98,14 +98,20 @@ def load_subject(directory: Path) -> SubjectData:
             f"no {MANIFEST} in {directory}: prepare the subject with `fedfer run` / `fedfer deploy`, or point "
             "data-dir at a subject directory"
         )
-    manifest = json.loads(path.read_text())
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a readable subject manifest ({err}): prepare the run again") from err
     feature_dir = Path(manifest["feature_dir"])
     if not feature_dir.is_absolute():
         feature_dir = path.parent / feature_dir
     store = FeatureStore(feature_dir)
     clips = manifest["clips"]
     if not clips:
-        raise ValueError(f"{path} lists no clips for subject {manifest['subject']}")
+        raise ValueError(
+            f"{path} lists no clips for subject {manifest['subject']}: give the subject at least one video (or "
+            "cached features) and prepare the run again, or leave the subject out of the run"
+        )
     video_dir = Path(manifest["video_dir"]) if "video_dir" in manifest else None
     if video_dir is not None:
         clips = extract_missing(store, clips, video_dir, manifest.get("feature_config", {}), path)

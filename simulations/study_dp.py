@@ -1,0 +1,115 @@
+"""Differential privacy against accuracy: macro F1 of the central v() after FedAvg and of the personalized
+local models, for several noise multipliers, beside the same run without differential privacy.
+
+Every run shares the world, the split, the central v() and the seeds; only `--dp-noise` changes (the
+clipping norm is `--dp-clip`, the sampled clients are all of them: fraction-train 1). The personalized
+local models never leave the device and are neither clipped nor noised: the guarantee does not cover
+them, and they change here only through the noised central v() of later rounds (round 1 starts from the
+same central v() in every run, so its personalized row shows what clipping and noise did not touch).
+
+    python simulations/study_dp.py --world small --workspace data --noise 0 0.1 0.3 1.0 \\
+        --out results/study_dp.md
+    python simulations/study_dp.py --world small --tables-from results/study_dp.json --out results/study_dp.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+
+from fedfer.commands.options import add_run_arguments, add_simulation_arguments, options_from_args
+from fedfer.config import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig, RunOptions
+from fedfer.experiment.rundir import RunDir
+from fedfer.experiment.simulate import simulate
+from fedfer.federation.privacy import epsilon, sampled_clients
+from fedfer.io import atomic_write_json, atomic_write_text
+
+ROWS = (
+    ("central_before", "central before"),
+    ("central_after", "central after FedAvg"),
+    ("personalized", "personalized (round 1)"),
+)
+
+
+def row(label: str, summary: dict, eps: str) -> str:
+    later = sorted(k for k in summary if k.startswith("personalized_round_"))
+    cells = [f"{100 * summary[key]['macro_f1']:.1f}" for key, _ in ROWS]
+    last = f"{100 * summary[later[-1]]['macro_f1']:.1f}" if later else "-"
+    return f"| {label} | {eps} | {' | '.join(cells)} | {last} |"
+
+
+def epsilon_cell(label: str, rounds: int, clients: int, clip: float, delta: float) -> str:
+    """ε at `delta` for a "z = …" setting ("-" without DP or noise; needs `pip install "flwr[dp]"`)."""
+    if not label.startswith("z = ") or float(label[4:]) == 0:
+        return "∞" if label.startswith("z = ") else "-"
+    try:
+        return f"{epsilon(PrivacyConfig(float(label[4:]), clip), rounds, clients, delta):.1f}"
+    except ImportError:
+        return "n/a (pip install flwr[dp])"
+
+
+def simulate_with_retries(options: RunOptions, attempts: int) -> Path:
+    """`simulate`, tried again when the Flower run fails: on a crowded machine Ray's node can miss its 30 s
+    start-up window. Each failure is printed; the last one is raised."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return simulate(options)
+        except RuntimeError as err:
+            print(f"attempt {attempt} of {attempts} failed: {err}", flush=True)
+            if attempt == attempts:
+                raise
+    raise ValueError(f"--attempts must be >= 1, got {attempts}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(parser)
+    add_simulation_arguments(parser)
+    parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0], help="noise multipliers z")
+    parser.add_argument("--delta", type=float, default=1e-3, help="δ of the reported ε (default 1e-3 < 1/clients)")
+    parser.add_argument("--out", type=Path, default=Path("results/study_dp.md"))
+    parser.add_argument("--tables-from", type=Path, help="no runs: the table of this saved result (.json)")
+    parser.add_argument(
+        "--attempts", type=int, default=3, help="tries per run when Flower's run fails (Ray's start on a busy machine)"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the runs of this study that already finished in --results"
+    )
+    args = parser.parse_args()
+    base = options_from_args(args)
+    clip = args.dp_clip or DEFAULT_DP_CLIPPING_NORM
+    settings = {"no DP": PrivacyConfig(), **{f"z = {z}": PrivacyConfig(z, clip) for z in args.noise}}
+    summaries = json.loads(args.tables_from.read_text()) if args.tables_from else {}
+    for label, privacy in {} if args.tables_from else settings.items():
+        tag = "nodp" if not privacy.enabled else f"dp-z{privacy.noise_multiplier}-c{privacy.clipping_norm}"
+        options = replace(base, privacy=privacy, name=f"{base.run_name}-{tag}")
+        done = RunDir(options.run_dir).summary
+        run_dir = options.run_dir if args.reuse and done.is_file() else simulate_with_retries(options, args.attempts)
+        summaries[label] = json.loads(RunDir(run_dir).summary.read_text())
+    clients = summaries["no DP"]["num_subjects"]
+    sampled = sampled_clients(clients, base.fraction_train)
+    lines = [
+        f"# Differential privacy on world {base.world} (seed {base.task.seed}), {clients} clients, "
+        f"{base.rounds} rounds",
+        "",
+        f"Client-side clipping to L2 norm C = {clip}, server-side Gaussian noise of std z × C / {sampled} "
+        f"({sampled} sampled clients per round), uniform FedAvg. Macro F1, percent. ε at δ = {args.delta} "
+        f"for {base.rounds} releases, each client in every round (Flower's RDP accountant, no sampling "
+        "amplification; add-or-remove-one client).",
+        "",
+        "| setting | ε | " + " | ".join(label for _, label in ROWS) + " | personalized (last round) |",
+        "|---|---|---|---|---|---|",
+        *(row(label, s, epsilon_cell(label, base.rounds, clients, clip, args.delta)) for label, s in summaries.items()),
+        "",
+        "The personalized local models stay on the device and are not covered by the guarantee.",
+    ]
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(args.out, text)
+    atomic_write_json(args.out.with_suffix(".json"), summaries)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
