@@ -38,7 +38,7 @@ CM_PSEUDO = "cm-pseudo"  # K×K counts: true label × pseudo label of the select
 # Everything a client may send (`fedfer.federation.audit` checks every reply against these): a train
 # reply is ARRAYS (exactly the arrays it received, same shapes) and these scalars; an evaluate reply is
 # METRICS only, with the label-derived matrices only when the run config's `client-eval` is on.
-TRAIN_METRICS = (NUM_EXAMPLES, PARTITION_ID, TRAIN_LOSS)
+TRAIN_METRICS = (NUM_EXAMPLES, PARTITION_ID, TRAIN_LOSS, SUBJECTS)
 EVALUATE_METRICS = (NUM_EXAMPLES, PARTITION_ID)
 LABEL_METRICS = (CM_PERSONAL, CM_PSEUDO)  # K×K each
 # Metrics of the server's own evaluation of the central v().
