@@ -67,6 +67,10 @@ def decode(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
     for name, x in arrays.items():
         if name == INT8_AFFINE:
             continue
+        if x.dtype not in (np.float32, np.float16, np.uint8):
+            raise ValueError(
+                f"array {name} has dtype {x.dtype}: fedfer's codecs send float32, float16 or uint8 codes only"
+            )
         if name in rows:
             low, step = affine[rows[name]].astype(np.float64)
             x = low + step * x.astype(np.float64)
