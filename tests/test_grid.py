@@ -162,7 +162,8 @@ def test_grid_writes_every_table_with_intervals_baselines_and_paper_numbers(grid
     assert "Protocol **held-out**" in report and "Protocol **transductive**" in report
     # Table 5 personalizes all 12 MSP-IMPROV actors; Table 3 its 4 test actors; seed 002 has its own budget.
     assert len(results["tables"]["table5"][0]["subjects"]) == 12
-    assert len(results["tables"]["table3-heldout"][0]["subjects"]) == 4
+    # Held out, a test actor needs two clips to split; the tiny world leaves one of the 4 with a single clip.
+    assert len(results["tables"]["table3-heldout"][0]["subjects"]) == 3
     assert results["tables"]["seed002"][0]["settings"]["lr"] == 1e-5
     assert results["tables"]["table3-heldout"][0]["settings"]["P"] == 50
     assert [p["value"] for p in results["sweeps"]["rounds"]] == [1, 2, 3, 5]
