@@ -193,6 +193,11 @@ class FederationConfig:
         for key, codec in (("codec-up", self.codec_up), ("codec-down", self.codec_down)):
             if codec not in CODECS:
                 raise ValueError(f"{key} {codec!r} is not one of {', '.join(CODECS)}")
+        if self.privacy.enabled and self.codec_up == "int8":
+            raise ValueError(
+                "dp-clipping-norm > 0 with codec-up = 'int8': Flower's clipping would act on 8-bit codes; "
+                "use codec-up float32 or float16 with differential privacy"
+            )
 
     # Clients send label-derived counts (cm-personal, cm-pseudo) in their evaluate replies: only studies
     # whose subjects have labels turn this on; off, the server asks for no client evaluation at all.
