@@ -18,12 +18,22 @@ from fedfer.model.heads import IFERHead
 
 
 def clip_probabilities(g: IFERHead, clips: Sequence[np.ndarray]) -> np.ndarray:
-    """Mean over frames of g()'s softmax for each clip: list of (T_i, 1280) → (N, K)."""
+    """Mean over frames of g()'s softmax for each clip: list of (T_i, 1280) → (N, K).
+
+    All frames go through g() in one batch (g() in eval mode treats frames independently), then are
+    averaged per clip: one forward pass per subject instead of one per clip, which is most of a
+    client's pseudo-labelling time when its clips are short.
+    """
+    if not len(clips):
+        raise ValueError("clip_probabilities needs at least one clip")
+    lengths = [len(c) for c in clips]
+    if min(lengths) < 1:
+        raise ValueError(f"clip {lengths.index(min(lengths))} has no frames: every clip needs at least one")
     g.eval()
     with torch.inference_mode():
-        return np.stack(
-            [torch.softmax(g(torch.from_numpy(np.asarray(c, dtype=np.float32))), dim=-1).mean(0).numpy() for c in clips]
-        )
+        frames = torch.from_numpy(np.concatenate([np.asarray(c, dtype=np.float32) for c in clips]))  # (ΣT_i, 1280)
+        probabilities = torch.softmax(g(frames), dim=-1)  # (ΣT_i, K)
+        return torch.stack([p.mean(0) for p in probabilities.split(lengths)]).numpy()
 
 
 @dataclass(frozen=True)
