@@ -459,6 +459,8 @@ class RunOptions:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     client_cpus: int = 1  # CPUs Ray reserves per simulated client (simulation only)
     ray_address: str | None = None  # head of a running Ray cluster (`ray start --head`) to simulate on; None: local Ray
+    # size > 0: federate a crowd fitted to the run's subjects instead of the subjects (`fedfer run --crowd N`)
+    crowd: CrowdConfig = field(default_factory=CrowdConfig)
     robust: RobustConfig = field(default_factory=RobustConfig)  # what the server accepts and how it aggregates
     faults: str = FederationConfig.faults  # injected client faults (tests and studies)
     resume: bool = False  # continue the run folder's federation from its last completed round

@@ -127,3 +127,23 @@ def test_fedavg_over_grouped_nodes_equals_one_node_per_subject_in_flower(crowd, 
     assert grouped["bytes_up_total"] < flat["bytes_up_total"]
     log = RunDir(runs[2]).flower_log.read_text()
     assert "[fedfer] round 1: 2/2 nodes replied (3 subjects)" in log
+
+
+def test_fedfer_run_federates_a_crowd_from_the_command_line(prepared: Path, capsys) -> None:
+    """`fedfer run --crowd N`: the world's run is prepared as usual, then N crowd subjects are federated."""
+    from fedfer.cli import main
+
+    record = json.loads(RunDir(prepared).options_file.read_text())
+    results = Path(record["results"])
+    argv = ["run", "--world", "tiny", "--workspace", record["workspace"], "--results", str(results)]
+    argv += ["--name", "crowd-cli", "--clients", "3", "--image-size", "112", "--ifer-epochs", "4"]
+    argv += ["--vfer-epochs", "3", "--max-per-class", "5", "--p-threshold", "0.3", "--rounds", "1"]
+    argv += ["--crowd", "5", "--subjects-per-node", "2"]
+    assert main(argv) == 0
+    out = results / "crowd-cli-crowd5"
+    (record,) = json.loads(RunDir(out).rounds.read_text())
+    assert len(record["bytes_up"]) == 3  # ceil(5 / 2) nodes, all sampled
+    assert "crowd: 5 subjects on 3 simulated nodes (2 per node)" in capsys.readouterr().out
+    assert "[fedfer] round 1: 3/3 nodes replied (5 subjects)" in RunDir(out).flower_log.read_text()
+    assert main(argv[:-4] + ["--crowd", "-1"]) == 2  # refused before any work, naming the flag
+    assert "--crowd must be >= 1" in capsys.readouterr().err

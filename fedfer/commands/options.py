@@ -17,6 +17,7 @@ from fedfer.config import (
     PAYLOADS,
     PRECISIONS,
     TEACHERS,
+    CrowdConfig,
     FeatureConfig,
     PersonalizeConfig,
     PrivacyConfig,
@@ -293,6 +294,26 @@ def add_simulation_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_crowd_arguments(parser: argparse.ArgumentParser) -> None:
+    """`fedfer run`'s scale workload: a crowd of synthetic subjects instead of the world's."""
+    group = parser.add_argument_group("scale: a crowd of feature-level synthetic subjects")
+    group.add_argument(
+        "--crowd",
+        type=int,
+        default=0,
+        metavar="N",
+        help="federate a crowd of N feature-level synthetic subjects fitted to the run's test subjects instead of "
+        "the subjects themselves: a systems workload for scale, with no report (default: 0, off)",
+    )
+    group.add_argument(
+        "--subjects-per-node",
+        type=int,
+        default=50,
+        help="crowd subjects each simulated node serves, replying with their weighted partial average (default: 50)",
+    )
+    group.add_argument("--crowd-seed", type=int, default=0, help="seed of the crowd's subjects (default: 0)")
+
+
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     a = vars(args)  # `fedfer train` / `evaluate` have only the world flags: the rest keep their defaults
     p, defaults = PersonalizeConfig(), RunOptions()
@@ -335,6 +356,9 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         privacy=privacy_from_args(a),
         client_cpus=a.get("client_cpus", defaults.client_cpus),
         ray_address=a.get("ray_address", defaults.ray_address),
+        crowd=CrowdConfig(
+            size=a.get("crowd", 0), seed=a.get("crowd_seed", 0), subjects_per_node=a.get("subjects_per_node", 1)
+        ),
         verbose=a.get("verbose", defaults.verbose),
         robust=robust_from_args(a),
         faults=a.get("faults", defaults.faults),

@@ -4,16 +4,24 @@ from __future__ import annotations
 
 import argparse
 
-from fedfer.commands.options import add_run_arguments, add_simulation_arguments, options_from_args
+from fedfer.commands.options import (
+    add_crowd_arguments,
+    add_run_arguments,
+    add_simulation_arguments,
+    options_from_args,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
     add_simulation_arguments(parser)
+    add_crowd_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from fedfer.experiment.crowd import run_crowd
     from fedfer.experiment.simulate import simulate
 
-    simulate(options_from_args(args))
+    options = options_from_args(args)
+    (run_crowd if options.crowd.size else simulate)(options)
     return 0

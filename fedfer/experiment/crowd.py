@@ -12,7 +12,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fedfer.config import CrowdConfig, FederationConfig
+from fedfer.config import CrowdConfig, FederationConfig, RunOptions
+from fedfer.experiment.prepare import check_completed, prepare_run
 from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate_prepared
 from fedfer.federation.crowd import fit_crowd_from_run, nodes_for
@@ -66,3 +67,37 @@ def simulate_crowd(
     return simulate_prepared(
         out, values, client_cpus=client_cpus, verbose=verbose, num_nodes=nodes, ray_address=ray_address
     )
+
+
+def run_crowd(options: RunOptions) -> Path:
+    """`fedfer run --crowd N`: prepare the run as usual (world, features, central stage), then federate a
+    crowd of `options.crowd.size` subjects fitted to its test subjects. Returns the crowd run's folder,
+    `<results>/<run name>-crowd<N>` (rounds, central v() per round; no report)."""
+    crowd = options.crowd
+    if crowd.size < 1 or crowd.subjects_per_node < 1:
+        raise ValueError(
+            f"--crowd must be >= 1 and --subjects-per-node >= 1, got {crowd.size} and {crowd.subjects_per_node}"
+        )
+    if options.resume:
+        raise ValueError("--resume continues a run of the world's subjects, not a crowd: drop --resume or --crowd")
+    prepared = prepare_run(options)
+    out = options.results / f"{options.run_name}-crowd{crowd.size}"
+    nodes = nodes_for(crowd.size, crowd.subjects_per_node)
+    print(
+        f"crowd: {crowd.size} subjects on {nodes} simulated nodes ({crowd.subjects_per_node} per node), "
+        f"{options.rounds} rounds, fraction-train {options.fraction_train} → {out}",
+        flush=True,
+    )
+    facts = simulate_crowd(
+        prepared.run.root,
+        out,
+        crowd,
+        rounds=options.rounds,
+        fraction_train=options.fraction_train,
+        client_cpus=options.client_cpus,
+        ray_address=options.ray_address,
+        verbose=options.verbose,
+    )
+    check_completed(RunDir(out), options.rounds)
+    print(f"crowd: {options.rounds} rounds in {facts['flower_seconds']:.1f} s; rounds in {RunDir(out).rounds}")
+    return out
