@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from fedfer import cli
+from fedfer.commands.options import options_from_args
 from fedfer.config import FederationConfig, RunOptions
 from fedfer.data.splits import protocol_positions
 from fedfer.evaluation.report import client_evaluations
@@ -39,6 +41,17 @@ def prepared_options(prepared: Path) -> RunOptions:
         vfer=TrainConfig(**o["vfer"]),
         features=FeatureConfig(**o["features"]),
     )
+
+
+def test_the_variant_is_an_option_of_every_run_verb() -> None:
+    for verb in ("run", "prepare", "deploy"):
+        flags = [verb, "--protocol", "held-out", "--central-labels", "distribution"]
+        options = options_from_args(cli.build_parser([verb]).parse_args(flags))
+        assert (options.protocol, options.central_labels) == ("held-out", "distribution")
+        default = options_from_args(cli.build_parser([verb]).parse_args([verb]))
+        assert (default.protocol, default.central_labels) == ("transductive", "hard")
+    with pytest.raises(ValueError, match="protocol = 'leave-one-out'"):
+        FederationConfig.from_run_config({"protocol": "leave-one-out"})
 
 
 def test_the_held_out_protocol_adapts_on_one_half_and_scores_only_the_other(
