@@ -46,7 +46,13 @@ def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, i
     data_dir = context.node_config.get(NODE_DATA_DIR) or read_subjects_file(config.subjects_file)[partition]
     ifer = context.node_config.get(NODE_IFER_CHECKPOINT) or config.ifer_checkpoint
     client = client_type(config.faults, partition)(
-        str(data_dir), str(ifer), config.personalize, context.run_id, config.batchnorm, teacher=config.teacher
+        str(data_dir),
+        str(ifer),
+        config.personalize,
+        context.run_id,
+        config.batchnorm,
+        teacher=config.teacher,
+        protocol=config.protocol,
     )
     return client, config, partition
 

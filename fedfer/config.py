@@ -39,6 +39,11 @@ CODECS = ("float32", "float16", "int8")
 CLIENTAPP_LAUNCHERS = ("subprocess", "forked")
 # How the server combines the replies it accepted: Flower's FedAvg or one of its robust strategies.
 AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum")
+# The seed-002 variant as options of a run: how a subject's clips are used (fedfer.data.splits.protocol_positions:
+# adapt and score on the same clips, the paper, or on halves), and what the central v() learns from
+# (plurality labels, the paper, or vote distributions with the KL divergence, fedfer.model.soft_labels).
+PROTOCOLS = ("transductive", "held-out")
+CENTRAL_LABELS = ("hard", "distribution")
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,8 @@ class FederationConfig:
     robust: RobustConfig = RobustConfig()
     resume_round: int = 0  # start from the central v() checkpointed after this round (0: a new run)
     faults: str = ""  # injected client faults, "kind@partition,…" (fedfer.federation.faults; tests and studies)
+    protocol: str = "transductive"  # one of PROTOCOLS: where clients adapt and where subjects are scored
+    central_labels: str = "hard"  # one of CENTRAL_LABELS: what the central checkpoint was trained on (reported)
 
     def __post_init__(self) -> None:
         if self.payload not in PAYLOADS:
@@ -250,6 +257,8 @@ class FederationConfig:
             ),
             resume_round=int(c.get("resume-round", defaults.resume_round)),
             faults=str(c.get("faults", defaults.faults)),
+            protocol=str(c.get("protocol", defaults.protocol)),
+            central_labels=str(c.get("central-labels", defaults.central_labels)),
             client_eval=bool(c.get("client-eval", defaults.client_eval)),
             privacy=PrivacyConfig(
                 noise_multiplier=float(c.get("dp-noise-multiplier", defaults.privacy.noise_multiplier)),
@@ -308,6 +317,8 @@ class FederationConfig:
             **{key: getattr(self.robust, f) for f, key in ROBUST_KEYS.items()},
             "resume-round": self.resume_round,
             "faults": self.faults,
+            "protocol": self.protocol,
+            "central-labels": self.central_labels,
             "client-eval": self.client_eval,
             "dp-noise-multiplier": self.privacy.noise_multiplier,
             "dp-clipping-norm": self.privacy.clipping_norm,
@@ -328,6 +339,8 @@ RUN_CONFIG_RANGES: dict[str, tuple[type, Any, str]] = {
     "batchnorm": (str, lambda x: x in BATCHNORM_CHOICES, f"one of {BATCHNORM_CHOICES}"),
     "dp-noise-multiplier": (float, lambda x: x >= 0, "a number >= 0"),
     "dp-clipping-norm": (float, lambda x: x >= 0, "a number >= 0 (0: no differential privacy)"),
+    "protocol": (str, lambda x: x in PROTOCOLS, f"one of {PROTOCOLS}"),
+    "central-labels": (str, lambda x: x in CENTRAL_LABELS, f"one of {CENTRAL_LABELS}"),
 }
 
 
@@ -464,6 +477,8 @@ class RunOptions:
     robust: RobustConfig = field(default_factory=RobustConfig)  # what the server accepts and how it aggregates
     faults: str = FederationConfig.faults  # injected client faults (tests and studies)
     resume: bool = False  # continue the run folder's federation from its last completed round
+    protocol: str = FederationConfig.protocol  # PROTOCOLS: transductive (the paper) or held-out halves
+    central_labels: str = FederationConfig.central_labels  # CENTRAL_LABELS: v()'s targets in the central stage
     verbose: bool = False  # echo Flower's full log
 
     @property

@@ -28,8 +28,8 @@ from torch import nn
 
 from fedfer.commands.run import add_world_arguments, options_from_args
 from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.data.splits import stratified_halves
 from fedfer.evaluation.metrics import evaluate_predictions
-from fedfer.experiment.adaptation import stratified_halves
 from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.model.checkpoint import load_head

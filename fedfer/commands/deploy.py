@@ -12,12 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from fedfer.commands.options import add_run_arguments, options_from_args
+from fedfer.commands.options import add_run_arguments, add_variant_arguments, options_from_args
 from fedfer.config import CLIENTAPP_LAUNCHERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)  # same flags and results as `fedfer run`; --clients = number of SuperNodes
+    add_variant_arguments(parser)
     parser.add_argument(
         "--insecure", action="store_true", help="no TLS and no node authentication (loopback experiments only)"
     )

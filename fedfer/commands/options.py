@@ -10,12 +10,14 @@ from fedfer.config import (
     AGGREGATIONS,
     BACKENDS,
     BATCHNORM_CHOICES,
+    CENTRAL_LABELS,
     CODECS,
     DEFAULT_BATCHNORM,
     DEFAULT_DP_CLIPPING_NORM,
     PAPER_EPOCHS,
     PAYLOADS,
     PRECISIONS,
+    PROTOCOLS,
     TEACHERS,
     CrowdConfig,
     FeatureConfig,
@@ -268,6 +270,28 @@ def add_communication_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_variant_arguments(parser: argparse.ArgumentParser) -> None:
+    """The seed-002 variant as options of a run (`fedfer run`, `prepare`, `deploy`): the protocol and
+    the central v()'s targets; with `--local-epochs 1 --lr 1e-5` it is the variant's local budget."""
+    defaults = RunOptions()
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default=defaults.protocol,
+        help="transductive: each subject adapts on all its clips and is scored on them (the paper); held-out: its "
+        f"clips are halved per label (seeded), it adapts on one half and is scored on the other (default: "
+        f"{defaults.protocol})",
+    )
+    parser.add_argument(
+        "--central-labels",
+        choices=CENTRAL_LABELS,
+        default=defaults.central_labels,
+        help="what the central v() is trained on: hard plurality labels (the paper) or the clips' vote "
+        "distributions with the KL divergence (needs per-clip votes: --labels av or face) (default: "
+        f"{defaults.central_labels})",
+    )
+
+
 def privacy_from_args(a: dict) -> PrivacyConfig:
     """--dp-noise / --dp-clip as a PrivacyConfig (off when neither is given)."""
     noise, clip = a.get("dp_noise"), a.get("dp_clip")
@@ -363,6 +387,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
         robust=robust_from_args(a),
         faults=a.get("faults", defaults.faults),
         resume=a.get("resume", defaults.resume),
+        protocol=a.get("protocol", defaults.protocol),
+        central_labels=a.get("central_labels", defaults.central_labels),
     )
 
 

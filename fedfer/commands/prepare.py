@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import argparse
 
-from fedfer.commands.options import add_run_arguments, add_simulation_arguments, options_from_args
+from fedfer.commands.options import (
+    add_run_arguments,
+    add_simulation_arguments,
+    add_variant_arguments,
+    options_from_args,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
+    add_variant_arguments(parser)
     add_simulation_arguments(parser)
 
 

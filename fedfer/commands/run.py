@@ -8,12 +8,14 @@ from fedfer.commands.options import (
     add_crowd_arguments,
     add_run_arguments,
     add_simulation_arguments,
+    add_variant_arguments,
     options_from_args,
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
+    add_variant_arguments(parser)
     add_simulation_arguments(parser)
     add_crowd_arguments(parser)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedfer.config import PROTOCOLS
 from fedfer.data.datasets import Clip
 from fedfer.io import atomic_write_json
 
@@ -148,3 +149,36 @@ def _proportional(sizes: Mapping[str, int], total: int) -> dict[str, int]:
     for g in by_remainder[: total - sum(shares.values())]:
         shares[g] += 1
     return shares
+
+
+# A subject's clips under a protocol (fedfer.config.PROTOCOLS): one implementation shared by the
+# Flower clients, the server's scoring and the grid.
+UNLABELLED = -1  # a clip's label where the subject has none
+
+
+def stratified_halves(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Positions split in two halves per label value (sorted): adaptation and test."""
+    first, second = [], []
+    for k in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == k))
+        first += idx[: len(idx) // 2].tolist()
+        second += idx[len(idx) // 2 :].tolist()
+    return np.array(sorted(first), dtype=np.int64), np.array(sorted(second), dtype=np.int64)
+
+
+def protocol_positions(labels: np.ndarray, protocol: str, seed: int, subject: str) -> tuple[np.ndarray, np.ndarray]:
+    """(adaptation, scored) positions of one subject's clips under `protocol`.
+
+    Transductive: the subject adapts on all its clips and is scored on the labelled ones. Held-out:
+    its clips are halved per label, unlabelled ones as one more stratum, seeded by (seed, subject)
+    so the subject's device and the server draw the same halves; it adapts on one half and is
+    scored on the other half's labelled clips."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    labels = np.asarray(labels, dtype=np.int64)
+    if protocol == "transductive":
+        adapt, scored = np.arange(len(labels)), np.arange(len(labels))
+    else:
+        rng = np.random.default_rng([seed, int.from_bytes(subject.encode(), "little")])
+        adapt, scored = stratified_halves(labels, rng)
+    return adapt, scored[labels[scored] != UNLABELLED]

@@ -56,10 +56,13 @@ def _paper(table: str, model: str) -> str:
 
 
 def model_rows(table: str, seeds: list[dict]) -> list[str]:
-    """One row per model: macro F1, weighted F1 (paper "micro"), accuracy as mean ± 95% CI over seeds."""
+    """One row per model: macro F1, weighted F1 (paper "micro"), accuracy as mean ± 95% CI over seeds,
+    and its macro F1 minus the central model's, paired per seed: a seed's split and central training
+    move every model's level together, so the paired interval is the one that says whether a model helps."""
     lines = [
-        '| model | macro F1 | weighted F1 (paper "micro") | accuracy | paper macro / micro |',
-        "|---|---|---|---|---|",
+        '| model | macro F1 | weighted F1 (paper "micro") | accuracy | macro F1 − central, paired '
+        "| paper macro / micro |",
+        "|---|---|---|---|---|---|",
     ]
     for model, title in MODELS.items():
         if model not in seeds[0]["pooled"]:
@@ -68,6 +71,8 @@ def model_rows(table: str, seeds: list[dict]) -> list[str]:
             mean_ci([s["pooled"][model][metric] for s in seeds]).format()
             for metric in ("macro_f1", "weighted_f1", "accuracy")
         ]
+        paired = [s["pooled"][model]["macro_f1"] - s["pooled"]["central"]["macro_f1"] for s in seeds]
+        cells.append("" if model == "central" else mean_ci(paired).format(signed=True))
         lines.append(f"| {title} | {' | '.join(cells)} | {_paper(table, model)} |")
     return lines
 

@@ -219,6 +219,24 @@ def headline_table(summary: dict) -> list[str]:
     return lines
 
 
+PROTOCOL_TEXT = {
+    "transductive": "each subject adapted on all its clips and is scored on its labelled clips, the same ones "
+    "(the paper)",
+    "held-out": "each subject's clips were halved per label; it adapted on one half and is scored on the other "
+    "(seed 002); the central model is scored on the same held-out clips",
+}
+CENTRAL_LABELS_TEXT = {
+    "hard": "plurality labels (the paper)",
+    "distribution": "vote distributions with the KL divergence (seed 002)",
+}
+
+
+def protocol_line(extra: dict) -> str:
+    """Which protocol the run used and what its central v() learned from."""
+    protocol, labels = extra["protocol"], extra.get("central_labels", "hard")
+    return f"Protocol: **{protocol}**: {PROTOCOL_TEXT[protocol]}. Central v() trained on {CENTRAL_LABELS_TEXT[labels]}."
+
+
 def markdown(summary: dict, reports: dict[str, ClassificationReport], extra: dict) -> str:
     p = PAPER
     lines = [
@@ -232,6 +250,7 @@ def markdown(summary: dict, reports: dict[str, ClassificationReport], extra: dic
             if "teacher" in extra
             else []
         ),
+        *([protocol_line(extra), ""] if "protocol" in extra else []),
         "## Headline (paper Tables 2 and 6, like for like)",
         "",
         *headline_table(summary),
@@ -365,6 +384,8 @@ def print_summary(summary: dict, report: Path) -> None:
     """The headline figures of a run on the terminal, like for like with the paper."""
     if "teacher" in summary:
         print(f"\npseudo-labeller: {summary['teacher']} ({summary.get('teacher_reason', '')})")
+    if "protocol" in summary:
+        print(protocol_line(summary).replace("**", ""))
     print("\n" + "\n".join(headline_table(summary)))
     for key, label in (("subjects_change", "weighted F1"), ("subjects_change_accuracy", "accuracy")):
         if key in summary:

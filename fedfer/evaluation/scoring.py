@@ -26,13 +26,16 @@ def report_from_confusion(matrix: np.ndarray, classes: Sequence[str]) -> Classif
     return evaluate_predictions(truth, predicted, classes)
 
 
-def evaluate_subjects(model: nn.Module, subjects: Sequence[SubjectData]) -> dict:
-    """Score one v() on every subject's labelled clips: pooled metrics plus a confusion matrix per subject."""
+def evaluate_subjects(
+    model: nn.Module, subjects: Sequence[SubjectData], protocol: str = "transductive", seed: int = 0
+) -> dict:
+    """Score one v() on every subject's scored clips (its labelled clips; under the held-out protocol
+    those of the half it did not adapt on): pooled metrics plus a confusion matrix per subject."""
     classes = subjects[0].classes
     k = len(classes)
     per_subject = {}
     for s in subjects:
-        idx = s.labelled
+        idx = s.halves(protocol, seed)[1]
         per_subject[s.subject] = confusion(model, [s.features[i] for i in idx], s.labels[idx], k)
     pooled = sum(per_subject.values())
     return {

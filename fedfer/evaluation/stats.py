@@ -23,11 +23,10 @@ class Interval:
     half_width: float
     n: int
 
-    def format(self, scale: float = 100.0, digits: int = 1) -> str:
-        """'41.3 ± 19.1' in percent by default; a single value has no interval."""
-        if self.n < 2:
-            return f"{scale * self.mean:.{digits}f}"
-        return f"{scale * self.mean:.{digits}f} ± {scale * self.half_width:.{digits}f}"
+    def format(self, scale: float = 100.0, digits: int = 1, signed: bool = False) -> str:
+        """'41.3 ± 19.1' in percent by default ('+2.6 ± 2.2' when `signed`); a single value has no interval."""
+        mean = f"{scale * self.mean:{'+' if signed else ''}.{digits}f}"
+        return mean if self.n < 2 else f"{mean} ± {scale * self.half_width:.{digits}f}"
 
 
 def mean_ci(values: Sequence[float], confidence: float = 0.95) -> Interval:

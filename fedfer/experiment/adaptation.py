@@ -34,6 +34,7 @@ from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 from torch import Tensor
 
 from fedfer.config import PersonalizeConfig
+from fedfer.data.splits import UNLABELLED, protocol_positions
 from fedfer.evaluation.metrics import evaluate_predictions
 from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES, load_v_state, v_state
 from fedfer.model.heads import VFERHead
@@ -41,8 +42,6 @@ from fedfer.model.inference import predict_proba
 from fedfer.model.personalize import fine_tune, personalize
 from fedfer.model.pseudo import select_pseudo_labels
 
-PROTOCOLS = ("transductive", "held-out")  # adapt and test on the same clips (the paper) / on halves (seed 002)
-UNLABELLED = -1
 FEDPER_LOCAL_PREFIX = "out."  # v()'s output layer: FedPer's personal head
 
 
@@ -57,28 +56,10 @@ class SubjectView:
     test_truth: np.ndarray  # (N_test,) int64, all labelled
 
 
-def stratified_halves(labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Positions split in two halves per label value (sorted): adaptation and test."""
-    first, second = [], []
-    for k in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == k))
-        first += idx[: len(idx) // 2].tolist()
-        second += idx[len(idx) // 2 :].tolist()
-    return np.array(sorted(first), dtype=np.int64), np.array(sorted(second), dtype=np.int64)
-
-
 def subject_view(actor: str, clips: list[np.ndarray], truth: np.ndarray, protocol: str, seed: int) -> SubjectView:
-    """Transductive: the device adapts on all its clips and is scored on the labelled ones (the
-    paper). Held-out: its clips are halved per label (unlabelled ones as one more stratum); it adapts
-    on one half and is scored on the other half's labelled clips (the seed-002 protocol)."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    """The clips a subject adapts on and is scored on under `protocol` (`fedfer.data.splits.protocol_positions`)."""
     truth = np.asarray(truth, dtype=np.int64)
-    if protocol == "transductive":
-        adapt, test = np.arange(len(clips)), np.arange(len(clips))
-    else:
-        adapt, test = stratified_halves(truth, np.random.default_rng([seed, int.from_bytes(actor.encode(), "little")]))
-    test = test[truth[test] != UNLABELLED]
+    adapt, test = protocol_positions(truth, protocol, seed, actor)
     return SubjectView(actor, [clips[i] for i in adapt], truth[adapt], [clips[i] for i in test], truth[test])
 
 

@@ -123,6 +123,38 @@ def split_sequences(store, clips: list[Clip], actors: Iterable[str]) -> Labelled
     return LabelledSet([store.load(c.clip_id) for c in labelled], np.array([c.label for c in labelled]))
 
 
+def vote_clips(world: World, task: Task, source: str, clip_ids: Iterable[str]) -> list[Clip]:
+    """The clips `clip_ids` with their `source` votes ("face" or "av") kept in `Clip.votes` and the
+    plurality of those votes as label: what a central v() learns vote distributions from."""
+    if source not in ("face", "av"):
+        raise ValueError(
+            f"vote-distribution targets need per-clip votes: use --labels av or face (got {source!r}), or "
+            "--central-labels hard"
+        )
+    from fedfer.data.datasets.crema_d import load_crema_d
+
+    wanted = set(clip_ids)
+    clips = load_crema_d(
+        world.crema_d,
+        label_mode="distribution",
+        num_classes=task.num_classes,
+        ties=task.ties,
+        require_video=True,
+        distribution_source=source,
+    )
+    return [c for c in clips if c.clip_id in wanted]
+
+
+def distribution_sequences(store, clips: list[Clip], actors: Iterable[str]) -> LabelledSet:
+    """(N, K) vote-distribution targets (`fedfer.model.soft_labels`) of the actors' clips that have a
+    label and votes: training on them uses the KL divergence (`fedfer.model.train.loss_for`)."""
+    from fedfer.model.soft_labels import vote_distribution
+
+    actors = set(actors)
+    chosen = [c for c in clips if c.actor in actors and c.label is not None and c.votes and sum(c.votes)]
+    return LabelledSet([store.load(c.clip_id) for c in chosen], np.stack([vote_distribution(c.votes) for c in chosen]))
+
+
 def require_stills(world: World) -> Path:
     """The world's AffectNet-layout folder; FileNotFoundError naming the remedies when it has none."""
     if world.affectnet is None:
@@ -271,6 +303,11 @@ def train_central(
     return path
 
 
+# The central v()'s checkpoint name per kind of target (CENTRAL_LABELS): plurality labels keep the
+# name they always had, so existing caches stay valid.
+VFER_KINDS = {"hard": "vfer", "distribution": "vfer-distribution"}
+
+
 def model_path(workspace: Path, world: World, config: FeatureConfig, kind: str, train: TrainConfig, task: Task) -> Path:
     key = digest({"train": asdict(train), "task": asdict(task)}, 10)
     return (
@@ -314,10 +351,13 @@ def prepare_central(
     vfer_config: TrainConfig,
     teacher: str | None = None,
     progress: bool = True,
+    central_labels: str = "hard",
 ) -> Prepared:
     """World → features → split → the teacher's g() and v(), each step reusing its cache.
 
-    `teacher`: see `RunOptions.teacher`."""
+    `teacher`: see `RunOptions.teacher`; `central_labels`: v()'s targets (`RunOptions.central_labels`)."""
+    if central_labels not in VFER_KINDS:
+        raise ValueError(f"central labels must be one of {tuple(VFER_KINDS)}, got {central_labels!r}")
     chosen = choose_teacher(teacher, world)
     clips = load_clips(world, task)
     store, clips = video_features(world, clips, workspace, features, progress)
@@ -342,11 +382,18 @@ def prepare_central(
         g = train_central("ifer", load_sets, ifer_train, path, backbone, classes, progress, features.device)
         chosen = replace(chosen, checkpoint=g)
     vfer_train = replace(vfer_config, num_classes=task.num_classes, seed=task.seed)
+
+    def vfer_sets() -> dict[str, LabelledSet]:
+        if central_labels == "distribution":
+            voted = vote_clips(world, task, task.label_mode, [c.clip_id for c in clips])
+            return {name: distribution_sequences(store, voted, split[name]) for name in ("train", "dev")}
+        return {name: split_sequences(store, clips, split[name]) for name in ("train", "dev")}
+
     vfer = train_central(
         "vfer",
-        lambda: {name: split_sequences(store, clips, split[name]) for name in ("train", "dev")},
+        vfer_sets,
         vfer_train,
-        model_path(workspace, world, features, "vfer", vfer_train, task),
+        model_path(workspace, world, features, VFER_KINDS[central_labels], vfer_train, task),
         backbone,
         classes,
         progress,
@@ -359,5 +406,12 @@ def central_stage(options: RunOptions) -> Prepared:
     """World, features, split, g() and v() of `options`, each reused from the workspace when already there."""
     world = prepare_world(options.world, options.workspace, seed=options.world_seed, affectnet=options.affectnet)
     return prepare_central(
-        world, options.workspace, options.task, options.features, options.ifer, options.vfer, options.teacher
+        world,
+        options.workspace,
+        options.task,
+        options.features,
+        options.ifer,
+        options.vfer,
+        options.teacher,
+        central_labels=options.central_labels,
     )

@@ -28,17 +28,17 @@ from fedfer.experiment.adaptation import (
 from fedfer.experiment.central import (
     Prepared,
     World,
-    load_clips,
+    distribution_sequences,
     model_path,
     prepare_central,
     prepare_world,
     train_central,
+    vote_clips,
 )
 from fedfer.experiment.corpora import MSP_IMPROV_CORPUS, Corpus, load_msp_improv_corpus, msp_improv_root
 from fedfer.model.checkpoint import load_head
 from fedfer.model.heads import VFERHead
 from fedfer.model.pseudo import clip_probabilities
-from fedfer.model.soft_labels import vote_distribution
 from fedfer.model.train import LabelledSet
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,7 @@ class GridData:
         prepared = self.prepared(num_classes, seed)
         clips = prepared.clips
         if labels == "distribution":  # face-only plurality labels, votes kept for the targets
-            task = replace(prepared.task, label_mode="distribution")
-            ids = {c.clip_id for c in prepared.clips}
-            clips = [c for c in load_clips(self.world, task) if c.clip_id in ids]
+            clips = vote_clips(self.world, prepared.task, "face", [c.clip_id for c in prepared.clips])
         return Corpus(CREMA_D, prepared.store, clips, prepared.split)
 
     def central_v(self, spec: TableSpec, seed: int) -> VFERHead:
@@ -136,7 +134,10 @@ class GridData:
 
         def sets() -> dict[str, LabelledSet]:
             if spec.labels == "distribution":
-                return {name: distribution_set(corpus, corpus.split[name]) for name in ("train", "dev")}
+                return {
+                    name: distribution_sequences(corpus.store, corpus.clips, corpus.split[name])
+                    for name in ("train", "dev")
+                }
             return {name: corpus.sequences(corpus.split[name]) for name in ("train", "dev")}
 
         kind = f"vfer-{spec.train}-{spec.labels}"
@@ -167,14 +168,6 @@ class GridData:
             [clip_probabilities(g, s.adapt) for s in subjects],
             [clip_probabilities(g, s.test) for s in subjects],
         )
-
-
-def distribution_set(corpus: Corpus, actors) -> LabelledSet:
-    """(N, K) vote-distribution targets of the actors' clips that have votes and a label."""
-    chosen = [c for c in corpus.clips if c.actor in set(actors) and c.label is not None and c.votes and sum(c.votes)]
-    return LabelledSet(
-        [corpus.store.load(c.clip_id) for c in chosen], np.stack([vote_distribution(c.votes) for c in chosen])
-    )
 
 
 def local_config(options: RunOptions, spec: TableSpec, grid: GridConfig, seed: int) -> PersonalizeConfig:

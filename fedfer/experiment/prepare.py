@@ -60,6 +60,8 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
         faults=options.faults,
         client_eval=options.client_eval,
         privacy=options.privacy,
+        protocol=options.protocol,
+        central_labels=options.central_labels,
     ).to_run_config()
 
 
@@ -164,8 +166,9 @@ def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[Prepa
         raise RuntimeError(f"the federation stopped: {reason}") from err
     check_completed(prepared.run, options.rounds)
     teacher = {"teacher": prepared.prepared.teacher.name, "teacher_reason": prepared.prepared.teacher.reason}
+    variant = {"protocol": options.protocol, "central_labels": options.central_labels}
     summary = write_report(
-        prepared.run.root, {"mode": mode, **teacher, **extra, "total_seconds": time.monotonic() - started}
+        prepared.run.root, {"mode": mode, **teacher, **variant, **extra, "total_seconds": time.monotonic() - started}
     )
     print_summary(summary, prepared.run.report)
     return prepared, summary

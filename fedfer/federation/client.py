@@ -39,7 +39,8 @@ class SubjectClient:
     kept between runs, a results folder reused) is never evaluated as this run's. `batchnorm_style`
     is v()'s BatchNorm convention (the run's; see `fedfer.model.heads.BATCHNORM`). With `teacher`
     = the pixel teacher (`fedfer.config.PIXEL_TEACHER`), pseudo labels come from that model on the
-    subject's own videos and `ifer_checkpoint` is unused.
+    subject's own videos and `ifer_checkpoint` is unused. `protocol` (`fedfer.config.PROTOCOLS`):
+    held-out adapts on one half of the clips and scores on the other, drawn from `config.seed`.
     """
 
     def __init__(
@@ -50,6 +51,7 @@ class SubjectClient:
         run_id: int = 0,
         batchnorm_style: str = DEFAULT_BATCHNORM,
         teacher: str = "",
+        protocol: str = "transductive",
     ) -> None:
         self.dir = Path(subject_dir)
         self.data: SubjectData = load_subject(self.dir)
@@ -59,6 +61,7 @@ class SubjectClient:
         self.batchnorm_style = batchnorm_style
         self.teacher = teacher
         self.personal_path = personal_checkpoint(self.dir)
+        self.adapt, self.scored = self.data.halves(protocol, config.seed)  # clip positions
 
     @functools.cached_property
     def ifer(self) -> tuple[nn.Module, HeadCard]:
@@ -68,13 +71,14 @@ class SubjectClient:
         )
 
     def teacher_probabilities(self) -> np.ndarray:
-        """(N, K) the teacher's mean class probabilities over each clip's frames (the method's rule)."""
+        """(N_adapt, K) the teacher's mean class probabilities over each adaptation clip's frames (the rule)."""
         if self.teacher == PIXEL_TEACHER:
             from fedfer.data.fer2013 import video_probabilities
 
-            return video_probabilities(self.data.videos(), self.data.classes)
+            videos = self.data.videos()
+            return video_probabilities([videos[i] for i in self.adapt], self.data.classes)
         g, _ = self.ifer
-        return clip_probabilities(g, self.data.features)
+        return clip_probabilities(g, [self.data.features[i] for i in self.adapt])
 
     def new_v(self, state: dict[str, Tensor]) -> VFERHead:
         return load_v_state(VFERHead(len(self.data.classes), batchnorm_style=self.batchnorm_style), state).eval()
@@ -88,7 +92,8 @@ class SubjectClient:
         """
         v = self.new_v(global_state)
         probabilities = self.teacher_probabilities()
-        result = personalize(v, probabilities, self.data.features, replace(self.config, seed=seed))
+        clips = [self.data.features[i] for i in self.adapt]
+        result = personalize(v, probabilities, clips, replace(self.config, seed=seed))
         if result.num_selected == 0:
             log.warning(
                 "subject %s: no video reached p-threshold %.2f (highest mean probability %.2f): its v() stays the "
@@ -102,8 +107,8 @@ class SubjectClient:
             v,
             HeadCard(stage="vfer", classes=self.data.classes, backbone_id=self.data.backbone_id),
         )
-        pseudo = npz_bytes(
-            indices=result.pseudo.indices, labels=result.pseudo.labels, confidence=result.pseudo.confidence
+        pseudo = npz_bytes(  # indices are positions among all of the subject's clips
+            indices=self.adapt[result.pseudo.indices], labels=result.pseudo.labels, confidence=result.pseudo.confidence
         )
         atomic_write_bytes(self.personal_path.with_name("pseudo.npz"), pseudo)
         atomic_write_json(
@@ -126,7 +131,8 @@ class SubjectClient:
         )
 
     def evaluate(self, global_state: dict[str, Tensor]) -> dict[str, np.ndarray | int]:
-        """Confusion matrices (K×K, true × predicted) on the subject's labelled clips.
+        """Confusion matrices (K×K, true × predicted) on the subject's scored clips (its labelled clips,
+        those of the held-out half under the held-out protocol).
 
         'personal': this subject's personalized v() of this run (the received central v() if it has
         not personalized yet); 'pseudo': pseudo label vs truth on the selected clips. Only these
@@ -134,7 +140,7 @@ class SubjectClient:
         itself is scored by the server.)
         """
         k = len(self.data.classes)
-        idx = self.data.labelled
+        idx = self.scored
         truth = self.data.labels[idx]
         clips = [self.data.features[i] for i in idx]
         pseudo_cm = np.zeros((k, k), dtype=np.int64)

@@ -32,6 +32,9 @@ class CentralRounds:
     card: HeadCard
     initial_state: dict[str, Tensor]  # what the first round sends: v() and the payload's extras (g(), f())
     subjects: list[SubjectData]  # labelled subjects the server scores the central v() on (studies only)
+    protocol: str = "transductive"  # which of a subject's clips are scored (fedfer.data.splits.protocol_positions)
+    seed: int = 0  # the run's seed, which draws the held-out halves
+    central_labels: str = "hard"  # what the central v() was trained on, for the report
 
     @classmethod
     def load(cls, config: FederationConfig, run: RunDir) -> CentralRounds:
@@ -43,7 +46,11 @@ class CentralRounds:
             )
         subjects = labelled_subjects(read_subjects_file(config.subjects_file)) if config.central_eval else []
         extras = extra_state(config.payload, config.ifer_checkpoint, feature_weights(run))
-        return cls(run, Path(config.subjects_file), card, {**v_state(central), **extras}, subjects)
+        state = {**v_state(central), **extras}
+        p = config.personalize
+        return cls(
+            run, Path(config.subjects_file), card, state, subjects, config.protocol, p.seed, config.central_labels
+        )
 
     @property
     def v_keys(self) -> list[str]:
@@ -74,7 +81,7 @@ class CentralRounds:
         save_head(self.run.central_checkpoint(server_round), v, card)
         if not self.subjects:
             return None
-        result = evaluate_subjects(v, self.subjects)
+        result = evaluate_subjects(v, self.subjects, self.protocol, self.seed)
         atomic_write_json(self.run.central_eval(server_round), result)
         return MetricRecord({MACRO_F1: result["overall"]["macro_f1"], MICRO_F1: result["overall"]["micro_f1"]})
 
@@ -82,7 +89,8 @@ class CentralRounds:
         """Write the run's report from what the rounds recorded."""
         from fedfer.evaluation.report import write_report
 
-        write_report(self.run.root, {}, self.subjects_file)
+        variant = {"protocol": self.protocol, "central_labels": self.central_labels}
+        write_report(self.run.root, variant, self.subjects_file)
 
 
 def feature_weights(run: RunDir) -> str:

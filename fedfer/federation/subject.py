@@ -52,6 +52,13 @@ class SubjectData:
         """Positions of clips with a known label."""
         return np.flatnonzero(self.labels != NO_LABEL)
 
+    def halves(self, protocol: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(adaptation, scored) clip positions under `protocol` (`fedfer.data.splits.protocol_positions`):
+        the subject's device and the server's scoring draw the same ones from the run's seed."""
+        from fedfer.data.splits import protocol_positions
+
+        return protocol_positions(self.labels, protocol, seed, self.subject)
+
 
 def write_subject(
     directory: Path,
