@@ -13,7 +13,11 @@ Seconds per round are the strategy's (configure_train → aggregate_evaluate, so
 evaluate exchange); "server bytes" are the serialized train messages the ServerApp measured (both
 ways); "SuperLink bytes" are what the SuperLink itself counted for the whole run (`flwr ls`,
 network-traffic: train and evaluate messages, divided by the number of rounds). A simulation has no
-network, so the SuperLink reports nothing there.
+network, so the SuperLink reports nothing there. "Wire bytes" are what the SuperNodes' TCP
+connections to the SuperLink carried, counted by a relay they dial instead
+(`fedfer.federation.relay`; TLS passes through it end to end): the whole run, FAB downloads, polls,
+heartbeats and TLS handshakes included; "framing" is the wire's excess over the SuperLink's counts
+once the FAB downloads (one per SuperNode, its size built here as `flwr run` builds it) are taken out.
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ import json
 import tempfile
 from pathlib import Path
 
+from flwr.cli.build import build_fab_from_disk
+
 from fedfer.config import CLIENTAPP_LAUNCHERS
 from fedfer.experiment.deploy import deploy_prepared
 from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate_prepared
+from fedfer.federation.relay import CountingRelay
+from fedfer.federation.runtime import APP_DIR
 from fedfer.testing import build_fake_run
 
 MB = 1e6
@@ -50,9 +58,28 @@ def measure(root: Path, rounds: int, modes: list[str], insecure: bool = False) -
         if mode == "simulation":
             runs[mode] = simulate_prepared(run_dir, values_here)
         else:
-            runs[mode] = deploy_prepared(run_dir, values_here, insecure=insecure, launcher=mode)
+            with CountingRelay() as relay:
+                runs[mode] = deploy_prepared(
+                    run_dir, values_here, insecure=insecure, launcher=mode, node_route=relay.route
+                )
+            runs[mode]["wire"] = wire_figures(relay, runs[mode]["superlink_traffic"], clients=3)
         runs[mode]["rounds"], runs[mode]["server_bytes"] = round_figures(run_dir)
     return runs
+
+
+def wire_figures(relay: CountingRelay, traffic: dict, clients: int) -> dict[str, float]:
+    """The relay's counts beside the SuperLink's: bytes each way, the FAB downloads, and the framing
+    overhead in % of the SuperLink's counts (wire minus FABs, over SuperLink, minus 1)."""
+    fab = len(build_fab_from_disk(APP_DIR))
+    to_link, from_link = relay.bytes_to_target, relay.bytes_from_target
+    return {
+        "to_superlink": to_link,
+        "from_superlink": from_link,
+        "connections": relay.connections,
+        "fab_bytes": fab,
+        "overhead_in_percent": 100 * (to_link / traffic["inbound_bytes"] - 1),
+        "overhead_out_percent": 100 * ((from_link - clients * fab) / traffic["outbound_bytes"] - 1),
+    }
 
 
 def main() -> None:
@@ -68,19 +95,28 @@ def main() -> None:
         runs = measure(args.out or Path(tmp), args.rounds, args.modes, args.insecure)
     security = "insecure" if args.insecure else "TLS + node auth"
     print(f"\n3 clients, {args.rounds} rounds, fake features; one v() is about 0.85 MB\n")
-    print("| mode | `flwr run` s | s per round | server bytes / round (MB) | SuperLink in / out per round (MB) |")
-    print("|---|---|---|---|---|")
+    print(
+        "| mode | `flwr run` s | s per round | server bytes / round (MB) | SuperLink in / out per round (MB) "
+        "| wire to / from SuperLink, run (MB) | framing in / out |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for mode, r in runs.items():
-        traffic = r.get("superlink_traffic")
+        traffic, wire = r.get("superlink_traffic"), r.get("wire")
         link = (
             f"{traffic['inbound_bytes'] / args.rounds / MB:.2f} / {traffic['outbound_bytes'] / args.rounds / MB:.2f}"
             if traffic
             else "–"
         )
+        on_wire = (
+            f"{wire['to_superlink'] / MB:.2f} / {wire['from_superlink'] / MB:.2f} | "
+            f"{wire['overhead_in_percent']:+.1f}% / {wire['overhead_out_percent']:+.1f}%"
+            if wire
+            else "– | –"
+        )
         label = f"deployment, {mode} ClientApps ({security})" if traffic else mode
         print(
             f"| {label} | {r['flower_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['rounds'])} | "
-            f"{r['server_bytes'] / MB:.2f} | {link} |"
+            f"{r['server_bytes'] / MB:.2f} | {link} | {on_wire} |"
         )
 
 
