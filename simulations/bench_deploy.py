@@ -5,6 +5,7 @@ test-suite fixture) with the same seeds: once as a Flower simulation, once as a 
 3 SuperNodes on loopback (TLS and node authentication unless --insecure). Prints a Markdown table.
 
     python simulations/bench_deploy.py [--rounds 2] [--insecure] [--modes simulation subprocess forked] [--out DIR]
+        [--timeline]
 
 Deployment modes are how each SuperNode runs its ClientApps: `subprocess` (Flower's default, a
 fresh Python process per message) or `forked` (`fedfer.federation.forked_clientapps`).
@@ -24,9 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 
+from deploy_timeline import markdown, timeline
 from flwr.cli.build import build_fab_from_disk
 
 from fedfer.config import CLIENTAPP_LAUNCHERS
@@ -90,9 +93,19 @@ def main() -> None:
         "--modes", nargs="+", default=["simulation", "subprocess"], choices=("simulation", *CLIENTAPP_LAUNCHERS)
     )
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary directory)")
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="Flower's processes log with timestamps (FLWR_LOG_LEVEL=DEBUG, a little slower): print where each "
+        "deployed exchange's seconds go (deploy_timeline.py)",
+    )
     args = parser.parse_args()
+    if args.timeline:
+        os.environ["FLWR_LOG_LEVEL"] = "DEBUG"  # the Flower processes inherit it (fedfer's flower_env)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = measure(args.out or Path(tmp), args.rounds, args.modes, args.insecure)
+        root = args.out or Path(tmp)
+        runs = measure(root, args.rounds, args.modes, args.insecure)
+        timelines = {mode: timeline(root / mode) for mode in runs if mode != "simulation" and args.timeline}
     security = "insecure" if args.insecure else "TLS + node auth"
     print(f"\n3 clients, {args.rounds} rounds, fake features; one v() is about 0.85 MB\n")
     print(
@@ -118,6 +131,9 @@ def main() -> None:
             f"| {label} | {r['flower_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['rounds'])} | "
             f"{r['server_bytes'] / MB:.2f} | {link} | {on_wire} |"
         )
+    for mode, table in timelines.items():
+        print(f"\nSeconds of each exchange, {mode} ClientApps (means over nodes and rounds):\n")
+        print(markdown(table))
 
 
 if __name__ == "__main__":
