@@ -5,7 +5,7 @@ test-suite fixture) with the same seeds: once as a Flower simulation, once as a 
 3 SuperNodes on loopback (TLS and node authentication unless --insecure). Prints a Markdown table.
 
     python simulations/bench_deploy.py [--rounds 2] [--insecure] [--modes simulation subprocess forked] [--out DIR]
-        [--timeline]
+        [--no-client-eval] [--timeline]
 
 Deployment modes are how each SuperNode runs its ClientApps: `subprocess` (Flower's default, a
 fresh Python process per message) or `forked` (`fedfer.federation.forked_clientapps`).
@@ -50,10 +50,13 @@ def round_figures(run_dir: Path) -> tuple[list[float], float]:
     return [r["seconds"] for r in rounds], server_bytes
 
 
-def measure(root: Path, rounds: int, modes: list[str], insecure: bool = False) -> dict[str, dict]:
+def measure(
+    root: Path, rounds: int, modes: list[str], insecure: bool = False, client_eval: bool = True
+) -> dict[str, dict]:
     """Run the fake 3-subject run once per mode under `root`; per mode: `flwr run` seconds, seconds per
-    round, server-measured bytes per round and the SuperLink's traffic (deployments)."""
-    values = {**build_fake_run(root / "prepared"), "num-server-rounds": rounds}
+    round, server-measured bytes per round and the SuperLink's traffic (deployments). Without
+    `client_eval` the server sends no evaluate messages: one exchange per round."""
+    values = {**build_fake_run(root / "prepared"), "num-server-rounds": rounds, "client-eval": client_eval}
     runs = {}
     for mode in modes:
         run_dir = root / mode
@@ -94,6 +97,12 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary directory)")
     parser.add_argument(
+        "--no-client-eval",
+        dest="client_eval",
+        action="store_false",
+        help="no evaluate messages (the clients' per-round scores): one exchange per round",
+    )
+    parser.add_argument(
         "--timeline",
         action="store_true",
         help="Flower's processes log with timestamps (FLWR_LOG_LEVEL=DEBUG, a little slower): print where each "
@@ -104,10 +113,11 @@ def main() -> None:
         os.environ["FLWR_LOG_LEVEL"] = "DEBUG"  # the Flower processes inherit it (fedfer's flower_env)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
-        runs = measure(root, args.rounds, args.modes, args.insecure)
+        runs = measure(root, args.rounds, args.modes, args.insecure, args.client_eval)
         timelines = {mode: timeline(root / mode) for mode in runs if mode != "simulation" and args.timeline}
     security = "insecure" if args.insecure else "TLS + node auth"
-    print(f"\n3 clients, {args.rounds} rounds, fake features; one v() is about 0.85 MB\n")
+    evaluation = "train and evaluate messages" if args.client_eval else "train messages only"
+    print(f"\n3 clients, {args.rounds} rounds ({evaluation}), fake features; one v() is about 0.85 MB\n")
     print(
         "| mode | `flwr run` s | s per round | server bytes / round (MB) | SuperLink in / out per round (MB) "
         "| wire to / from SuperLink, run (MB) | framing in / out |"
