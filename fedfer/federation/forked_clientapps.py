@@ -47,6 +47,7 @@ def serve(runtime_api_address: str, poll_seconds: float = POLL_S) -> None:
     for name in WARM_MODULES:
         importlib.import_module(name)
     _warm_optimizer()
+    shorten_clientapp_pulls()  # the children inherit it
     from flwr.proto.runtime_pb2 import AcquireTaskRequest
     from flwr.supercore.constant import TaskType
     from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
@@ -84,11 +85,9 @@ def _warm_optimizer() -> None:
 
 
 def _run_task(runtime_api_address: str, token: str) -> None:
-    """In the child: Flower's ClientApp process body, pulling with a short backoff; it ends the
-    process itself (flwr_exit)."""
+    """In the child: Flower's ClientApp process body; it ends the process itself (flwr_exit)."""
     from flwr.supernode.runtime.run_clientapp import run_clientapp
 
-    shorten_clientapp_pulls()
     try:
         run_clientapp(runtime_api_address=runtime_api_address, token=token, insecure=True, parent_pid=os.getppid())
     finally:
