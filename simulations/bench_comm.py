@@ -16,7 +16,8 @@ each a set of real Flower federations; each part's results are merged into
   folders again and again (client i serves subject i mod 31); the server's own scoring is off.
 - `deploy`: the same 3-client run of the tiny world as a simulation and as real SuperLink +
   SuperNode processes with TLS and node authentication (`fedfer.experiment.deploy`): seconds per
-  round, fedfer's byte counts and the SuperLink's (`flwr ls`), per ClientApp launch mode.
+  round, fedfer's byte counts, the SuperLink's (`flwr ls`) and the wire's (the SuperNodes dial the
+  SuperLink through `fedfer.federation.relay.CountingRelay`), per ClientApp launch mode.
 
     python simulations/bench_comm.py --world small --seeds 0 1 2 --out results/comm
     python simulations/bench_comm.py --parts deploy --out results/comm      # one part only
@@ -265,19 +266,33 @@ def write_report(out: dict, folder: Path) -> None:
         d = out["deploy"]
         lines += [f"## Simulation vs deployment (tiny world, {d['clients']} clients, {d['num_rounds']} rounds)", ""]
         lines += [
-            "| mode | s per round | fedfer bytes / round (up + down, train) | SuperLink in / out per round |",
-            "|---|---|---|---|",
+            "| mode | s per round | fedfer bytes / round (up + down, train) | SuperLink in / out per round "
+            "| wire to / from SuperLink per round | framing in / out |",
+            "|---|---|---|---|---|---|",
         ]
         for mode, m in d["modes"].items():
             fedfer_bytes = np.mean([r["up_total"] + r["down_total"] for r in m["rounds"]])
-            t = m.get("superlink_traffic")
+            t, w = m.get("superlink_traffic"), m.get("wire")
             link = (
                 f"{t['inbound_bytes'] / d['num_rounds']:,.0f} / {t['outbound_bytes'] / d['num_rounds']:,.0f}"
                 if t
                 else "– (no network)"
             )
+            on_wire = (
+                f"{w['to_superlink'] / d['num_rounds']:,.0f} / {w['from_superlink'] / d['num_rounds']:,.0f} | "
+                f"{w['overhead_in_percent']:+.1f}% / {w['overhead_out_percent']:+.1f}%"
+                if w
+                else "– | –"
+            )
             seconds = ", ".join(f"{r['seconds']:.1f}" for r in m["rounds"])
-            lines.append(f"| {mode} | {seconds} | {fedfer_bytes:,.0f} | {link} |")
+            lines.append(f"| {mode} | {seconds} | {fedfer_bytes:,.0f} | {link} | {on_wire} |")
+        fab = next((m["wire"]["fab_bytes"] for m in d["modes"].values() if m.get("wire")), None)
+        if fab:
+            lines += [
+                "",
+                f"Wire: the SuperNodes' TCP connections through a counting relay, the whole run per round, with "
+                f"one FAB download of {fab:,} bytes per SuperNode; framing: wire over SuperLink count − 1, FABs out.",
+            ]
         imports = d.get("clientapp_import_seconds")
         if imports:
             lines += ["", f"A fresh Python importing the ClientApp: {', '.join(f'{s:.1f}' for s in imports)} s."]

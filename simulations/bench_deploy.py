@@ -5,6 +5,7 @@ test-suite fixture) with the same seeds: once as a Flower simulation, once as a 
 3 SuperNodes on loopback (TLS and node authentication unless --insecure). Prints a Markdown table.
 
     python simulations/bench_deploy.py [--rounds 2] [--insecure] [--modes simulation subprocess forked] [--out DIR]
+        [--no-client-eval] [--timeline]
 
 Deployment modes are how each SuperNode runs its ClientApps: `subprocess` (Flower's default, a
 fresh Python process per message) or `forked` (`fedfer.federation.forked_clientapps`).
@@ -13,20 +14,30 @@ Seconds per round are the strategy's (configure_train → aggregate_evaluate, so
 evaluate exchange); "server bytes" are the serialized train messages the ServerApp measured (both
 ways); "SuperLink bytes" are what the SuperLink itself counted for the whole run (`flwr ls`,
 network-traffic: train and evaluate messages, divided by the number of rounds). A simulation has no
-network, so the SuperLink reports nothing there.
+network, so the SuperLink reports nothing there. "Wire bytes" are what the SuperNodes' TCP
+connections to the SuperLink carried, counted by a relay they dial instead
+(`fedfer.federation.relay`; TLS passes through it end to end): the whole run, FAB downloads, polls,
+heartbeats and TLS handshakes included; "framing" is the wire's excess over the SuperLink's counts
+once the FAB downloads (one per SuperNode, its size built here as `flwr run` builds it) are taken out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
+
+from deploy_timeline import markdown, timeline
+from flwr.cli.build import build_fab_from_disk
 
 from fedfer.config import CLIENTAPP_LAUNCHERS
 from fedfer.experiment.deploy import deploy_prepared
 from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate_prepared
+from fedfer.federation.relay import CountingRelay
+from fedfer.federation.runtime import APP_DIR
 from fedfer.testing import build_fake_run
 
 MB = 1e6
@@ -39,10 +50,13 @@ def round_figures(run_dir: Path) -> tuple[list[float], float]:
     return [r["seconds"] for r in rounds], server_bytes
 
 
-def measure(root: Path, rounds: int, modes: list[str], insecure: bool = False) -> dict[str, dict]:
+def measure(
+    root: Path, rounds: int, modes: list[str], insecure: bool = False, client_eval: bool = True
+) -> dict[str, dict]:
     """Run the fake 3-subject run once per mode under `root`; per mode: `flwr run` seconds, seconds per
-    round, server-measured bytes per round and the SuperLink's traffic (deployments)."""
-    values = {**build_fake_run(root / "prepared"), "num-server-rounds": rounds}
+    round, server-measured bytes per round and the SuperLink's traffic (deployments). Without
+    `client_eval` the server sends no evaluate messages: one exchange per round."""
+    values = {**build_fake_run(root / "prepared"), "num-server-rounds": rounds, "client-eval": client_eval}
     runs = {}
     for mode in modes:
         run_dir = root / mode
@@ -50,9 +64,28 @@ def measure(root: Path, rounds: int, modes: list[str], insecure: bool = False) -
         if mode == "simulation":
             runs[mode] = simulate_prepared(run_dir, values_here)
         else:
-            runs[mode] = deploy_prepared(run_dir, values_here, insecure=insecure, launcher=mode)
+            with CountingRelay() as relay:
+                runs[mode] = deploy_prepared(
+                    run_dir, values_here, insecure=insecure, launcher=mode, node_route=relay.route
+                )
+            runs[mode]["wire"] = wire_figures(relay, runs[mode]["superlink_traffic"], clients=3)
         runs[mode]["rounds"], runs[mode]["server_bytes"] = round_figures(run_dir)
     return runs
+
+
+def wire_figures(relay: CountingRelay, traffic: dict, clients: int) -> dict[str, float]:
+    """The relay's counts beside the SuperLink's: bytes each way, the FAB downloads, and the framing
+    overhead in % of the SuperLink's counts (wire minus FABs, over SuperLink, minus 1)."""
+    fab = len(build_fab_from_disk(APP_DIR))
+    to_link, from_link = relay.bytes_to_target, relay.bytes_from_target
+    return {
+        "to_superlink": to_link,
+        "from_superlink": from_link,
+        "connections": relay.connections,
+        "fab_bytes": fab,
+        "overhead_in_percent": 100 * (to_link / traffic["inbound_bytes"] - 1),
+        "overhead_out_percent": 100 * ((from_link - clients * fab) / traffic["outbound_bytes"] - 1),
+    }
 
 
 def main() -> None:
@@ -63,25 +96,54 @@ def main() -> None:
         "--modes", nargs="+", default=["simulation", "subprocess"], choices=("simulation", *CLIENTAPP_LAUNCHERS)
     )
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary directory)")
+    parser.add_argument(
+        "--no-client-eval",
+        dest="client_eval",
+        action="store_false",
+        help="no evaluate messages (the clients' per-round scores): one exchange per round",
+    )
+    parser.add_argument(
+        "--timeline",
+        action="store_true",
+        help="Flower's processes log with timestamps (FLWR_LOG_LEVEL=DEBUG, a little slower): print where each "
+        "deployed exchange's seconds go (deploy_timeline.py)",
+    )
     args = parser.parse_args()
+    if args.timeline:
+        os.environ["FLWR_LOG_LEVEL"] = "DEBUG"  # the Flower processes inherit it (fedfer's flower_env)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = measure(args.out or Path(tmp), args.rounds, args.modes, args.insecure)
+        root = args.out or Path(tmp)
+        runs = measure(root, args.rounds, args.modes, args.insecure, args.client_eval)
+        timelines = {mode: timeline(root / mode) for mode in runs if mode != "simulation" and args.timeline}
     security = "insecure" if args.insecure else "TLS + node auth"
-    print(f"\n3 clients, {args.rounds} rounds, fake features; one v() is about 0.85 MB\n")
-    print("| mode | `flwr run` s | s per round | server bytes / round (MB) | SuperLink in / out per round (MB) |")
-    print("|---|---|---|---|---|")
+    evaluation = "train and evaluate messages" if args.client_eval else "train messages only"
+    print(f"\n3 clients, {args.rounds} rounds ({evaluation}), fake features; one v() is about 0.85 MB\n")
+    print(
+        "| mode | `flwr run` s | s per round | server bytes / round (MB) | SuperLink in / out per round (MB) "
+        "| wire to / from SuperLink, run (MB) | framing in / out |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for mode, r in runs.items():
-        traffic = r.get("superlink_traffic")
+        traffic, wire = r.get("superlink_traffic"), r.get("wire")
         link = (
             f"{traffic['inbound_bytes'] / args.rounds / MB:.2f} / {traffic['outbound_bytes'] / args.rounds / MB:.2f}"
             if traffic
             else "–"
         )
+        on_wire = (
+            f"{wire['to_superlink'] / MB:.2f} / {wire['from_superlink'] / MB:.2f} | "
+            f"{wire['overhead_in_percent']:+.1f}% / {wire['overhead_out_percent']:+.1f}%"
+            if wire
+            else "– | –"
+        )
         label = f"deployment, {mode} ClientApps ({security})" if traffic else mode
         print(
             f"| {label} | {r['flower_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['rounds'])} | "
-            f"{r['server_bytes'] / MB:.2f} | {link} |"
+            f"{r['server_bytes'] / MB:.2f} | {link} | {on_wire} |"
         )
+    for mode, table in timelines.items():
+        print(f"\nSeconds of each exchange, {mode} ClientApps (means over nodes and rounds):\n")
+        print(markdown(table))
 
 
 if __name__ == "__main__":

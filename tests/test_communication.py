@@ -114,19 +114,28 @@ def test_averaged_v_agrees_across_codecs(codec_runs) -> None:
 
 
 def test_deployment_with_forked_clientapps_completes_and_stops_every_process(tmp_path, monkeypatch) -> None:
-    """SuperNodes in `--isolation process` with fedfer's warm launcher beside each: every client
-    answers both messages of the round over TLS, and nothing is left running."""
+    """SuperNodes in `--isolation process` with fedfer's warm launcher beside each, dialling the
+    SuperLink through a byte-counting relay: every client answers both messages of the round over
+    TLS (verified through the relay), the wire carries at least what the SuperLink counted, and
+    nothing is left running."""
     from conftest import StartedProcesses
 
     from fedfer.experiment.deploy import deploy_prepared
+    from fedfer.federation.relay import CountingRelay
 
     values = {**build_fake_run(tmp_path / "prepared"), "num-server-rounds": 1, "central-eval": False}
     run_dir = tmp_path / "deployment"
     started = StartedProcesses(monkeypatch)
-    result = deploy_prepared(run_dir, {**values, "run-dir": str(run_dir)}, launcher="forked")
-    assert result["superlink_traffic"]["status"] == "finished:completed"
+    with CountingRelay() as relay:
+        values = {**values, "run-dir": str(run_dir)}
+        result = deploy_prepared(run_dir, values, launcher="forked", node_route=relay.route)
+    traffic = result["superlink_traffic"]
+    assert traffic["status"] == "finished:completed"
+    assert relay.connections >= 3
+    assert relay.bytes_to_target >= traffic["inbound_bytes"] > 3 * 800_000  # three v() replies, at least
+    assert relay.bytes_from_target >= traffic["outbound_bytes"] > 3 * 800_000
     (entry,) = json.loads(RunDir(run_dir).rounds.read_text())
-    assert len(entry["clients"]) == 3
+    assert len(entry["clients"]) == 3 and entry["seconds"] > 0
     assert all("train" in c and "evaluate" in c and "error" not in c for c in entry["clients"].values())
     assert len(started.pids) == 7  # SuperLink, 3 SuperNodes, 3 warm launchers
     # The SuperLink's own flower-superexec leaves when its parent-pid monitor sees the SuperLink gone,

@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--clientapps",
         choices=CLIENTAPP_LAUNCHERS,
         default="forked",
-        help="how each SuperNode runs its ClientApps: forked from one warm process that imported torch once "
-        "(default), or Flower's subprocess mode, a fresh Python process per message",
+        help="how each SuperNode runs its ClientApps: forked from one warm process that imported torch once, "
+        "beside a SuperNode that polls every 0.25 s (default), or Flower's subprocess mode, a fresh Python "
+        "process per message",
     )
     parser.add_argument(
         "--make-certs",

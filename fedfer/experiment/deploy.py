@@ -33,6 +33,7 @@ from fedfer.federation.certs import Credentials, make_credentials
 from fedfer.federation.protocol import NODE_DATA_DIR, NODE_IFER_CHECKPOINT, PARTITION_ID
 from fedfer.federation.runtime import (
     APP_DIR,
+    IN_MEMORY_STATE,
     ProcessGroup,
     flower_env,
     free_port,
@@ -56,9 +57,11 @@ def supernode_command(
     *, superlink: str, port: int, node_config: str, credentials: Credentials | None, index: int, forked: bool = False
 ) -> list[str]:
     """`flower-supernode` number `index`, its ClientApp API on `port` (unique per host), dialling
-    `superlink` (host:port). `forked`: it launches no ClientApp itself (`--isolation process`);
-    `forked_clientapps_command` does."""
-    command = ["flower-supernode", "--superlink", superlink, "--port", str(port), "--node-config", node_config]
+    `superlink` (host:port). `forked`: fedfer's lab mode, in which it launches no ClientApp itself
+    (`--isolation process`; `forked_clientapps_command` does) and runs as
+    `fedfer.federation.quick_supernode`, which asks for work every 0.25 s instead of every 3 s."""
+    supernode = [sys.executable, "-m", "fedfer.federation.quick_supernode"] if forked else ["flower-supernode"]
+    command = [*supernode, "--superlink", superlink, "--port", str(port), "--node-config", node_config]
     if forked:
         command += ["--isolation", "process"]
     if credentials is None:
@@ -161,6 +164,7 @@ def deploy_prepared(
     superlink_host: Host = LOOPBACK,
     node_host: Host = LOOPBACK,
     launcher: str = "subprocess",
+    node_route: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Run the federation of a prepared run on real SuperLink/SuperNode processes.
 
@@ -171,7 +175,10 @@ def deploy_prepared(
     process started here is stopped when this returns or raises. Returns what the results gain: the
     SuperLink's byte counts and the wall time of `flwr run`. `launcher` (CLIENTAPP_LAUNCHERS): how a
     SuperNode runs its ClientApps, a fresh process per message (Flower's default) or forked from a
-    warm process (`fedfer.federation.forked_clientapps`).
+    warm process (`fedfer.federation.forked_clientapps`, with the quicker SuperNode of
+    `fedfer.federation.quick_supernode`). `node_route`: given the SuperLink's address, the address
+    the SuperNodes dial instead (a relay that counts the wire's bytes, `fedfer.federation.relay`);
+    the operator's `flwr` commands still dial the SuperLink itself.
     """
     if launcher not in CLIENTAPP_LAUNCHERS:
         raise ValueError(f"ClientApp launcher {launcher!r} is not one of {', '.join(CLIENTAPP_LAUNCHERS)}")
@@ -186,20 +193,24 @@ def deploy_prepared(
     env = flower_env(flwr_home)
     with ProcessGroup(logs) as processes:
         with superlink_host.enter():
+            # The SuperLink lives for this run only and is asked for its counts before it stops: its state
+            # stays in memory. Flower's SQLite file store cost about 5 s per round of 3 clients (each array
+            # a row written and read back), more than the clients' work.
             command = superlink_command(
-                host=superlink_host.address, port=port, database=str(flwr_home / "state.db"), credentials=credentials
+                host=superlink_host.address, port=port, database=IN_MEMORY_STATE, credentials=credentials
             )
             superlink = processes.start("superlink", command, env)
             wait_for_superlink(port, superlink, logs / "superlink.log", host=superlink_host.address, ca_cert=ca_cert)
         with node_host.enter():
             write_connection(flwr_home, CONNECTION, address, insecure=credentials is None, root_certificates=ca_cert)
+            node_address = node_route(address) if node_route else address
             supernodes = []
             for index, subject_dir in enumerate(subjects):
                 if credentials is not None:
                     register_supernode(credentials.node_public_key(index), env, logs / "register.log")
                 runtime_port = free_port()
                 command = supernode_command(
-                    superlink=address,
+                    superlink=node_address,
                     port=runtime_port,
                     node_config=node_config(index, subject_dir, values["ifer-checkpoint"]),
                     credentials=credentials,

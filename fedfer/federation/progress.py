@@ -2,8 +2,9 @@
 
 Flower's `Grid.send_and_receive` pushes a round's messages and waits for every reply in silence;
 with thousands of clients a round lasts minutes. `ProgressGrid` is the grid the strategy is given:
-it sends and pulls through the real grid's `push_messages` / `pull_messages` and logs how many of
-the round's replies are in. The lines go through Flower's logger, so `flwr run --stream` carries
+it sends and pulls through the real grid's `push_messages` / `pull_messages` (every 0.5 s, with
+short retries for replies still being pushed: `fedfer.federation.object_pulls`) and logs how many
+of the round's replies are in. The lines go through Flower's logger, so `flwr run --stream` carries
 them and `fedfer run` echoes them (`fedfer.federation.runtime.PROGRESS_LINE`).
 """
 
@@ -18,6 +19,8 @@ from flwr.app import Message
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 
+from fedfer.federation.object_pulls import shorten_server_pulls
+
 PROGRESS_TAG = "[fedfer]"
 
 
@@ -28,6 +31,7 @@ class ProgressGrid:
         self._grid = grid
         self.every_s = every_s
         self.poll_s = poll_s  # Flower's own loop sleeps 3 s between pulls: a round ends up to 3 s late
+        shorten_server_pulls()  # and a reply still being pushed is retried after 1, 2, 4… s
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._grid, name)

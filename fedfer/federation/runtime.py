@@ -35,6 +35,7 @@ PROGRESS_LINE = re.compile(
     r"|MetricRecord: \{'macro|ERROR|Exception|Traceback|\[fedfer\]"
 )
 
+IN_MEMORY_STATE = ":flwr-in-memory:"  # a SuperLink `--database` kept in the process (Flower's name for it)
 QUIET_FLOWER_ENV = {
     "FLWR_TELEMETRY_ENABLED": "0",
     "FLWR_DISABLE_UPDATE_CHECK": "1",
