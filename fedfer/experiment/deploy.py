@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -38,7 +40,6 @@ from fedfer.federation.runtime import (
     flower_env,
     free_port,
     run_record,
-    stop_processes,
     stream_flower,
     superlink_command,
     wait_for_superlink,
@@ -262,8 +263,12 @@ class SuperNodes:
         return self.running[index][0]
 
     def kill(self, index: int) -> None:
-        """SIGKILL every process group of partition `index`'s node: the SuperNode and its ClientApps."""
-        stop_processes(self.running.pop(index), grace_seconds=0.0)
+        """SIGKILL every process group of partition `index`'s node, the SuperNode and its ClientApps: a
+        crash, so the node cannot say goodbye to the SuperLink as it does on SIGTERM."""
+        for process in self.running.pop(index):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
 
     def restart(self, index: int, timeout: float = 120.0) -> None:
         """Start partition `index`'s node again once the SuperLink has it offline; return when it is online."""
