@@ -1,11 +1,15 @@
 """Poisoned clients against plain FedAvg, validated FedAvg and Flower's robust strategies.
 
-For each setting "N:k" (N clients of which k are hostile, spread over the partitions) and each
+For each setting "N:k" (N clients of which k are hostile) and each
 attack (`scale100`: v() ×100; `signflip`: v() ×−1; `labelflip`: trained on pseudo labels shifted by
 one class), one `fedfer run` per aggregation option, beside the clean run of the same N. Faults are
 injected by the ClientApp's Flower mod (`fedfer.federation.faults`); everything else is a normal run
 (same world, seed, split and central v()). Results are saved after every run, so an interrupted
 study keeps what it measured and a rerun skips it.
+
+The hostile clients are spread over the subjects that trained in the clean run (at least one
+pseudo-labelled video): FedAvg weighs a reply by its videos, so a client without any weighs 0 and,
+as an attacker, would change nothing (on `small`, half the subjects select no video at P = 0.5).
 
 Every figure of a setting is scored on the same subjects: its N − k honest ones, in the clean run
 too. A refused client is left out of the round-1 personalized pool, and a hostile subject's own
@@ -54,9 +58,19 @@ COLUMNS = (
 )
 
 
-def hostile(num_clients: int, k: int) -> list[int]:
-    """k partitions spread over the N (not all at the start, where the split's first actors are)."""
-    return [i * num_clients // k for i in range(k)]
+def selected_videos(run_dir: Path) -> list[int]:
+    """Pseudo-labelled videos of each partition in round 1 of the run in `run_dir`."""
+    subjects = [d.name for d in read_subjects_file(RunDir(run_dir).subjects_file)]
+    selected = json.loads((run_dir / "summary.json").read_text())["rounds"][0]["selected_videos"]
+    return [int(selected.get(s, 0)) for s in subjects]
+
+
+def hostile(selected: Sequence[int], k: int) -> list[int]:
+    """k partitions spread over those that selected videos (`selected`: per partition, in the clean run)."""
+    trained = [p for p, n in enumerate(selected) if n > 0]
+    if len(trained) < k:
+        raise ValueError(f"only {len(trained)} subjects selected a video in the clean run; {k} hostile asked")
+    return [trained[i * len(trained) // k] for i in range(k)]
 
 
 def honest_scores(run_dir: Path, honest: Sequence[int]) -> dict[str, float | None]:
@@ -108,11 +122,25 @@ def table(results: dict[str, dict], settings: list[tuple[int, int]], attacks: li
     for key, n, k, attack, option in runs_of(settings, attacks):
         if key not in results:
             continue
-        s = results[key]
+        honest = sorted(set(range(n)) - set(hostile(results[f"n{n}-clean"]["selected"], k)))
+        s = honest_scores(Path(results[key]["run_dir"]), honest)
         cells = " | ".join(f"{100 * s[c]:.1f}" if s.get(c) is not None else "-" for c, _ in COLUMNS)
         who = f"{n} (0)" if attack == "clean" else f"{n} ({k})"
         lines.append(f"| {who} | {attack} | {option if attack != 'clean' else 'FedAvg (clean run)'} | {cells} |")
     return lines
+
+
+def result_of(run_dir: Path, faults: str) -> dict:
+    """What the study keeps of a run (the table scores its run folder)."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {
+        "run_dir": str(run_dir.resolve()),
+        "faults": faults,
+        "selected": selected_videos(run_dir),
+        "all_subjects": {c: (summary.get(c) or {}).get("macro_f1") for c, _ in COLUMNS},
+        "refused_per_round": [len(r["failures"]) for r in summary["rounds"]],
+        "seconds": summary["total_seconds"],
+    }
 
 
 def main() -> None:
@@ -130,7 +158,8 @@ def main() -> None:
     for key, n, k, attack, option in runs_of(settings, args.attacks, args.options):
         if key in results:
             continue
-        faults = "" if attack == "clean" else ",".join(f"{attack}@{p}" for p in hostile(n, k))
+        selected = results[f"n{n}-clean"]["selected"] if attack != "clean" else []  # the clean run comes first
+        faults = ",".join(f"{attack}@{p}" for p in hostile(selected, k)) if attack != "clean" else ""
         robust = replace(RobustConfig(), num_malicious=k, **OPTIONS[option])
         options = replace(
             base,
@@ -141,16 +170,7 @@ def main() -> None:
         )
         print(f"== {key}: faults '{faults}'", flush=True)
         run_dir = simulate(options)
-        summary = json.loads((run_dir / "summary.json").read_text())
-        honest = sorted(set(range(n)) - set(hostile(n, k)))
-        results[key] = {
-            **honest_scores(run_dir, honest),
-            "all_subjects": {c: (summary.get(c) or {}).get("macro_f1") for c, _ in COLUMNS},
-            "refused_per_round": [len(r["failures"]) for r in summary["rounds"]],
-            "run_dir": str(run_dir),
-            "faults": faults,
-            "seconds": summary["total_seconds"],
-        }
+        results[key] = result_of(run_dir, faults)
         atomic_write_json(json_path, results)
         atomic_write_text(args.out, "\n".join(table(results, settings, args.attacks)) + "\n")
     print("\n".join(table(results, settings, args.attacks)))
