@@ -1,11 +1,20 @@
 """Poisoned clients against plain FedAvg, validated FedAvg and Flower's robust strategies.
 
-For each setting "N:k" (N clients of which k are hostile, spread over the partitions) and each
+For each setting "N:k" (N clients of which k are hostile) and each
 attack (`scale100`: v() ×100; `signflip`: v() ×−1; `labelflip`: trained on pseudo labels shifted by
 one class), one `fedfer run` per aggregation option, beside the clean run of the same N. Faults are
 injected by the ClientApp's Flower mod (`fedfer.federation.faults`); everything else is a normal run
 (same world, seed, split and central v()). Results are saved after every run, so an interrupted
 study keeps what it measured and a rerun skips it.
+
+The hostile clients are spread over the subjects that trained in the clean run (at least one
+pseudo-labelled video): FedAvg weighs a reply by its videos, so a client without any weighs 0 and,
+as an attacker, would change nothing (on `small`, half the subjects select no video at P = 0.5).
+
+Every figure of a setting is scored on the same subjects: its N − k honest ones, in the clean run
+too. A refused client is left out of the round-1 personalized pool, and a hostile subject's own
+model is no target (a label flipper's is wrong by design), so scoring the clean run on all N
+would compare different subject sets.
 
     python simulations/study_poisoning.py --world small --workspace data --settings 10:1 31:3 \\
         --results results/poisoning --out results/study_poisoning.md
@@ -19,9 +28,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from fedfer.commands.options import add_run_arguments, options_from_args
 from fedfer.config import RobustConfig
+from fedfer.evaluation.report import client_evaluations
+from fedfer.evaluation.scoring import report_from_confusion
+from fedfer.experiment.rundir import RunDir
 from fedfer.experiment.simulate import simulate
+from fedfer.federation.protocol import CM_PERSONAL
+from fedfer.federation.subject import MANIFEST, read_subjects_file
 from fedfer.io import atomic_write_json, atomic_write_text
 
 ATTACKS = ("scale100", "signflip", "labelflip")
@@ -35,15 +51,56 @@ OPTIONS = {
     "MultiKrum": {"aggregation": "multikrum"},
 }
 COLUMNS = (
+    ("central_before", "central before"),
     ("central_after", "central after FedAvg"),
     ("personalized", "personalized (round 1)"),
     ("personalized_round_2", "personalized (round 2)"),
 )
 
 
-def hostile(num_clients: int, k: int) -> list[int]:
-    """k partitions spread over the N (not all at the start, where the split's first actors are)."""
-    return [i * num_clients // k for i in range(k)]
+def selected_videos(run_dir: Path) -> list[int]:
+    """Pseudo-labelled videos of each partition in round 1 of the run in `run_dir`."""
+    subjects = [d.name for d in read_subjects_file(RunDir(run_dir).subjects_file)]
+    selected = json.loads((run_dir / "summary.json").read_text())["rounds"][0]["selected_videos"]
+    return [int(selected.get(s, 0)) for s in subjects]
+
+
+def hostile(selected: Sequence[int], k: int) -> list[int]:
+    """k partitions spread over those that selected videos (`selected`: per partition, in the clean run)."""
+    trained = [p for p, n in enumerate(selected) if n > 0]
+    if len(trained) < k:
+        raise ValueError(f"only {len(trained)} subjects selected a video in the clean run; {k} hostile asked")
+    return [trained[i * len(trained) // k] for i in range(k)]
+
+
+def honest_scores(run_dir: Path, honest: Sequence[int]) -> dict[str, float | None]:
+    """Macro F1 of each column on the subjects of partitions `honest` only (None: none scored), and
+    how many of them each column scored (`<column>_subjects`)."""
+    run = RunDir(run_dir)
+    subject_dirs = read_subjects_file(run.subjects_file)
+    subjects = [d.name for d in subject_dirs]
+    classes = json.loads((subject_dirs[0] / MANIFEST).read_text())["classes"]
+    names = [subjects[p] for p in honest]
+    rounds = json.loads(run.rounds.read_text())
+    evaluations = client_evaluations(rounds, subjects)
+    last = max(r["round"] for r in rounds)
+    central = {
+        c: json.loads(run.central_eval(r).read_text())["per_subject"]
+        for c, r in (("central_before", 0), ("central_after", last))
+    }
+    matrices = {
+        **central,
+        "personalized": {s: e[CM_PERSONAL] for s, e in evaluations.get(1, {}).items()},
+        "personalized_round_2": {s: e[CM_PERSONAL] for s, e in evaluations.get(2, {}).items()},
+    }
+    k = len(classes)
+    out: dict[str, float | None] = {}
+    for column, per_subject in matrices.items():
+        scored = [per_subject[s] for s in names if s in per_subject]
+        pooled = sum((np.asarray(m, dtype=np.int64).reshape(k, k) for m in scored), np.zeros((k, k), np.int64))
+        out[column] = report_from_confusion(pooled, classes).macro_f1 if scored else None
+        out[f"{column}_subjects"] = len(scored)
+    return out
 
 
 def runs_of(
@@ -58,17 +115,32 @@ def runs_of(
 
 
 def table(results: dict[str, dict], settings: list[tuple[int, int]], attacks: list[str]) -> list[str]:
-    """Macro F1 in percent per setting, attack and option; the clean run's row first."""
+    """Macro F1 in percent on the setting's honest subjects, per setting, attack and option; the
+    clean run's row first."""
     lines = ["| clients (hostile) | attack | aggregation | " + " | ".join(c for _, c in COLUMNS) + " |"]
     lines.append("|---" * (3 + len(COLUMNS)) + "|")
     for key, n, k, attack, option in runs_of(settings, attacks):
         if key not in results:
             continue
-        s = results[key]
+        honest = sorted(set(range(n)) - set(hostile(results[f"n{n}-clean"]["selected"], k)))
+        s = honest_scores(Path(results[key]["run_dir"]), honest)
         cells = " | ".join(f"{100 * s[c]:.1f}" if s.get(c) is not None else "-" for c, _ in COLUMNS)
         who = f"{n} (0)" if attack == "clean" else f"{n} ({k})"
         lines.append(f"| {who} | {attack} | {option if attack != 'clean' else 'FedAvg (clean run)'} | {cells} |")
     return lines
+
+
+def result_of(run_dir: Path, faults: str) -> dict:
+    """What the study keeps of a run (the table scores its run folder)."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return {
+        "run_dir": str(run_dir.resolve()),
+        "faults": faults,
+        "selected": selected_videos(run_dir),
+        "all_subjects": {c: (summary.get(c) or {}).get("macro_f1") for c, _ in COLUMNS},
+        "refused_per_round": [len(r["failures"]) for r in summary["rounds"]],
+        "seconds": summary["total_seconds"],
+    }
 
 
 def main() -> None:
@@ -86,7 +158,8 @@ def main() -> None:
     for key, n, k, attack, option in runs_of(settings, args.attacks, args.options):
         if key in results:
             continue
-        faults = "" if attack == "clean" else ",".join(f"{attack}@{p}" for p in hostile(n, k))
+        selected = results[f"n{n}-clean"]["selected"] if attack != "clean" else []  # the clean run comes first
+        faults = ",".join(f"{attack}@{p}" for p in hostile(selected, k)) if attack != "clean" else ""
         robust = replace(RobustConfig(), num_malicious=k, **OPTIONS[option])
         options = replace(
             base,
@@ -96,15 +169,8 @@ def main() -> None:
             name=f"poison-{n}-{k}-{attack}-{robust.aggregation}-{'checked' if robust.validate else 'plain'}",
         )
         print(f"== {key}: faults '{faults}'", flush=True)
-        summary = json.loads((simulate(options) / "summary.json").read_text())
-        rounds = summary["rounds"]
-        results[key] = {
-            **{c: (summary.get(c) or {}).get("macro_f1") for c, _ in COLUMNS},
-            "central_before": summary["central_before"]["macro_f1"],
-            "refused_per_round": [len(r["failures"]) for r in rounds],
-            "faults": faults,
-            "seconds": summary["total_seconds"],
-        }
+        run_dir = simulate(options)
+        results[key] = result_of(run_dir, faults)
         atomic_write_json(json_path, results)
         atomic_write_text(args.out, "\n".join(table(results, settings, args.attacks)) + "\n")
     print("\n".join(table(results, settings, args.attacks)))

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +168,7 @@ def deploy_prepared(
     node_host: Host = LOOPBACK,
     launcher: str = "subprocess",
     node_route: Callable[[str], str] | None = None,
+    during: Callable[[SuperNodes], object] | None = None,
 ) -> dict[str, Any]:
     """Run the federation of a prepared run on real SuperLink/SuperNode processes.
 
@@ -179,6 +183,8 @@ def deploy_prepared(
     `fedfer.federation.quick_supernode`). `node_route`: given the SuperLink's address, the address
     the SuperNodes dial instead (a relay that counts the wire's bytes, `fedfer.federation.relay`);
     the operator's `flwr` commands still dial the SuperLink itself.
+    `during`, when given, is called with the SuperNodes in a thread while `flwr run` runs (a fault drill:
+    kill a node mid-round, restart it); what it raises is raised here once the run has ended.
     """
     if launcher not in CLIENTAPP_LAUNCHERS:
         raise ValueError(f"ClientApp launcher {launcher!r} is not one of {', '.join(CLIENTAPP_LAUNCHERS)}")
@@ -204,35 +210,119 @@ def deploy_prepared(
         with node_host.enter():
             write_connection(flwr_home, CONNECTION, address, insecure=credentials is None, root_certificates=ca_cert)
             node_address = node_route(address) if node_route else address
-            supernodes = []
-            for index, subject_dir in enumerate(subjects):
+            nodes = SuperNodes(
+                processes, node_address, subjects, values["ifer-checkpoint"], credentials, flwr_home, launcher
+            )
+            for index in range(len(subjects)):
                 if credentials is not None:
-                    register_supernode(credentials.node_public_key(index), env, logs / "register.log")
-                runtime_port = free_port()
-                command = supernode_command(
-                    superlink=node_address,
-                    port=runtime_port,
-                    node_config=node_config(index, subject_dir, values["ifer-checkpoint"]),
-                    credentials=credentials,
-                    index=index,
-                    forked=launcher == "forked",
-                )
-                # Each SuperNode keeps its own Flower home (app cache), as on its own machine.
-                node_env = flower_env(flwr_home / f"supernode-{index}")
-                supernodes.append(processes.start(f"supernode-{index}", command, node_env))
-                if launcher == "forked":
-                    processes.start(f"clientapps-{index}", forked_clientapps_command(runtime_port), node_env)
-            wait_for_supernodes(supernodes, env, logs)
+                    nodes.node_ids[index] = register_supernode(
+                        credentials.node_public_key(index), env, logs / "register.log"
+                    )
+                nodes.start(index)
+            wait_for_supernodes([nodes.running[i][0] for i in range(len(subjects))], env, logs)
             config_file = write_run_config(run.run_config, values)
-            started = time.monotonic()
-            flower_run = stream_flower(APP_DIR, CONNECTION, config_file, env, run.flower_log, verbose)
-            seconds = time.monotonic() - started
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                drill = pool.submit(during, nodes) if during is not None else None
+                started = time.monotonic()
+                flower_run = stream_flower(APP_DIR, CONNECTION, config_file, env, run.flower_log, verbose)
+                seconds = time.monotonic() - started
+                if drill is not None:
+                    drill.result()
             traffic = superlink_traffic(flower_run, env)
     return {"superlink_traffic": traffic, "flower_seconds": seconds}
 
 
-def register_supernode(public_key: Path, env: Mapping[str, str], log_file: Path) -> None:
-    """`flwr supernode register KEY.pub` on the run's SuperLink; raises with Flower's answer when refused."""
+@dataclass
+class SuperNodes:
+    """The deployment's SuperNodes, partition i served by node i with its own key; a node can be
+    killed and started again, as a lab machine crashes and comes back.
+
+    Flower keeps a node online until it misses heartbeats for 2 × 30 s and refuses to activate a
+    node that is online ("Failed to activate SuperNode"), so `restart` waits until the SuperLink
+    lists the killed node as offline before it starts it again with the same key (node auth then
+    accepts it, and it keeps its node id).
+    """
+
+    processes: ProcessGroup
+    superlink: str  # host:port the nodes dial
+    subjects: list[Path]
+    ifer_checkpoint: str
+    credentials: Credentials | None
+    flwr_home: Path
+    launcher: str = "subprocess"
+    node_ids: dict[int, int] = field(default_factory=dict)  # partition → node id registered for its key
+    running: dict[int, list[subprocess.Popen]] = field(default_factory=dict)  # partition → its processes
+
+    def start(self, index: int) -> subprocess.Popen:
+        """Start the SuperNode of partition `index` (and its ClientApp launcher when forked)."""
+        runtime_port = free_port()
+        command = supernode_command(
+            superlink=self.superlink,
+            port=runtime_port,
+            node_config=node_config(index, self.subjects[index], self.ifer_checkpoint),
+            credentials=self.credentials,
+            index=index,
+            forked=self.launcher == "forked",
+        )
+        # Each SuperNode keeps its own Flower home (app cache), as on its own machine.
+        node_env = flower_env(self.flwr_home / f"supernode-{index}")
+        self.running[index] = [self.processes.start(f"supernode-{index}", command, node_env)]
+        if self.launcher == "forked":
+            self.running[index].append(
+                self.processes.start(f"clientapps-{index}", forked_clientapps_command(runtime_port), node_env)
+            )
+        return self.running[index][0]
+
+    def kill(self, index: int) -> None:
+        """SIGKILL every process group of partition `index`'s node, the SuperNode and its ClientApps: a
+        crash, so the node cannot say goodbye to the SuperLink as it does on SIGTERM."""
+        for process in self.running.pop(index):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+    def restart(self, index: int, timeout: float = 120.0) -> None:
+        """Start partition `index`'s node again once the SuperLink has it offline; return when it is online."""
+        env = flower_env(self.flwr_home)
+        node_id = self.node_ids.get(index)  # None without node auth: the node comes back under a new id
+        deadline = time.monotonic() + timeout
+        while node_id is not None and node_status(node_id, env) == "online":
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"supernode-{index} (node {node_id}) still online {timeout:.0f} s after it stopped")
+            time.sleep(1.0)
+        process = self.start(index)
+        while node_id is not None and node_status(node_id, env) != "online":
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"supernode-{index} did not come back online; see "
+                    f"{self.processes.log_dir / f'supernode-{index}.log'}"
+                )
+            time.sleep(1.0)
+
+
+def supernode_list(env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The SuperLink's nodes (`flwr supernode list --format json`): node-id, status, …; [] when it does not answer."""
+    result = subprocess.run(
+        ["flwr", "supernode", "list", CONNECTION, "--format", "json"],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    try:
+        return json.loads(result.stdout)["nodes"]
+    except (ValueError, KeyError):
+        return []
+
+
+def node_status(node_id: int, env: Mapping[str, str]) -> str | None:
+    """The SuperLink's status of node `node_id` ("online", "offline", …; None when it is not listed)."""
+    return next((n["status"] for n in supernode_list(env) if int(n["node-id"]) == node_id), None)
+
+
+def register_supernode(public_key: Path, env: Mapping[str, str], log_file: Path) -> int:
+    """`flwr supernode register KEY.pub` on the run's SuperLink; returns the node id Flower gave the
+    key, raises with Flower's answer when refused."""
     result = subprocess.run(
         ["flwr", "supernode", "register", str(public_key), CONNECTION, "--format", "json"],
         env=dict(env),
@@ -242,11 +332,16 @@ def register_supernode(public_key: Path, env: Mapping[str, str], log_file: Path)
     )
     with open(log_file, "a") as log:
         log.write(result.stdout + result.stderr)
-    if result.returncode != 0 or '"success": false' in result.stdout:
+    try:
+        answer = json.loads(result.stdout)
+    except ValueError:
+        answer = {}
+    if result.returncode != 0 or not answer.get("success") or "node-id" not in answer:
         raise RuntimeError(
             f"`flwr supernode register {public_key}` failed (exit code {result.returncode}): "
             f"{result.stdout.strip() or result.stderr.strip()}"
         )
+    return int(answer["node-id"])
 
 
 def wait_for_supernodes(
@@ -265,17 +360,7 @@ def wait_for_supernodes(
                     f"supernode-{index} exited with code {process.returncode} before joining; see "
                     f"{log_dir / f'supernode-{index}.log'} and {log_dir / 'superlink.log'}"
                 )
-        result = subprocess.run(
-            ["flwr", "supernode", "list", CONNECTION, "--format", "json"],
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        try:
-            online = sum(node["status"] == "online" for node in json.loads(result.stdout)["nodes"])
-        except (ValueError, KeyError):
-            online = 0
+        online = sum(node["status"] == "online" for node in supernode_list(env))
         if online >= len(supernodes):
             return
         if time.monotonic() > deadline:

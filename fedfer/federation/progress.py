@@ -6,6 +6,11 @@ it sends and pulls through the real grid's `push_messages` / `pull_messages` (ev
 short retries for replies still being pushed: `fedfer.federation.object_pulls`) and logs how many
 of the round's replies are in. The lines go through Flower's logger, so `flwr run --stream` carries
 them and `fedfer run` echoes them (`fedfer.federation.runtime.PROGRESS_LINE`).
+
+When a node stops reporting heartbeats (a SuperNode killed mid-round), Flower's SuperLink answers
+for it with an error reply ("Node Unavailable") whose sender is the SuperLink itself; the grid gives
+that reply its destination node's id, so the strategy records the failure against the node it is
+about.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from logging import INFO
 from typing import Any
 
 from flwr.app import Message
+from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 
@@ -38,12 +44,17 @@ class ProgressGrid:
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
         started = time.monotonic()
+        messages = list(messages)
         pending = set(self._grid.push_messages(messages))
+        destination = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}  # set by the push
         sent = len(pending)
         replies: list[Message] = []
         last_report = started
         while pending and (timeout is None or time.monotonic() - started < timeout):
             pulled = list(self._grid.pull_messages(pending))
+            for reply in pulled:
+                if reply.metadata.src_node_id == SUPERLINK_NODE_ID:  # Flower's answer for a silent node
+                    reply.metadata.__dict__["_src_node_id"] = destination[reply.metadata.reply_to_message_id]
             replies.extend(pulled)
             pending.difference_update(m.metadata.reply_to_message_id for m in pulled)
             now = time.monotonic()
