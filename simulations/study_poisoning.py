@@ -1,15 +1,15 @@
 """Poisoned clients against plain FedAvg, validated FedAvg and Flower's robust strategies.
 
-For each setting "N:k" (N clients of which k are hostile) and each
-attack (`scale100`: v() ×100; `signflip`: v() ×−1; `labelflip`: trained on pseudo labels shifted by
-one class), one `fedfer run` per aggregation option, beside the clean run of the same N. Faults are
-injected by the ClientApp's Flower mod (`fedfer.federation.faults`); everything else is a normal run
-(same world, seed, split and central v()). Results are saved after every run, so an interrupted
+For each setting "N:k" (N clients of which k are hostile) and each attack (`scale100`: v() ×100;
+`signflip`: v() ×−1; `labelflip`: trained on pseudo labels shifted by one class), one `fedfer run`
+per aggregation option, beside the clean run of the same N. Faults are injected by the ClientApp's
+Flower mod (`fedfer.federation.faults`); everything else is a normal run (same world, seed, split
+and central v()). Results are saved after every run, so an interrupted
 study keeps what it measured and a rerun skips it.
 
 The hostile clients are spread over the subjects that trained in the clean run (at least one
 pseudo-labelled video): FedAvg weighs a reply by its videos, so a client without any weighs 0 and,
-as an attacker, would change nothing (on `small`, half the subjects select no video at P = 0.5).
+as an attacker, would change nothing (on `small`, half the subjects select no video at threshold 0.5).
 
 Every figure of a setting is scored on the same subjects: its N − k honest ones, in the clean run
 too. A refused client is left out of the round-1 personalized pool, and a hostile subject's own
