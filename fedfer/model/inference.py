@@ -10,7 +10,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from sklearn.metrics import confusion_matrix
 from torch import Tensor, nn
 
 from fedfer.model.heads import VFERHead, pad_sequences
@@ -42,5 +41,9 @@ def confusion(model: nn.Module, clips: Sequence[np.ndarray], truth: np.ndarray, 
     """(K, K) counts, rows = true class, columns = predicted class."""
     if len(clips) == 0:
         return np.zeros((num_classes, num_classes), dtype=np.int64)
+    # Imported here: scikit-learn (and SciPy) cost a ClientApp process 0.8 s of start-up, and only
+    # runs that count label-derived metrics need them.
+    from sklearn.metrics import confusion_matrix
+
     predicted = predict_proba(model, clips).argmax(axis=1)
     return confusion_matrix(truth, predicted, labels=list(range(num_classes))).astype(np.int64)
