@@ -33,7 +33,7 @@ from fedfer.config import RobustConfig
 from fedfer.federation.codec import decode_record, dtype_counts, encode_record
 from fedfer.federation.payload import split_payload
 from fedfer.federation.progress import log_round
-from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES, SUBJECTS
+from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES, PARTITION_ID, SUBJECTS
 from fedfer.federation.validation import check_update, error_reason
 from fedfer.io import atomic_write_json
 
@@ -178,6 +178,9 @@ class VHeadFedAvg(FedAvg):
             raise RuntimeError(f"the federation stopped: {log.stopped}")
         if not useful:
             return None, None  # nothing to average: the strategy keeps the current v()
+        # Replies arrive in whatever order the nodes finish; a float sum depends on its order, so the
+        # average is taken in subject order and a run gives the same v() however its replies raced.
+        useful.sort(key=lambda r: (int(r.content[METRICS].get(PARTITION_ID, -1)), r.metadata.src_node_id))
         return super().aggregate_train(server_round, useful)
 
     def configure_evaluate(
