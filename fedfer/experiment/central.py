@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class World:
     """Where a run's corpora are: a CREMA-D-layout video corpus and, optionally, an AffectNet-layout one."""
 
-    world_id: str  # names the cache folders, e.g. "small-s0-v2" or "crema_d-<hash>"
+    world_id: str  # names the cache folders, e.g. "small-s0-v3" or "crema_d-<hash>"
     crema_d: Path
     affectnet: Path | None
 

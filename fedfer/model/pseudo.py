@@ -48,22 +48,52 @@ class PseudoLabels:
         return np.bincount(self.labels, minlength=num_classes)
 
 
-def select_pseudo_labels(probabilities: np.ndarray, max_per_class: int, threshold: float) -> PseudoLabels:
-    """Keep ≤ `max_per_class` videos per predicted class, most confident first, none below `threshold`.
+def select_pseudo_labels(probabilities: np.ndarray, max_per_class: int, threshold: float | np.ndarray) -> PseudoLabels:
+    """Keep ≤ `max_per_class` videos per predicted class, most confident first, none below the threshold.
 
-    probabilities: (N, K) per-video class probabilities. Ties in confidence keep the earlier video,
-    so the selection is deterministic.
+    probabilities: (N, K) per-video class probabilities; threshold: one value, or (K,) one per
+    predicted class (`adaptive_thresholds`). Ties in confidence keep the earlier video, so the
+    selection is deterministic.
     """
     if max_per_class < 1:
         raise ValueError(f"max_per_class (P) must be >= 1, got {max_per_class}")
-    if not 0.0 <= threshold < 1.0:
+    thresholds = np.broadcast_to(np.asarray(threshold, dtype=np.float64), (probabilities.shape[1],))
+    if np.any(thresholds < 0.0) or np.any(thresholds >= 1.0):
         raise ValueError(f"p_threshold must be in [0, 1), got {threshold}")
     labels = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     chosen: list[int] = []
     for k in range(probabilities.shape[1]):
-        candidates = np.flatnonzero((labels == k) & (confidence >= threshold))
+        candidates = np.flatnonzero((labels == k) & (confidence >= thresholds[k]))
         ranked = candidates[np.argsort(-confidence[candidates], kind="stable")]
         chosen.extend(ranked[:max_per_class].tolist())
     indices = np.array(sorted(chosen), dtype=np.int64)
     return PseudoLabels(indices, labels[indices].astype(np.int64), confidence[indices].astype(np.float32))
+
+
+THRESHOLD_RULES: tuple[str, ...] = ("fixed", "flexmatch", "freematch")
+
+
+def adaptive_thresholds(probabilities: np.ndarray, threshold: float, rule: str) -> np.ndarray:
+    """(K,) per-class thresholds for one subject's (N, K) clip probabilities.
+
+    "fixed": `threshold` for every class (the paper). "flexmatch" (Zhang et al., 2021): each class's
+    threshold scaled by how much of it the teacher already predicts confidently, β_k = σ_k /
+    max(max σ, unused) with σ_k the clips predicted k above `threshold`, mapped by β/(2 − β): a
+    class the teacher rarely calls gets a lower bar. "freematch" (Wang et al., 2023): a global
+    threshold, the mean top probability, scaled per class by the class's mean probability over its
+    maximum.
+    """
+    k = probabilities.shape[1]
+    if rule == "fixed":
+        return np.full(k, threshold)
+    confidence = probabilities.max(axis=1)
+    if rule == "flexmatch":
+        above = confidence >= threshold
+        sigma = np.bincount(probabilities.argmax(axis=1)[above], minlength=k).astype(np.float64)
+        beta = sigma / max(sigma.max(), float((~above).sum()), 1.0)
+        return threshold * beta / (2.0 - beta)
+    if rule == "freematch":
+        marginal = probabilities.mean(axis=0)
+        return float(confidence.mean()) * marginal / max(float(marginal.max()), 1e-12)
+    raise ValueError(f"unknown threshold rule {rule!r}: use one of {THRESHOLD_RULES}")

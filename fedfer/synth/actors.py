@@ -60,6 +60,10 @@ SUBSTITUTIONS: tuple[tuple[str, str, str], ...] = (
 RESTING_AUS: tuple[str, ...] = ("AU15", "AU4", "AU12", "AU1", "AU7", "AU17", "AU10", "AU23")
 # Emotions a resting face can look like (a weak copy of the prototype, mouth closed).
 RESTING_LOOKS: tuple[str, ...] = ("ANG", "SAD", "HAP", "DIS", "FEA")
+# Emotions a portrayal can blend in (`Style.display`), in the fixed order the draws are made.
+BLENDABLE: tuple[str, ...] = ("ANG", "DIS", "FEA", "HAP", "SAD")
+# Seed-stream tag of a portrayal's blend draws, kept apart from the take's other draws.
+BLEND_STREAM = 0xB1E4D
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,9 @@ class Style:
     articulation: float  # jaw amplitude of speech
     blink_rate: float  # blinks per second
     vocal_expressivity: float  # how clearly the voice carries the intended emotion (voice raters)
+    # emotion → {emotion blended in: probability per portrayal}; and the blended-in share's range
+    blends: dict[str, dict[str, float]] = field(default_factory=dict)
+    blend_share: tuple[float, float] = (0.3, 0.9)
 
     def cue_prototype(self, emotion: str) -> np.ndarray:
         """(N_AUS,) the cues this actor uses for the emotion (substitutions applied), at unit gain:
@@ -118,6 +125,18 @@ class Style:
         """(N_AUS,) this actor's version of the emotion at full intensity: its cues scaled by its
         expressivity."""
         return self.cue_prototype(emotion) * self.expressivity.get(emotion, 1.0)
+
+    def display(self, emotion: str, rng: np.random.Generator) -> np.ndarray:
+        """(N_AUS,) one portrayal of `emotion` at unit intensity: the actor's prototype, into which,
+        with the probabilities of `blends`, a share of another emotion's prototype is mixed (anger
+        that shows some disgust). Every draw is made whatever the probabilities, so a world whose
+        blend probabilities change keeps every other random choice (common random numbers)."""
+        out = self.prototype(emotion)
+        for other in BLENDABLE:
+            u, share = rng.random(), rng.uniform(*self.blend_share)
+            if other != emotion and u < self.blends.get(emotion, {}).get(other, 0.0):
+                out = (1.0 - share) * out + share * self.prototype(other)
+        return out
 
     def resting_vector(self) -> np.ndarray:
         return au_vector(self.resting)
@@ -145,7 +164,10 @@ class Population:
     than happiness, as CREMA-D's face raters found); expressivity_sd: log-normal spread between
     actors; p_substitution: chance of each candidate substitution; p_resting_look: chance that
     the resting face looks like an emotion, at a fraction `resting_strength` of its prototype;
-    p_resting_extra: chance of one extra resting-face AU, at most `resting_max`.
+    p_resting_extra: chance of one extra resting-face AU, at most `resting_max`; articulation: the
+    range of speakers' jaw amplitude when talking; expressivity_common_sd: the spread of an actor's
+    overall expressiveness (some actors portray every emotion weakly); blends: the chance that a
+    portrayal mixes in another emotion (`Style.display`).
     """
 
     expressivity_mean: dict[str, float] = field(
@@ -160,6 +182,7 @@ class Population:
         }
     )
     expressivity_sd: float = 0.4
+    expressivity_common_sd: float = 0.0  # log-normal spread of an actor's overall expressiveness
     p_substitution: float = 0.3
     p_resting_look: float = 0.8
     resting_strength: tuple[float, float] = (0.3, 0.6)
@@ -168,6 +191,9 @@ class Population:
     skin_weights: tuple[float, ...] = (0.14, 0.16, 0.16, 0.14, 0.12, 0.12, 0.09, 0.07)
     p_glasses: float = 0.15
     head_motion: tuple[float, float] = (0.5, 1.5)
+    articulation: tuple[float, float] = (0.6, 1.1)  # the speaker's jaw amplitude when talking
+    blends: dict[str, dict[str, float]] = field(default_factory=dict)  # see `Style.blends`
+    blend_share: tuple[float, float] = (0.3, 0.9)
 
 
 def draw_identity(rng: np.random.Generator, sex: str, population: Population) -> Identity:
@@ -206,26 +232,40 @@ def draw_identity(rng: np.random.Generator, sex: str, population: Population) ->
 
 
 def draw_style(rng: np.random.Generator, population: Population) -> Style:
-    """An actor's style, drawn from `population` (see `Population`)."""
+    """An actor's style, drawn from `population` (see `Population`).
+
+    Every random number is drawn whatever the population's shares and spreads, so two populations
+    that differ in one knob give the same actors in every other respect (common random numbers:
+    what lets a calibration measure each knob's effect)."""
+    common = rng.normal(0.0, 1.0)
     expressivity = {
-        emo: float(np.clip(mean * np.exp(rng.normal(0.0, population.expressivity_sd)), 0.2, 1.6))
+        emo: float(
+            np.clip(
+                mean * np.exp(population.expressivity_common_sd * common + population.expressivity_sd * rng.normal()),
+                0.05,
+                2.0,
+            )
+        )
         for emo, mean in population.expressivity_mean.items()
     }
+    has_look, look_index, strength_u = rng.random(), int(rng.integers(len(RESTING_LOOKS))), rng.random()
+    has_extra, extra_index, extra_u = rng.random(), int(rng.integers(len(RESTING_AUS))), rng.random()
     resting: dict[str, float] = {}
     look = ""
-    if rng.random() < population.p_resting_look:
-        look = str(rng.choice(RESTING_LOOKS))
-        strength = rng.uniform(*population.resting_strength)
+    if has_look < population.p_resting_look:
+        look = RESTING_LOOKS[look_index]
+        low, high = population.resting_strength
+        strength = low + (high - low) * strength_u
         resting = {
             au: float(strength * w) for au, w in PROTOTYPE_WEIGHTS[look].items() if au != "AU26"
         }  # jaw closed at rest
-    if rng.random() < population.p_resting_extra:
-        au = str(rng.choice(RESTING_AUS))
-        resting[au] = max(resting.get(au, 0.0), float(rng.uniform(0.1, population.resting_max)))
-    chosen = [s for s in SUBSTITUTIONS if rng.random() < population.p_substitution]
+    if has_extra < population.p_resting_extra:
+        au = RESTING_AUS[extra_index]
+        resting[au] = max(resting.get(au, 0.0), 0.1 + (population.resting_max - 0.1) * float(extra_u))
+    draws = rng.random(len(SUBSTITUTIONS))
     substitutions: list[tuple[str, str, str]] = []
-    for s in chosen:  # at most one substitution per emotion, so the emotion keeps one clear channel
-        if all(s[0] != t[0] for t in substitutions):
+    for s, u in zip(SUBSTITUTIONS, draws):  # at most one per emotion, so the emotion keeps one clear channel
+        if u < population.p_substitution and all(s[0] != t[0] for t in substitutions):
             substitutions.append(s)
     return Style(
         expressivity=expressivity,
@@ -233,9 +273,11 @@ def draw_style(rng: np.random.Generator, population: Population) -> Style:
         resting_look=look,
         substitutions=tuple(substitutions),
         head_motion=float(rng.uniform(*population.head_motion)),
-        articulation=float(rng.uniform(0.6, 1.1)),
+        articulation=float(rng.uniform(*population.articulation)),
         blink_rate=float(rng.uniform(0.2, 0.5)),
         vocal_expressivity=float(np.clip(rng.normal(1.0, 0.3), 0.3, 1.7)),
+        blends=population.blends,
+        blend_share=population.blend_share,
     )
 
 

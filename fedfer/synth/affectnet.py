@@ -27,10 +27,10 @@ import numpy as np
 
 from fedfer.data.datasets.affectnet import CODES, COLUMNS, IMAGES_DIR, LISTS_DIR
 from fedfer.io import atomic_write_text
-from fedfer.synth.actors import RESTING_AUS, draw_actor
+from fedfer.synth.actors import BLEND_STREAM, RESTING_AUS, draw_actor
 from fedfer.synth.expression import AUS, au_vector
-from fedfer.synth.presets import AffectNetPreset
-from fedfer.synth.raters import RaterModel, expected_votes, face_evidence, vote
+from fedfer.synth.presets import AffectNetPreset, WorldPreset
+from fedfer.synth.raters import expected_votes, face_evidence, vote
 from fedfer.synth.render import StillPlan, parallel_map, render_still
 from fedfer.synth.takes import seed_for
 from fedfer.synth.truth import write_truth
@@ -56,7 +56,7 @@ class Still:
     identity_seed: int
 
 
-def _still(i: int, intended: int, preset: AffectNetPreset, raters: RaterModel, seed: int) -> Still:
+def _still(i: int, intended: int, preset: AffectNetPreset, seed: int) -> Still:
     rng = np.random.default_rng(seed_for(seed, CORPUS_KEY, 1, i))
     folder = 1 + i // preset.images_per_folder
     name = hashlib.sha256(f"{seed}-{i}".encode()).hexdigest()[:56]
@@ -91,17 +91,21 @@ def _still(i: int, intended: int, preset: AffectNetPreset, raters: RaterModel, s
         intensity = 0.0
     else:
         emotion = CODES[intended]
-        intensity = 0.0 if emotion == "NEU" else float(rng.uniform(0.55, 1.0))
-        aus = actor.style.resting_vector() + intensity * actor.style.prototype(emotion)
+        intensity = 0.0 if emotion == "NEU" else float(rng.uniform(*preset.intensity))
+        display = actor.style.display(emotion, np.random.default_rng((seed_for(seed, CORPUS_KEY, 3, i), BLEND_STREAM)))
+        aus = actor.style.resting_vector() + intensity * display
     aus = np.clip(aus, 0.0, 1.0).astype(np.float32)
     plan = StillPlan(rel, actor.identity, cam, aus, pose, quality, int(rng.integers(2**31)))
+    annotator = preset.annotator
     evidence = face_evidence(aus, EXPRESSIONS)
-    expressed = expected_votes(evidence, EXPRESSIONS, raters)
+    expressed = expected_votes(evidence, EXPRESSIONS, annotator)
     if intended in (NONE, UNCERTAIN):
         code = intended
         valence = arousal = -2.0
     else:
-        code = int(vote(rng, evidence, EXPRESSIONS, 1, raters.sharpness, raters.neutral_threshold, raters.bias_sd)[0])
+        code = int(
+            vote(rng, evidence, EXPRESSIONS, 1, annotator.sharpness, annotator.neutral_threshold, annotator.bias_sd)[0]
+        )
         valence = float(
             np.clip(sum(p * VALENCE[e] for e, p in zip(EXPRESSIONS, expressed)) + rng.normal(0, 0.1), -1, 1)
         )
@@ -111,7 +115,7 @@ def _still(i: int, intended: int, preset: AffectNetPreset, raters: RaterModel, s
     return Still(plan, intended, code, intensity, expressed, valence, arousal, identity_seed)
 
 
-def plan_stills(preset: AffectNetPreset, raters: RaterModel, seed: int) -> tuple[list[Still], list[Still]]:
+def plan_stills(preset: AffectNetPreset, seed: int) -> tuple[list[Still], list[Still]]:
     """(training, validation) stills. Training intends codes in `train_mix` proportions;
     validation keeps drawing until each of the 8 expressions has `valid_per_class` *labels*
     (the real validation set is balanced by label)."""
@@ -119,13 +123,13 @@ def plan_stills(preset: AffectNetPreset, raters: RaterModel, seed: int) -> tuple
     codes = np.array(list(preset.train_mix))
     probs = np.array(list(preset.train_mix.values()), np.float64)
     intended = rng.choice(codes, size=preset.n_train, p=probs / probs.sum())
-    train = [_still(i, int(c), preset, raters, seed) for i, c in enumerate(intended)]
+    train = [_still(i, int(c), preset, seed) for i, c in enumerate(intended)]
     need = {code: preset.valid_per_class for code in CODES}
     valid: list[Still] = []
     i = preset.n_train
     while any(need.values()):
         wanted = [c for c, n in need.items() if n > 0]
-        still = _still(i, wanted[i % len(wanted)], preset, raters, seed)
+        still = _still(i, wanted[i % len(wanted)], preset, seed)
         i += 1
         if need.get(still.code, 0) > 0:
             need[still.code] -= 1
@@ -148,12 +152,11 @@ def _rows(stills: list[Still], boxes: dict[str, tuple]) -> list[str]:
     return out
 
 
-def write_affectnet(
-    root: Path, preset: AffectNetPreset, raters: RaterModel, seed: int, pool: Pool | None, progress: bool
-) -> dict:
+def write_affectnet(root: Path, world: WorldPreset, seed: int, pool: Pool | None, progress: bool) -> dict:
     """Render every image (all re-rendered: cheap, and the box/landmarks come from rendering) and
     write the two lists and the truth sidecar; returns counts."""
-    train, valid = plan_stills(preset, raters, seed)
+    preset = world.affectnet
+    train, valid = plan_stills(preset, seed)
     plans = [s.plan for s in train + valid]
     results = parallel_map(functools.partial(render_still, root=root), plans, pool, "affectnet images", progress)
     boxes = {p.rel_path: r for p, r in zip(plans, results)}

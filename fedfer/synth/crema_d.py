@@ -29,8 +29,8 @@ from fedfer.data.datasets.crema_d import (
 )
 from fedfer.io import atomic_write_text
 from fedfer.synth.actors import Actor, Population, draw_actor
-from fedfer.synth.expression import LEVEL_INTENSITY, SENTENCES, XX_INTENSITY_RANGE
-from fedfer.synth.presets import ALL_SENTENCES, CremaDPreset
+from fedfer.synth.expression import SENTENCES
+from fedfer.synth.presets import ALL_SENTENCES, CremaDPreset, WorldPreset
 from fedfer.synth.raters import (
     LETTERS,
     RESP_NAMES,
@@ -100,9 +100,9 @@ def plan_corpus(preset: CremaDPreset, raters: RaterModel, seed: int) -> list[Cre
             if emotion == "NEU":
                 intensity = 0.0
             elif level == "XX":
-                intensity = float(rng.uniform(*XX_INTENSITY_RANGE))
+                intensity = float(rng.uniform(*preset.xx_intensity))
             else:
-                intensity = LEVEL_INTENSITY[level] * float(rng.uniform(0.9, 1.1))
+                intensity = preset.level_intensity[level] * float(rng.uniform(0.9, 1.1))
             clip_id = f"{actor.actor_id}_{sentence}_{emotion}_{level}"
             spec = TakeSpec.filmed(
                 preset, clip_id, f"{VIDEO_DIR}/{clip_id}{preset.extension}", SENTENCES[sentence], emotion, intensity
@@ -248,11 +248,10 @@ def _demographics_csv(actors: list[Actor]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_crema_d(
-    root: Path, preset: CremaDPreset, raters: RaterModel, seed: int, pool: Pool | None, progress: bool
-) -> dict:
+def write_crema_d(root: Path, world: WorldPreset, seed: int, pool: Pool | None, progress: bool) -> dict:
     """Render (resuming: videos already on disk are kept) and write every file; returns counts."""
-    clips = plan_corpus(preset, raters, seed)
+    preset = world.crema_d
+    clips = plan_corpus(preset, world.raters, seed)
     rendered = render_missing([c.take.plan for c in clips], root, pool, "crema_d videos", progress)
     actors = list({c.actor.actor_id: c.actor for c in clips}.values())
     atomic_write_text(root / DEMOGRAPHICS_FILE, _demographics_csv(actors))

@@ -64,11 +64,6 @@ def au_vector(weights: dict[str, float]) -> np.ndarray:
 
 PROTOTYPES: dict[str, np.ndarray] = {emo: au_vector(w) for emo, w in PROTOTYPE_WEIGHTS.items()}
 
-# Nominal intensity of CREMA-D's levels. XX ("unspecified") is drawn per clip between MD and HI,
-# which is where the real corpus' XX clips sit in face-rater agreement (LO 45%, MD 54%, HI 71%, XX 63%).
-LEVEL_INTENSITY: dict[str, float] = {"LO": 0.4, "MD": 0.62, "HI": 0.9}
-XX_INTENSITY_RANGE: tuple[float, float] = (0.6, 0.9)
-
 # The twelve CREMA-D sentences (code → text); the text drives the syllables of the speech track.
 SENTENCES: dict[str, str] = {
     "IEO": "It's eleven o'clock",

@@ -23,8 +23,8 @@ from fedfer.data.datasets import EMOTIONS_4
 from fedfer.data.datasets.msp_improv import LABEL_FILES, LETTERS, actor_id
 from fedfer.io import atomic_write_text
 from fedfer.synth.actors import Actor, draw_actor
-from fedfer.synth.expression import SENTENCES, XX_INTENSITY_RANGE
-from fedfer.synth.presets import MspImprovPreset
+from fedfer.synth.expression import SENTENCES
+from fedfer.synth.presets import MspImprovPreset, WorldPreset
 from fedfer.synth.raters import (
     RaterModel,
     clip_evidence,
@@ -82,9 +82,7 @@ def plan_corpus(preset: MspImprovPreset, raters: RaterModel, seed: int) -> list[
             rel = f"Video/session{session}/S{sentence:02d}{LETTER[emotion]}/{condition}/{name}{preset.extension}"
             # natural and improvised turns are milder than read targets
             intensity = (
-                0.0
-                if emotion == "NEU"
-                else float(rng.uniform(*XX_INTENSITY_RANGE)) * (1.0 if condition in "RT" else 0.8)
+                0.0 if emotion == "NEU" else float(rng.uniform(*preset.intensity)) * (1.0 if condition in "RT" else 0.8)
             )
             spec = TakeSpec.filmed(preset, name, rel, TEXTS[sentence % len(TEXTS)], emotion, intensity)
             take = perform(actor, spec, seed_for(seed, CORPUS_KEY, 3, a, c))
@@ -131,11 +129,9 @@ def evaluation_txt(clips: list[MspClip], seed: int) -> str:
     return "\n".join(lines)
 
 
-def write_msp_improv(
-    root: Path, preset: MspImprovPreset, raters: RaterModel, seed: int, pool: Pool | None, progress: bool
-) -> dict:
+def write_msp_improv(root: Path, world: WorldPreset, seed: int, pool: Pool | None, progress: bool) -> dict:
     """Render (resuming) and write the labels and truth; returns counts."""
-    clips = plan_corpus(preset, raters, seed)
+    clips = plan_corpus(world.msp_improv, world.raters, seed)
     rendered = render_missing([c.take.plan for c in clips], root, pool, "msp_improv videos", progress)
     atomic_write_text(root / LABEL_FILES[0], evaluation_txt(clips, seed))  # spelled as in the release
     truth = [

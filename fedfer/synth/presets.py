@@ -86,7 +86,7 @@ AFFECTNET_CAMERA = Camera(
 
 # Version of what the generator draws for a preset and seed; bumped whenever that changes, so that a
 # world on disk and the caches computed from it (named after it) never mix two generators.
-WORLD_VERSION = 2
+WORLD_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -101,6 +101,10 @@ class CremaDPreset:
     lead_s: float  # silence (and neutral face) before speech starts
     tail_s: float  # after speech ends
     missing: tuple[str, ...] = ()  # clip ids left out, as the real corpus lacks some
+    # Intensity (0-1, a gain on the actor's prototype) of IEO's levels, ±10% per clip; XX
+    # ("unspecified") is drawn per clip from `xx_intensity`.
+    level_intensity: dict[str, float] = field(default_factory=lambda: {"LO": 0.4, "MD": 0.62, "HI": 0.9})
+    xx_intensity: tuple[float, float] = (0.6, 0.9)
     camera: Camera = CREMA_D_CAMERA
     population: Population = field(default_factory=Population)
     fourcc: str = "FLV1"
@@ -137,6 +141,10 @@ class AffectNetPreset:
     population: Population = field(
         default_factory=lambda: Population(expressivity_sd=0.35, p_resting_look=0.5, p_glasses=0.2)
     )
+    intensity: tuple[float, float] = (0.55, 1.0)  # the pictured expression's gain, drawn per image
+    # One annotator per image, with a model of its own (web images are judged as they are, without
+    # the actor's neutral face for reference).
+    annotator: RaterModel = field(default_factory=RaterModel)
     images_per_folder: int = 500
 
 
@@ -151,6 +159,7 @@ class MspImprovPreset:
     lead_s: float
     tail_s: float
     target_mix: dict[str, float] = field(default_factory=lambda: {"NEU": 0.35, "HAP": 0.3, "ANG": 0.17, "SAD": 0.18})
+    intensity: tuple[float, float] = (0.6, 0.9)  # of a target improvisation; read 1.0×, others 0.8×
     camera: Camera = MSP_IMPROV_CAMERA
     population: Population = field(
         default_factory=lambda: Population(
@@ -197,7 +206,7 @@ PRESETS: dict[str, WorldPreset] = {
             lead_s=0.3,
             tail_s=0.2,
         ),
-        AffectNetPreset(n_train=3000, valid_per_class=60),
+        AffectNetPreset(n_train=15000, valid_per_class=100),
         MspImprovPreset(clips_per_actor=24, fps=12.0, speech_rate=5.0, lead_s=0.3, tail_s=0.2),
     ),
     "full": WorldPreset(
@@ -212,7 +221,7 @@ PRESETS: dict[str, WorldPreset] = {
             tail_s=0.4,
             missing=CREMA_D_MISSING,
         ),
-        AffectNetPreset(n_train=20000, valid_per_class=500),
+        AffectNetPreset(n_train=88000, valid_per_class=500),
         MspImprovPreset(clips_per_actor=200, fps=29.97, speech_rate=4.0, lead_s=0.4, tail_s=0.4),
     ),
 }

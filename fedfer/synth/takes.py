@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fedfer.synth.actors import Actor
+from fedfer.synth.actors import BLEND_STREAM, Actor
 from fedfer.synth.camera import Camera, pose_track
 from fedfer.synth.expression import blink_track, draw_envelope, speech_track, syllables
 from fedfer.synth.raters import perceived_expression
@@ -108,7 +108,7 @@ def perform(actor: Actor, spec: TakeSpec, seed: int) -> Take:
     n = max(4, round(duration * spec.fps))
 
     env = draw_envelope(rng, n, spec.fps)
-    target = style.prototype(spec.emotion) * spec.intensity
+    target = style.display(spec.emotion, np.random.default_rng((seed, BLEND_STREAM))) * spec.intensity
     micro = rng.normal(0, 0.03, (n, len(target))).cumsum(axis=0) * 0.3
     aus = style.resting_vector()[None, :] + env.curve(n)[:, None] * target[None, :] + np.abs(micro) * (target > 0)
     aus = np.clip(aus, 0.0, 1.0).astype(np.float32)

@@ -25,7 +25,7 @@ from fedfer.synth.presets import WORLD_VERSION, WorldPreset, get_preset
 from fedfer.synth.render import PARTIAL, worker_pool
 
 MANIFEST = "DONE.json"
-# Corpus → its writer, called as writer(root, <the preset's part of that name>, raters, seed, pool, progress).
+# Corpus → its writer, called as writer(root, world preset, seed, pool, progress).
 WRITERS: dict[str, Callable[..., dict]] = {
     "crema_d": write_crema_d,
     "affectnet": write_affectnet,
@@ -92,7 +92,7 @@ def render_world(
                 root.mkdir(parents=True, exist_ok=True)
                 _remove_partials(root)
                 start = time.perf_counter()
-                counts = WRITERS[corpus](root, getattr(world, corpus), world.raters, seed, pool, progress)
+                counts = WRITERS[corpus](root, world, seed, pool, progress)
                 manifest = {
                     "corpus": corpus,
                     "preset": world.name,
