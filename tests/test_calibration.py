@@ -39,16 +39,16 @@ def test_real_crema_d_label_statistics_match_the_published_figures() -> None:
 def test_knobs_reach_nested_fields_and_leave_the_preset_untouched() -> None:
     base = get_preset("tiny")
     values = {
-        "crema_d.population.blends.ANG.DIS": 0.25,
+        "crema_d.population.blends.HAP.SAD": 0.25,
         "crema_d.xx_intensity.1": 1.1,
         "affectnet.annotator.sharpness": 11.0,
         "crema_d.level_intensity.LO": 0.3,
     }
     changed = apply(base, values)
     assert read(changed, [Knob(k, 0, 1, "") for k in values]) == values
-    assert changed.crema_d.population.blends == {"ANG": {"DIS": 0.25}}
+    assert changed.crema_d.population.blends == {**base.crema_d.population.blends, "HAP": {"SAD": 0.25}}
     assert changed.crema_d.level_intensity["MD"] == base.crema_d.level_intensity["MD"]
-    assert get(base, "crema_d.population.blends.ANG.DIS") == 0.0  # never set: weighs nothing
+    assert get(base, "crema_d.population.blends.HAP.SAD") == 0.0  # never set: weighs nothing
     assert base.affectnet.annotator.sharpness != 11.0
 
 
@@ -74,7 +74,8 @@ def test_blended_portrayals_make_the_crowd_confuse_emotions() -> None:
     """A world whose anger portrayals blend in disgust gets anger clips labelled disgust; nothing else
     about the actors changes (common random numbers)."""
     small = dataclasses.replace(get_preset("small").crema_d, n_actors=20)
-    plain = label_statistics(voted(plan_corpus(small, get_preset("small").raters, 5)))
+    plain_preset = dataclasses.replace(small, population=dataclasses.replace(small.population, blends={}))
+    plain = label_statistics(voted(plan_corpus(plain_preset, get_preset("small").raters, 5)))
     blended_preset = dataclasses.replace(
         small, population=dataclasses.replace(small.population, blends={"ANG": {"DIS": 0.6}})
     )

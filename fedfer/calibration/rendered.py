@@ -42,10 +42,13 @@ class RenderedWorld:
     msp_improv: Path
 
 
-def world_name(preset: str, seed: int, values: Mapping[str, float]) -> str:
-    """The frozen world's id (as `fedfer run` names it) when no knob changes, else one per candidate."""
+def world_name(preset: str, seed: int, values: Mapping[str, float], corpora: tuple[str, ...] = CORPORA) -> str:
+    """The frozen world's id (as `fedfer run` names it) when no knob changes, else one per candidate,
+    named after the knobs that reach the rendered `corpora` (a knob of another corpus changes nothing
+    on disk, so it does not make the render a new one)."""
     base = f"{preset}-s{seed}-v{WORLD_VERSION}"
-    return base if not values else f"{base}-c{digest(dict(sorted(values.items())), 8)}"
+    relevant = {k: v for k, v in values.items() if k.split(".")[0] not in CORPORA or k.split(".")[0] in corpora}
+    return base if not relevant else f"{base}-c{digest(dict(sorted(relevant.items())), 8)}"
 
 
 def render_candidate(
@@ -57,7 +60,7 @@ def render_candidate(
     progress: bool = True,
 ) -> RenderedWorld:
     """Render the candidate's corpora (resuming; skipped when already there)."""
-    world_id = world_name(preset, seed, values)
+    world_id = world_name(preset, seed, values, corpora)
     root = workspace / "worlds" / world_id
     render_world(apply(get_preset(preset), values), seed, root, corpora=corpora, progress=progress)
     return RenderedWorld(World(world_id, root / "crema_d", root / "affectnet"), root / MSP_IMPROV_CORPUS)
@@ -71,11 +74,20 @@ def scores_of(model, data: LabelledSet, classes: tuple[str, ...]) -> dict[str, d
 def central_scores(rendered: RenderedWorld, options: RunOptions, split_seed: int, progress: bool = True) -> dict:
     """{target key: per-class scores} for Table 1 (4, 6 classes), Table 2, seed 002, Tables 3-5."""
     stills, teachers = stills_scores(rendered.world, options, split_seed, progress)
-    return stills | video_scores(rendered, options, split_seed, teachers, progress)
+    return stills | video_scores(rendered, options, split_seed, teachers, progress=progress)
+
+
+CREMA_TABLES = ("table2", "seed002")  # the central v()s trained and tested on the CREMA-D-shaped corpus
+ALL_TABLES = (*CREMA_TABLES, "table3", "table4", "table5")
 
 
 def video_scores(
-    rendered: RenderedWorld, options: RunOptions, split_seed: int, teachers: Mapping[int, Path], progress: bool = True
+    rendered: RenderedWorld,
+    options: RunOptions,
+    split_seed: int,
+    teachers: Mapping[int, Path],
+    tables: tuple[str, ...] = ALL_TABLES,
+    progress: bool = True,
 ) -> dict:
     """{target key: per-class scores} of the central v()s: Table 2 (audio-visual labels), seed 002
     (face labels), Table 3 (MSP-IMPROV within), Table 4 (MSP-IMPROV → CREMA-D), Table 5 (CREMA-D →
@@ -90,10 +102,12 @@ def video_scores(
         )
 
     out: dict[str, dict] = {}
-    six, four = prepared(6), prepared(4)
-    for key, p in (("table2", six), ("seed002", prepared(6, "face"))):
+    for key, p in (("table2", prepared(6)), ("seed002", prepared(6, "face"))):
         v = load_head(p.vfer, stage="vfer", classes=p.task.classes)[0]
         out[key] = scores_of(v, p.sequences(p.split["test"]), p.task.classes)
+    if tables == CREMA_TABLES:
+        return out
+    four = prepared(4)
     msp = load_msp_improv_corpus(rendered.msp_improv, rendered.world, workspace, features, split_seed)
     v_msp = msp_central_v(msp, four, options, progress)
     out["table3"] = scores_of(v_msp, msp.sequences(msp.split["test"]), four.task.classes)

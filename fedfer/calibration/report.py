@@ -207,13 +207,16 @@ def knob_section(crowd, stills, resting, out: Path, result: dict) -> list[str]:
     md += ["", "Candidates tried (every one is a line of candidates.jsonl with its knobs and statistics): "]
     md += ["", ", ".join(f"{s} {n}" for s, n in by_stage.items()) + ".", ""]
     if resting:
-        md += ["Resting-face share scanned on rendered world seed 100 (central v()'s Neutral, Tables 2 and 4):", ""]
-        md += ["| share | T2 NEU P | T2 NEU R | T4 NEU P | T4 NEU R | distance |", "|---|---|---|---|---|---|"]
+        md += [
+            "Resting-face share scanned on rendered world seed 100 (the central v()'s Neutral, Table 2 and seed 002):",
+            "",
+        ]
+        md += ["| share | T2 NEU P | T2 NEU R | s002 NEU P | s002 NEU R | distance |", "|---|---|---|---|---|---|"]
         for row in resting["scan"]:
             s = row["scores"]
             md.append(
                 f"| {row['share']:.2f} | {s['table2_NEU_precision']:.1f} | {s['table2_NEU_recall']:.1f} | "
-                f"{s['table4_NEU_precision']:.1f} | {s['table4_NEU_recall']:.1f} | {row['distance']:.2f} |"
+                f"{s['seed002_NEU_precision']:.1f} | {s['seed002_NEU_recall']:.1f} | {row['distance']:.2f} |"
             )
         md += [""]
     for name, stage in (("crowd", crowd), ("stills", stills)):

@@ -34,10 +34,10 @@ CROWD_KNOBS: tuple[Knob, ...] = (
     Knob("raters.bias_sd", 0.0, 1.2, "spread of raters' personal preferences: disagreement and ties"),
     Knob("raters.av_face_weight", 0.5, 1.0, "weight of the face in an audio-visual rating"),
     *(
-        Knob(f"crema_d.population.expressivity_mean.{e}", 0.05, 1.6, f"how strongly actors show {e} on average")
+        Knob(f"crema_d.population.expressivity_mean.{e}", 0.05, 2.5, f"how strongly actors show {e} on average")
         for e in EMOTIONS
     ),
-    Knob("crema_d.population.expressivity_sd", 0.05, 0.9, "log-normal spread of each emotion's expressivity"),
+    Knob("crema_d.population.expressivity_sd", 0.05, 1.2, "log-normal spread of each emotion's expressivity"),
     Knob("crema_d.population.expressivity_common_sd", 0.0, 0.9, "log-normal spread of actors' overall expressiveness"),
     Knob("crema_d.level_intensity.LO", 0.15, 0.9, "intensity of the LO level"),
     Knob("crema_d.level_intensity.MD", 0.3, 1.1, "intensity of the MD level"),
@@ -53,7 +53,6 @@ CROWD_KNOBS: tuple[Knob, ...] = (
 
 STILLS_KNOBS: tuple[Knob, ...] = (
     Knob("affectnet.annotator.sharpness", 3.0, 20.0, "how closely the one annotator's label follows the image"),
-    Knob("affectnet.annotator.neutral_threshold", 0.1, 0.7, "the evidence an emotion needs to beat Neutral"),
     Knob("affectnet.annotator.bias_sd", 0.0, 1.5, "the annotator's image-independent noise"),
     *(
         Knob(f"affectnet.population.expressivity_mean.{e}", 0.2, 1.8, f"how strongly a web image shows {e}")
@@ -62,6 +61,19 @@ STILLS_KNOBS: tuple[Knob, ...] = (
     Knob("affectnet.intensity.0", 0.1, 1.0, "weakest pictured expression (strongest is `affectnet.intensity.1`)"),
     Knob("affectnet.population.p_resting_look", 0.0, 1.0, "share of pictured faces with an emotional resting look"),
 )
+
+
+def table1_distance(scores: dict[str, float]) -> float:
+    """Squared distance of a learned g()'s F1 per class (`table1-<K>_<class>_f1`, percent) from Table 1,
+    in units of its 5-point tolerance, over 4 and 6 classes."""
+    return float(
+        sum(
+            ((scores[f"{t.key}_{cls}_f1"] - f1) / t.class_tolerance) ** 2
+            for t in STILLS_TARGETS
+            for cls, (_, _, f1) in t.scores.items()
+            if cls != "macro"
+        )
+    )
 
 
 def stills_target_keys() -> dict[str, float]:
@@ -81,12 +93,14 @@ def stills_target_keys() -> dict[str, float]:
 # v() treats Neutral, scanning these shares.
 RESTING_KNOB = "crema_d.population.p_resting_look"
 RESTING_SCAN: tuple[float, ...] = (0.2, 0.5, 0.8)
-# Neutral precision and recall of the central v()s (Table 2 and Table 4, Before), percent.
+# Neutral precision and recall of the central v()s trained and tested on CREMA-D (Table 2, Before, and
+# seed 002's discrete-label v()), percent. Table 4's v() is trained on the MSP-IMPROV-shaped corpus,
+# which this calibration does not fit, so it does not take part in the choice.
 RESTING_TARGETS: dict[str, float] = {
     "table2_NEU_precision": 67.0,
     "table2_NEU_recall": 51.6,
-    "table4_NEU_precision": 77.5,
-    "table4_NEU_recall": 21.1,
+    "seed002_NEU_precision": 72.3,
+    "seed002_NEU_recall": 74.5,
 }
 
 
@@ -95,11 +109,17 @@ def resting_distance(scores: dict[str, float]) -> float:
     return float(sum(((scores[k] - v) / 8.0) ** 2 for k, v in RESTING_TARGETS.items()))
 
 
-def tie_stills_blends(values: dict[str, float]) -> dict[str, float]:
-    """`values` with the stills' faces blending emotions as the video actors' portrayals do: one
-    human repertoire of expressions, two kinds of pictures."""
+def tie_stills(values: dict[str, float]) -> dict[str, float]:
+    """`values` with what the stills share with the videos: the same human perception and repertoire.
+
+    The stills' faces blend emotions as the video actors' portrayals do, and their annotator needs
+    as much evidence to see an emotion rather than Neutral as the video crowd does (a perceptual
+    threshold). What is the stills' own is the protocol: one web annotator's consistency
+    (sharpness, personal bias) and the pictured expressions (strength, population)."""
     prefix = "crema_d.population.blends."
     tied = {"affectnet.population.blends." + k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}
+    if "raters.neutral_threshold" in values:
+        tied["affectnet.annotator.neutral_threshold"] = values["raters.neutral_threshold"]
     return {**values, **tied}
 
 
@@ -123,7 +143,6 @@ UNCALIBRATED: dict[str, float] = {
     "crema_d.xx_intensity.1": 0.9,
     **{f"crema_d.population.blends.{a}.{b}": 0.0 for a, b in BLENDS},
     "affectnet.annotator.sharpness": 7.0,
-    "affectnet.annotator.neutral_threshold": 0.32,
     "affectnet.annotator.bias_sd": 0.35,
     "affectnet.population.expressivity_mean.HAP": 1.0,
     "affectnet.population.expressivity_mean.ANG": 0.58,

@@ -243,7 +243,7 @@ def draw_style(rng: np.random.Generator, population: Population) -> Style:
             np.clip(
                 mean * np.exp(population.expressivity_common_sd * common + population.expressivity_sd * rng.normal()),
                 0.05,
-                2.0,
+                3.0,
             )
         )
         for emo, mean in population.expressivity_mean.items()
