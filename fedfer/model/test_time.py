@@ -82,7 +82,7 @@ def information_maximisation(
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
             history.append(float(np.mean(losses)))
     finally:
         for p in frozen:

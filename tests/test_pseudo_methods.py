@@ -1,0 +1,102 @@
+"""The pseudo-labelling methods beyond the paper's rule, each doing what it claims on known inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fedfer.model.heads import VFERHead
+from fedfer.model.pseudo import adaptive_thresholds, select_pseudo_labels
+from fedfer.model.teacher_shift import align_to_prior, combine_with_student, em_label_shift
+from fedfer.model.test_time import adapt_batchnorm, information_maximisation
+
+
+def _skewed_probabilities(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A calibrated 3-class teacher under a uniform prior, on a subject whose clips are 70% class 0."""
+    truth = rng.choice(3, size=400, p=[0.7, 0.2, 0.1])
+    logits = rng.normal(0, 1.0, (400, 3))
+    logits[np.arange(400), truth] += 1.2
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True), truth
+
+
+def test_label_shift_em_finds_the_subjects_prior_and_moves_borderline_clips() -> None:
+    p, truth = _skewed_probabilities(np.random.default_rng(0))
+    adjusted, prior = em_label_shift(p)
+    assert prior[0] > 0.6 and prior[2] < 0.2  # the subject's skew, not the teacher's uniform prior
+    assert np.allclose(adjusted.sum(axis=1), 1.0, atol=1e-5)
+    assert (adjusted.argmax(1) == truth).mean() > (p.argmax(1) == truth).mean()
+
+
+def test_alignment_pulls_the_mean_prediction_to_the_target_prior() -> None:
+    p, _ = _skewed_probabilities(np.random.default_rng(1))
+    target = np.array([0.2, 0.3, 0.5])
+    aligned = align_to_prior(p, target)
+    assert np.abs(aligned.mean(axis=0) - target).sum() < np.abs(p.mean(axis=0) - target).sum() / 2
+    with pytest.raises(ValueError, match="target prior"):
+        align_to_prior(p, np.array([0.5, 0.5]))
+
+
+def test_agreement_keeps_only_clips_where_teacher_and_student_agree() -> None:
+    teacher = np.array([[0.8, 0.2], [0.7, 0.3], [0.1, 0.9]], np.float32)
+    student = np.array([[0.6, 0.4], [0.2, 0.8], [0.3, 0.7]], np.float32)
+    agreed = combine_with_student(teacher, student, "agree")
+    chosen = select_pseudo_labels(agreed, max_per_class=5, threshold=0.5)
+    assert chosen.indices.tolist() == [0, 2]  # clip 1's teacher says 0, the student 1
+    product = combine_with_student(teacher, student, "product")
+    assert product[0, 0] > teacher[0, 0] - 0.05 and product[1].max() < teacher[1].max()
+    assert combine_with_student(teacher, student, "teacher") is teacher
+
+
+def test_adaptive_thresholds_lower_the_bar_for_a_class_the_teacher_rarely_calls() -> None:
+    rng = np.random.default_rng(2)
+    p = np.zeros((100, 3))
+    p[:80] = [0.9, 0.05, 0.05]  # class 0 called confidently 80 times
+    p[80:] = [0.15, 0.45, 0.4]  # class 1 called 20 times, never confidently
+    p = p + rng.uniform(0, 1e-3, p.shape)
+    p = p / p.sum(axis=1, keepdims=True)
+    flex = adaptive_thresholds(p, 0.5, "flexmatch")
+    assert flex[1] < 0.2 < flex[0] <= 0.5
+    free = adaptive_thresholds(p, 0.5, "freematch")
+    assert free[0] > free[1] > 0
+    assert np.all(adaptive_thresholds(p, 0.5, "fixed") == 0.5)
+    fixed = select_pseudo_labels(p, 50, 0.5)
+    adaptive = select_pseudo_labels(p, 50, flex)
+    assert 1 not in fixed.labels and 1 in adaptive.labels
+    with pytest.raises(ValueError, match="threshold rule"):
+        adaptive_thresholds(p, 0.5, "magic")
+
+
+def _clips(rng: np.random.Generator, n: int, shift: float) -> list[np.ndarray]:
+    return [rng.normal(shift, 1.0, (int(rng.integers(4, 9)), 1280)).astype(np.float32) for _ in range(n)]
+
+
+def test_adabn_replaces_the_statistics_by_the_subjects_own() -> None:
+    torch.manual_seed(0)
+    v = VFERHead(3)
+    clips = _clips(np.random.default_rng(3), 12, shift=2.0)
+    weights = {k: t.clone() for k, t in v.state_dict().items() if "running" not in k and "num_batches" not in k}
+    adapt_batchnorm(v, clips)
+    frames = np.concatenate(clips)
+    first = v.frame[0]
+    assert torch.allclose(first.running_mean, torch.from_numpy(frames.mean(0)), atol=1e-4)
+    assert first.momentum == 0.01  # the layer's convention is restored
+    assert all(torch.equal(t, v.state_dict()[k]) for k, t in weights.items())  # no weight moved
+    assert not v.training
+
+
+def test_information_maximisation_trains_only_normalisation_and_sharpens_predictions() -> None:
+    torch.manual_seed(0)
+    v = VFERHead(3)
+    clips = _clips(np.random.default_rng(4), 24, shift=0.5)
+    v.eval()
+    with torch.no_grad():
+        before_state = {k: t.clone() for k, t in v.state_dict().items()}
+    history = information_maximisation(v, clips, epochs=8, lr=1e-2, batch_size=8)
+    assert history[-1] < history[0]
+    changed = {k for k, t in v.state_dict().items() if not torch.equal(t, before_state[k])}
+    learned = {k for k in changed if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert learned and all(k.startswith("frame.") and (k.endswith(".weight") or k.endswith(".bias")) for k in learned)
+    assert all(isinstance(dict(v.named_modules())[k.rsplit(".", 1)[0]], torch.nn.BatchNorm1d) for k in learned)
+    assert all(p.requires_grad for p in v.parameters())
