@@ -217,7 +217,8 @@ def extract_image_features(
     """
     out_file = Path(out_file)
     extractor = Extractor.build(config)
-    keys = [[str(p), list(b) if b is not None else None] for p, b in items]
+    # absolute paths: the same images named relative or absolute share one cache
+    keys = [[str(Path(p).resolve()), list(b) if b is not None else None] for p, b in items]
     fingerprint = digest([extractor.fingerprint, keys], 16)
     if out_file.is_file():
         with np.load(out_file) as data:
