@@ -217,7 +217,7 @@ def stills_of_seed(seed: int) -> dict[str, float]:
     return planned_still_scores({}, preset="full", seeds=(seed,))
 
 
-def recheck_stage(out: Path, options: RunOptions, pool) -> dict:
+def recheck_stage(out: Path, options: RunOptions, pool, seeds=EVALUATION_SEEDS) -> dict:
     """The frozen world (the presets' own defaults, no knob applied) on the evaluation seeds."""
     if changed(fitted_values(out, "recheck")):
         raise SystemExit(
@@ -225,9 +225,9 @@ def recheck_stage(out: Path, options: RunOptions, pool) -> dict:
             "defaults of fedfer/synth/presets.py and fedfer/synth/actors.py, bump WORLD_VERSION) before the evaluation "
             "seeds are used"
         )
-    labels = pool.map(labels_of_seed, EVALUATION_SEEDS)
-    stills = pool.map(stills_of_seed, EVALUATION_SEEDS)
-    central = rendered_stage(out, options, EVALUATION_SEEDS, EVALUATION_SPLITS)["rows"]
+    labels = pool.map(labels_of_seed, seeds)
+    stills = pool.map(stills_of_seed, seeds)
+    central = rendered_stage(out, options, seeds, EVALUATION_SPLITS)["rows"]
     return {"label_statistics": labels, "ideal_stills": stills, "central": central}
 
 
@@ -237,6 +237,16 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, default=Path("data"), help="renders, features and models")
     parser.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES, help="stages to run")
     parser.add_argument("--workers", type=int, default=2, help="processes that plan candidates in parallel")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=list(CALIBRATION_SEEDS), help="worlds the rendered stage checks"
+    )
+    parser.add_argument(
+        "--evaluation-seeds",
+        type=int,
+        nargs="+",
+        default=list(EVALUATION_SEEDS),
+        help="unseen worlds the recheck stage renders (each costs about 20 minutes on 2 cores)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     options = RunOptions(workspace=args.workspace)
@@ -252,11 +262,11 @@ def main() -> None:
             elif stage == "resting":
                 result = resting_stage(args.out, options)
             elif stage == "rendered":
-                result = rendered_stage(args.out, options, CALIBRATION_SEEDS)
+                result = rendered_stage(args.out, options, tuple(args.seeds))
             elif stage == "recheck":
-                result = recheck_stage(args.out, options, pool)
+                result = recheck_stage(args.out, options, pool, tuple(args.evaluation_seeds))
             else:
-                report.write(args.out, REAL_LABELS, CALIBRATION_SEEDS, pool)
+                report.write(args.out, REAL_LABELS, tuple(args.seeds), pool)
                 continue
             atomic_write_json(args.out / f"{stage}.json", result)
 
