@@ -20,11 +20,11 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from fedfer.commands.run import add_world_arguments, options_from_args
 from fedfer.data.datasets.affectnet import load_affectnet
-from fedfer.experiment.central import still_features
-from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json
+from fedfer.runs.options import add_world_arguments, options_from_args
+from fedfer.runs.study import run_stages
+from fedfer.stages.sets import still_features
 
 
 def probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/bench_backbone_probe.json"))
     args = parser.parse_args()
     options = options_from_args(args)
-    prepared = central_stage(options)
+    prepared = run_stages(options)
     stills = still_features(prepared.world, options.workspace, options.features, prepared.task)
     protocol = load_affectnet(prepared.world.affectnet, num_classes=prepared.task.num_classes, seed=prepared.task.seed)
     rng = np.random.default_rng(args.seed)

@@ -15,9 +15,9 @@ each a set of real Flower federations; each part's results are merged into
   5 / 10 rounds. Beyond the world's 31 test actors, the subjects file lists the same 31 subject
   folders again and again (client i serves subject i mod 31); the server's own scoring is off.
 - `deploy`: the same 3-client run of the tiny world as a simulation and as real SuperLink +
-  SuperNode processes with TLS and node authentication (`fedfer.experiment.deploy`): seconds per
+  SuperNode processes with TLS and node authentication (`fedfer.runs.deployment`): seconds per
   round, fedfer's byte counts, the SuperLink's (`flwr ls`) and the wire's (the SuperNodes dial the
-  SuperLink through `fedfer.federation.relay.CountingRelay`), per ClientApp launch mode.
+  SuperLink through `fedfer.flower.relay.CountingRelay`), per ClientApp launch mode.
 
     python simulations/bench_comm.py --world small --seeds 0 1 2 --out results/comm
     python simulations/bench_comm.py --parts deploy --out results/comm      # one part only
@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from fedfer.commands.options import add_world_arguments, options_from_args
-from fedfer.config import CODECS, PAYLOADS, RunOptions
-from fedfer.experiment.prepare import prepare_run
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate, simulate_prepared
+from fedfer.config import CODECS, PAYLOADS
 from fedfer.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from fedfer.rundir import RunDir
+from fedfer.runs.options import RunOptions, add_world_arguments, options_from_args
+from fedfer.runs.simulate import simulate, simulate_prepared
+from fedfer.runs.study import prepare_run
 
 PARTS = ("codecs", "payloads", "growth", "deploy")
 MODELS = (

@@ -8,7 +8,7 @@ test-suite fixture) with the same seeds: once as a Flower simulation, once as a 
         [--no-client-eval] [--timeline]
 
 Deployment modes are how each SuperNode runs its ClientApps: `subprocess` (Flower's default, a
-fresh Python process per message) or `forked` (`fedfer.federation.forked_clientapps`).
+fresh Python process per message) or `forked` (`fedfer.flower.forked_clientapps`).
 
 Seconds per round are the strategy's (configure_train → aggregate_evaluate, so one train and one
 evaluate exchange); "server bytes" are the serialized train messages the ServerApp measured (both
@@ -16,7 +16,7 @@ ways); "SuperLink bytes" are what the SuperLink itself counted for the whole run
 network-traffic: train and evaluate messages, divided by the number of rounds). A simulation has no
 network, so the SuperLink reports nothing there. "Wire bytes" are what the SuperNodes' TCP
 connections to the SuperLink carried, counted by a relay they dial instead
-(`fedfer.federation.relay`; TLS passes through it end to end): the whole run, FAB downloads, polls,
+(`fedfer.flower.relay`; TLS passes through it end to end): the whole run, FAB downloads, polls,
 heartbeats and TLS handshakes included; "framing" is the wire's excess over the SuperLink's counts
 once the FAB downloads (one per SuperNode, its size built here as `flwr run` builds it) are taken out.
 """
@@ -33,11 +33,11 @@ from deploy_timeline import markdown, timeline
 from flwr.cli.build import build_fab_from_disk
 
 from fedfer.config import CLIENTAPP_LAUNCHERS
-from fedfer.experiment.deploy import deploy_prepared
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
-from fedfer.federation.relay import CountingRelay
-from fedfer.federation.runtime import APP_DIR
+from fedfer.flower.relay import CountingRelay
+from fedfer.flower.runtime import APP_DIR
+from fedfer.rundir import RunDir
+from fedfer.runs.deployment import deploy_prepared
+from fedfer.runs.simulate import simulate_prepared
 from fedfer.testing import build_fake_run
 
 MB = 1e6

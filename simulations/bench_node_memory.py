@@ -18,8 +18,8 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 
-from fedfer.experiment.deploy import deploy_prepared
-from fedfer.federation.runtime import ProcessGroup
+from fedfer.flower.runtime import ProcessGroup
+from fedfer.runs.deployment import deploy_prepared
 from fedfer.testing import build_fake_run
 
 MB = 2**20

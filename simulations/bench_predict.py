@@ -32,11 +32,12 @@ import torch
 from fedfer.config import FeatureConfig
 from fedfer.data.backbone import load_frame_encoder
 from fedfer.data.datasets import EMOTIONS_6
+from fedfer.data.encoder import FEATURE_DIM
 from fedfer.data.faces import CropSettings, open_detector, resolve_detector, square_crop
 from fedfer.data.video import iter_frames
 from fedfer.io import atomic_write_bytes, atomic_write_json
 from fedfer.model.checkpoint import HeadCard, load_head
-from fedfer.model.heads import FEATURE_DIM, VFERHead
+from fedfer.model.heads import VFERHead
 from fedfer.model.streaming import StreamingVFER
 from fedfer.predict.choice import LoadedModel, ModelChoice
 from fedfer.predict.exported import OnnxEngine, export_onnx, onnx_bytes, ort_session

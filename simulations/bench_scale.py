@@ -6,7 +6,7 @@ same nodes (ceil(N / S)), rounds and sampling:
 - **trivial**: `simulations/trivial_app`, a ClientApp that trains a head of v()'s size (208,838
   parameters, 2,944 statistics) for `--steps` Adam steps on random clips per subject and replies
   with the mean state: Flower's own cost for this message size and structure;
-- **fedfer**: the crowd (`fedfer.federation.crowd`, fitted to a prepared run's subjects): every
+- **fedfer**: the crowd (`fedfer.synth.crowd`, fitted to a prepared run's subjects): every
   subject is drawn when its node is sampled, pseudo-labelled by g(), top-P selected, 2 epochs of v().
 
 Per row: wall time of `flwr run` (start-up included) and of the rounds alone (from the first
@@ -36,13 +36,13 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from fedfer.config import CrowdConfig
-from fedfer.experiment.crowd import crowd_model_of, simulate_crowd
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
-from fedfer.federation.crowd import nodes_for
 from fedfer.federation.protocol import SUBJECTS
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.runconfig import CrowdConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.scale import crowd_model_of, simulate_crowd
+from fedfer.runs.simulate import simulate_prepared
+from fedfer.synth.crowd import nodes_for
 
 TRIVIAL_APP = Path(__file__).resolve().parent / "trivial_app"
 GIB = 2**30

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from fedfer.commands.options import add_world_arguments, options_from_args
 from fedfer.data.extract import extract_video_features
 from fedfer.data.fer2013 import video_probabilities
-from fedfer.experiment.central import central_stage
 from fedfer.model.checkpoint import load_head
 from fedfer.model.pseudo import clip_probabilities
+from fedfer.runs.options import add_world_arguments, options_from_args
+from fedfer.runs.study import run_stages
 
 CLIPS = sorted((Path(__file__).resolve().parents[1] / "tests" / "data" / "crema-d-samples").glob("*.flv"))
 
@@ -36,7 +36,7 @@ def main() -> None:
         store = extract_video_features(CLIPS, Path(tmp), replace(options.features, workers=0), progress=False)
         features = [store.load(p.stem) for p in CLIPS]
     for teacher in ("affectnet", "crema-frames"):
-        prepared = central_stage(replace(options, teacher=teacher))
+        prepared = run_stages(replace(options, teacher=teacher))
         g, _ = load_head(prepared.ifer, stage="ifer", backbone_id=prepared.backbone_id, classes=classes)
         answers[teacher] = clip_probabilities(g, features)
     answers["fer2013-mini-xception"] = video_probabilities(CLIPS, classes)

@@ -19,17 +19,16 @@ from pathlib import Path
 
 import torch
 
-from fedfer.commands.options import add_run_arguments, options_from_args
-from fedfer.config import GridConfig
-from fedfer.evaluation.grid_report import (
+from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.paper.figures import (
     plot_precision_vs_gain,
     plot_subject_gains,
     plot_sweep,
     precision_correlation,
     table_section,
 )
-from fedfer.experiment.grid import TABLES, GridData, run_table_seed, sweep
-from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.paper.tables import TABLES, GridConfig, GridData, run_table_seed, sweep
+from fedfer.runs.options import add_run_arguments, options_from_args
 
 SWEEPS: dict[str, list] = {
     "max_per_class": [5, 20, 50],
@@ -65,10 +64,10 @@ def main() -> None:
     parts.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     settings = {
-        "P": options.personalize.max_per_class,
-        "p_threshold": options.personalize.p_threshold,
-        "epochs": options.personalize.epochs,
-        "lr": options.personalize.lr,
+        "P": options.federation.personalize.max_per_class,
+        "p_threshold": options.federation.personalize.p_threshold,
+        "epochs": options.federation.personalize.epochs,
+        "lr": options.federation.personalize.lr,
         "rounds": grid.rounds,
     }
 

@@ -20,21 +20,21 @@ from pathlib import Path
 
 import torch
 
-from fedfer.config import FederationConfig
-from fedfer.experiment.crowd import crowd_model_of
-from fedfer.experiment.rundir import RunDir
 from fedfer.federation.client import threads_for_client
-from fedfer.federation.crowd import CrowdModel
 from fedfer.federation.group import train_crowd_group
 from fedfer.federation.protocol import v_state
 from fedfer.model.checkpoint import load_head
+from fedfer.runconfig import FederationConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.scale import crowd_model_of
+from fedfer.synth.crowd import CrowdModel
 
 # (label, function name as pstats names it, file suffix): the stages of one subject's turn.
 STAGES = [
     ("draw the subject's features (crowd model)", "subject", "federation/crowd.py"),
     ("g() on every frame, mean per clip", "clip_probabilities", "model/pseudo.py"),
     ("top-P selection", "select_pseudo_labels", "model/pseudo.py"),
-    ("2 epochs of v() (forward, backward, Adam)", "fit", "model/train.py"),
+    ("2 epochs of v() (forward, backward, Adam)", "fit", "model/training.py"),
     ("v() built from the received state", "load_v_state", "federation/protocol.py"),
     ("v() state out (clone)", "v_state", "federation/protocol.py"),
 ]

@@ -14,10 +14,10 @@ import json
 import time
 from pathlib import Path
 
-from fedfer.commands.run import add_world_arguments, options_from_args
-from fedfer.evaluation.central import evaluate_prepared
-from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json
+from fedfer.runs.options import add_world_arguments, options_from_args
+from fedfer.runs.study import run_stages
+from fedfer.stages.central_eval import evaluate_prepared
 
 
 def main() -> None:
@@ -30,7 +30,7 @@ def main() -> None:
     rows = []
     for attempt in range(args.repeat):
         started = time.monotonic()
-        prepared = central_stage(options)
+        prepared = run_stages(options)
         reports = evaluate_prepared(prepared, options, args.out.parent / f"study_central-{attempt}")
         rows.append(
             {

@@ -19,12 +19,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from fedfer.commands.options import add_run_arguments, add_simulation_arguments, options_from_args
-from fedfer.config import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig, RunOptions
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate
 from fedfer.federation.privacy import epsilon, sampled_clients
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.runconfig import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import RunOptions, add_run_arguments, add_simulation_arguments, options_from_args
+from fedfer.runs.simulate import simulate
 
 ROWS = (
     ("central_before", "central before"),
@@ -89,19 +89,22 @@ def main() -> None:
         run_dir = options.run_dir if args.reuse and done.is_file() else simulate_with_retries(options, args.attempts)
         summaries[label] = json.loads(RunDir(run_dir).summary.read_text())
     clients = summaries["no DP"]["num_subjects"]
-    sampled = sampled_clients(clients, base.fraction_train)
+    sampled = sampled_clients(clients, base.federation.fraction_train)
     lines = [
         f"# Differential privacy on world {base.world} (seed {base.task.seed}), {clients} clients, "
-        f"{base.rounds} rounds",
+        f"{base.federation.num_server_rounds} rounds",
         "",
         f"Client-side clipping to L2 norm C = {clip}, server-side Gaussian noise of std z × C / {sampled} "
         f"({sampled} sampled clients per round), uniform FedAvg. Macro F1, percent. ε at δ = {args.delta} "
-        f"for {base.rounds} releases, each client in every round (Flower's RDP accountant, no sampling "
+        f"for {base.federation.num_server_rounds} releases, each client in every round (Flower's RDP accountant, no sampling "
         "amplification; add-or-remove-one client).",
         "",
         "| setting | ε | " + " | ".join(label for _, label in ROWS) + " | personalized (last round) |",
         "|---|---|---|---|---|---|",
-        *(row(label, s, epsilon_cell(label, base.rounds, clients, clip, args.delta)) for label, s in summaries.items()),
+        *(
+            row(label, s, epsilon_cell(label, base.federation.num_server_rounds, clients, clip, args.delta))
+            for label, s in summaries.items()
+        ),
         "",
         "The personalized local models stay on the device and are not covered by the guarantee.",
     ]

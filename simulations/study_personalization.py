@@ -26,17 +26,18 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from fedfer.commands.run import add_world_arguments, options_from_args
-from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.config import TrainConfig
 from fedfer.data.splits import stratified_halves
 from fedfer.evaluation.metrics import evaluate_predictions
-from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.model.checkpoint import load_head
 from fedfer.model.inference import predict_proba
 from fedfer.model.personalize import personalize
 from fedfer.model.pseudo import clip_probabilities
-from fedfer.model.train import LabelledSet, fit, train_head
+from fedfer.model.training import LabelledSet, fit, train_head
+from fedfer.runconfig import PersonalizeConfig
+from fedfer.runs.options import add_world_arguments, options_from_args
+from fedfer.runs.study import run_stages
 
 BASE_MODELS = ("frame_mean_g", "central_v", "pseudo_v")
 
@@ -141,7 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     options = options_from_args(args)
     started = time.monotonic()
-    prepared = central_stage(options)
+    prepared = run_stages(options)
     classes = prepared.task.classes
     k = len(classes)
     central, _ = load_head(prepared.vfer, stage="vfer", classes=classes)

@@ -30,15 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fedfer.commands.options import add_run_arguments, options_from_args
-from fedfer.config import RobustConfig
-from fedfer.evaluation.report import client_evaluations
+from fedfer.data.subject import MANIFEST, read_subjects_file
 from fedfer.evaluation.scoring import report_from_confusion
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate
 from fedfer.federation.protocol import CM_PERSONAL
-from fedfer.federation.subject import MANIFEST, read_subjects_file
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.runconfig import RobustConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import add_run_arguments, options_from_args
+from fedfer.runs.report import client_evaluations
+from fedfer.runs.simulate import simulate
 
 ATTACKS = ("scale100", "signflip", "labelflip")
 # Option name → how the server treats replies.

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from fedfer.commands.options import add_run_arguments, options_from_args
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.rundir import RunDir
+from fedfer.runs.options import add_run_arguments, options_from_args
+from fedfer.runs.simulate import simulate
 
 ROWS = (
     ("central_before", "central model (before)"),

@@ -20,14 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fedfer.commands.options import add_run_arguments, options_from_args
 from fedfer.data.datasets import task_classes
 from fedfer.evaluation.metrics import evaluate_predictions
-from fedfer.experiment.central import FRAME_SAMPLING, central_stage, crema_frame_sets
 from fedfer.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from fedfer.model.checkpoint import load_head
 from fedfer.model.pseudo import clip_probabilities, select_pseudo_labels
-from fedfer.model.train import train_head
+from fedfer.model.training import train_head
+from fedfer.runs.options import add_run_arguments, options_from_args
+from fedfer.runs.study import run_stages
+from fedfer.stages.sets import FRAME_SAMPLING, crema_frame_sets
 
 
 def pixel_probabilities(prepared, cache: Path) -> dict[str, np.ndarray]:
@@ -54,7 +55,7 @@ def score(prepared, probabilities_of, options) -> dict:
     for actor in sorted(prepared.split["test"]):
         clips = [c for c in prepared.clips if c.actor == actor]
         probabilities = probabilities_of(clips)  # (N, K), every clip of the subject (the unlabelled pool)
-        p = options.personalize
+        p = options.federation.personalize
         chosen = select_pseudo_labels(probabilities, p.max_per_class, p.p_threshold)
         for i, label in zip(chosen.indices, chosen.labels):
             if clips[i].label is not None:
@@ -88,7 +89,7 @@ def main() -> None:
     results: dict[str, dict[int, dict]] = {}
     for seed in args.seeds:
         options = replace(base, task=replace(base.task, seed=seed), teacher=base.teacher)
-        prepared = central_stage(options)
+        prepared = run_stages(options)
         teachers = {}
         if prepared.ifer is not None:
             teachers[prepared.teacher.name] = load_head(prepared.ifer, stage="ifer", classes=prepared.task.classes)[0]
@@ -120,7 +121,7 @@ def main() -> None:
     lines = [
         f"# Pseudo labels per teacher: {base.world}, seeds {', '.join(map(str, args.seeds))}",
         "",
-        f"P = {base.personalize.max_per_class}, threshold {base.personalize.p_threshold}, per test actor. "
+        f"P = {base.federation.personalize.max_per_class}, threshold {base.federation.personalize.p_threshold}, per test actor. "
         "Precision of the selected clips per class (selected counts summed over seeds in brackets); "
         "mean over seeds.",
         "",

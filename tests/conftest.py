@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fedfer.federation.runtime import ProcessGroup
+from fedfer.flower.runtime import ProcessGroup
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"  # real CREMA-D fixtures (ODbL/DbCL, see tests/data/crema-d/LICENSE.txt)
@@ -84,8 +84,11 @@ def tiny_workspace(root: Path, tiny_world: Path) -> Path:
 def prepared_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_world: Path) -> Path:
     """A prepared tiny-world run (g(), central v(), 3 labelled test subjects, briefly trained): the
     starting point of a federation that needs no particular accuracy (crowd and cluster tests)."""
-    from fedfer.config import FeatureConfig, PersonalizeConfig, RunOptions, Task, TrainConfig
-    from fedfer.experiment.prepare import prepare_run
+    from fedfer.config import FeatureConfig, TrainConfig
+    from fedfer.data.datasets import Task
+    from fedfer.runconfig import FederationConfig, PersonalizeConfig
+    from fedfer.runs.options import RunOptions
+    from fedfer.runs.study import prepare_run
 
     root = tmp_path_factory.mktemp("prepared_tiny")
     options = RunOptions(
@@ -94,7 +97,7 @@ def prepared_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_world: Path) ->
         results=root / "results",
         clients=3,
         task=Task(num_classes=6, seed=0),
-        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3),
+        federation=FederationConfig(personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3)),
         ifer=TrainConfig(stage="ifer", epochs=4),
         vfer=TrainConfig(stage="vfer", epochs=3),
         features=FeatureConfig(image_size=112),  # f() 4x faster than at 224 px; these tests are about systems

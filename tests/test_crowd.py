@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from fedfer.config import CrowdConfig, PersonalizeConfig
-from fedfer.experiment.crowd import crowd_model_of, simulate_crowd
-from fedfer.experiment.rundir import RunDir
-from fedfer.federation.crowd import CrowdModel, fit_crowd_from_run, subjects_of_node
+from fedfer.data.subject import load_subject, read_subjects_file
 from fedfer.federation.group import train_crowd_group
 from fedfer.federation.protocol import v_state, weighted_mean
-from fedfer.federation.subject import load_subject, read_subjects_file
 from fedfer.model.checkpoint import load_head
 from fedfer.model.heads import VFERHead
 from fedfer.model.pseudo import clip_probabilities, select_pseudo_labels
+from fedfer.runconfig import CrowdConfig, PersonalizeConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.scale import crowd_model_of, simulate_crowd
+from fedfer.synth.crowd import CrowdModel, fit_crowd_from_run, subjects_of_node
 
 PERSONALIZE = PersonalizeConfig(max_per_class=5, p_threshold=0.3)  # as the prepared run's (conftest)
 

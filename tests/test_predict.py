@@ -15,16 +15,14 @@ import torch
 from conftest import DATA, tiny_workspace
 
 from fedfer import cli
-from fedfer.config import FeatureConfig, PersonalizeConfig, RunOptions, TrainConfig
+from fedfer.config import FeatureConfig, TrainConfig
 from fedfer.data.datasets import EMOTIONS_4
 from fedfer.data.extract import extract_video_features
 from fedfer.data.faces import open_detector, resolve_detector, track_faces
+from fedfer.data.subject import personal_checkpoint
 from fedfer.data.video import VideoError, iter_frames
-from fedfer.experiment.prepare import prepare_run
-from fedfer.experiment.rundir import RunDir
 from fedfer.federation.client import SubjectClient
 from fedfer.federation.protocol import load_v_state, v_state, weighted_mean
-from fedfer.federation.subject import personal_checkpoint
 from fedfer.model.checkpoint import CheckpointError, HeadCard, load_head, save_head
 from fedfer.model.heads import BATCHNORM, VFERHead, count_parameters, pad_sequences
 from fedfer.model.inference import predict_proba
@@ -33,6 +31,10 @@ from fedfer.predict.choice import ModelChoice, choose_model, load_model
 from fedfer.predict.exported import OnnxEngine, ort_session, read_card
 from fedfer.predict.pipeline import TorchEngine
 from fedfer.predict.sources import camera_source
+from fedfer.runconfig import FederationConfig, PersonalizeConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import RunOptions
+from fedfer.runs.study import prepare_run
 
 SAMPLES = DATA / "crema-d-samples"
 IMAGE_SIZE = 112  # the smallest crop f() is run at in the project, and every second frame: a quick fixture
@@ -115,8 +117,9 @@ def trained_run(tmp_path_factory, tiny_world) -> dict:
         workspace=tiny_workspace(root, tiny_world),
         results=root / "results",
         clients=2,
-        rounds=1,
-        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.2),
+        federation=FederationConfig(
+            num_server_rounds=1, personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.2)
+        ),
         features=FEATURES,
         ifer=TrainConfig(stage="ifer", epochs=4),
         vfer=TrainConfig(stage="vfer", epochs=10),
@@ -125,12 +128,12 @@ def trained_run(tmp_path_factory, tiny_world) -> dict:
     central, card = load_head(prepared.prepared.vfer, stage="vfer")
     states, weights = [], []
     for subject in prepared.subjects:
-        client = SubjectClient(prepared.run.subject(subject), prepared.prepared.ifer, options.personalize)
+        client = SubjectClient(prepared.run.subject(subject), prepared.prepared.ifer, options.federation.personalize)
         state, selected, _ = client.personalize_round(v_state(central), server_round=1, seed=0)
         states.append(state)
         weights.append(max(selected, 1))
     averaged = load_v_state(VFERHead(6), weighted_mean(states, weights)).eval()
-    save_head(prepared.run.central_checkpoint(options.rounds), averaged, card)
+    save_head(prepared.run.central_checkpoint(options.federation.num_server_rounds), averaged, card)
     return {"options": options, "prepared": prepared, "run": prepared.run}
 
 

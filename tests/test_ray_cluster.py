@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import StartedProcesses
 
-from fedfer.config import CrowdConfig
-from fedfer.experiment.crowd import crowd_model_of, simulate_crowd
-from fedfer.experiment.rundir import RunDir
-from fedfer.federation.runtime import ProcessGroup, free_port
+from fedfer.flower.runtime import ProcessGroup, free_port
+from fedfer.runconfig import CrowdConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.scale import crowd_model_of, simulate_crowd
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 CLIENT_ACTOR = b"ray::ClientAppActor"

@@ -14,24 +14,20 @@ import torch
 from conftest import DATA
 
 from fedfer import cli
-from fedfer.commands.options import add_run_arguments, options_from_args
-from fedfer.config import PIXEL_TEACHER, PersonalizeConfig
+from fedfer.config import PIXEL_TEACHER
 from fedfer.data.datasets import EMOTIONS_4, EMOTIONS_6, Clip
 from fedfer.data.fer2013 import FER2013_CLASSES, load_fer2013, task_probabilities
 from fedfer.data.store import FeatureStore
-from fedfer.experiment.central import (
-    FRAMES_PER_CLIP,
-    TEACHER_DEV_EVERY,
-    World,
-    central_stage,
-    choose_teacher,
-    crema_frame_sets,
-    sample_frames,
-)
+from fedfer.data.subject import write_subject
 from fedfer.federation.client import SubjectClient
 from fedfer.federation.protocol import v_state
-from fedfer.federation.subject import write_subject
 from fedfer.model.checkpoint import load_head
+from fedfer.runconfig import PersonalizeConfig
+from fedfer.runs.options import add_run_arguments, options_from_args
+from fedfer.runs.study import run_stages
+from fedfer.stages.sets import FRAMES_PER_CLIP, TEACHER_DEV_EVERY, crema_frame_sets, sample_frames
+from fedfer.stages.teacher import choose_teacher
+from fedfer.stages.workspace import World
 
 REAL_CLIPS = sorted((DATA / "crema-d-samples").glob("*.flv"))
 # A small, quick central stage: 112 px crops, few epochs (the flags a user would pass).
@@ -156,8 +152,8 @@ def crema_only(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     flags = ["--world", str(world), "--workspace", str(root / "data"), *FLAGS]
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
-    crema = central_stage(options_from_args(parser.parse_args(flags)))
-    affect = central_stage(options_from_args(parser.parse_args([*flags, "--affectnet", str(tiny_world / "affectnet")])))
+    crema = run_stages(options_from_args(parser.parse_args(flags)))
+    affect = run_stages(options_from_args(parser.parse_args([*flags, "--affectnet", str(tiny_world / "affectnet")])))
     return {"root": root, "world": world, "flags": flags, "crema-frames": crema, "affectnet": affect}
 
 

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from fedfer import __version__
 from fedfer.config import FeatureConfig
 from fedfer.data.backbone import Backbone, load_frame_encoder
+from fedfer.data.encoder import FEATURE_DIM
 from fedfer.data.faces import (
     Box,
     CropSettings,
@@ -45,7 +46,6 @@ from fedfer.data.faces import (
 from fedfer.data.store import FeatureStore, npz_bytes
 from fedfer.data.video import find_videos
 from fedfer.io import atomic_write_bytes, atomic_write_text, digest
-from fedfer.model.heads import FEATURE_DIM
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg, Krum, MultiKrum
 
-from fedfer.config import RobustConfig
 from fedfer.federation.strategy import VHeadFedAvg
+from fedfer.runconfig import RobustConfig
 
 
 class VHeadFedMedian(VHeadFedAvg, FedMedian):

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from fedfer.config import SYNTHETIC_PRESETS, FeatureConfig
 from fedfer.data.datasets import Clip
-from fedfer.experiment.central import World, feature_dir, load_msp_improv_clips, split_sequences
-from fedfer.model.train import LabelledSet
+from fedfer.model.training import LabelledSet
+from fedfer.stages.sets import split_sequences
+from fedfer.stages.workspace import World, feature_dir, load_msp_improv_clips
 
 MSP_IMPROV_SPLIT = (6, 2, 4)  # train / dev / test actors, the paper's partition
 MSP_IMPROV_CORPUS = "msp_improv"
