@@ -34,11 +34,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from study_args import study_parser
 
 from fedfer.config import CODECS, PAYLOADS
 from fedfer.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from fedfer.runconfig import FederationConfig
 from fedfer.rundir import RunDir
-from fedfer.runs.options import RunOptions, add_world_arguments, options_from_args
+from fedfer.runs.options import RunOptions, options_from_args
 from fedfer.runs.simulate import simulate, simulate_prepared
 from fedfer.runs.study import prepare_run
 
@@ -83,8 +85,10 @@ def accuracy(run_dir: Path) -> dict[str, dict[str, float]]:
     }
 
 
-def run_variant(base: RunOptions, name: str, **changes: Any) -> Path:
-    return simulate(replace(base, name=name, **changes))
+def run_variant(base: RunOptions, name: str, clients: int | None = None, **changes: Any) -> Path:
+    """`fedfer run` of `base` named `name`, with `changes` to its run config (and `clients` subjects when given)."""
+    federation = replace(base.federation, **changes)
+    return simulate(replace(base, name=name, clients=clients or base.clients, federation=federation))
 
 
 def part_codecs(base: RunOptions, seeds: list[int], codecs: list[str], out: dict) -> None:
@@ -92,8 +96,9 @@ def part_codecs(base: RunOptions, seeds: list[int], codecs: list[str], out: dict
         for codec in codecs:
             if f"{codec}/seed{seed}" in out.get("codecs", {}):
                 continue  # measured by an earlier invocation
+            personalize = replace(base.federation.personalize, seed=seed)
             options = replace(
-                base, task=replace(base.task, seed=seed), personalize=replace(base.personalize, seed=seed)
+                base, task=replace(base.task, seed=seed), federation=replace(base.federation, personalize=personalize)
             )
             run_dir = run_variant(options, f"comm-codec-{codec}-seed{seed}", codec_up=codec, codec_down=codec)
             entry = {"payload": "v", "codec": codec, "seed": seed, **round_bytes(run_dir), **accuracy(run_dir)}
@@ -107,7 +112,7 @@ def part_payloads(base: RunOptions, clients: int, rounds: int, out: dict) -> Non
             run_dir = run_variant(
                 base,
                 f"comm-payload-{payload}-{codec}",
-                rounds=rounds,
+                num_server_rounds=rounds,
                 clients=clients,
                 payload=payload,
                 codec_up=codec,
@@ -124,10 +129,11 @@ def part_payloads(base: RunOptions, clients: int, rounds: int, out: dict) -> Non
 
 def repeated_run(base: RunOptions, name: str, clients: int, rounds: int) -> Path:
     """A prepared run whose subjects file lists the world's test subjects again and again up to `clients`."""
-    prepared = prepare_run(replace(base, name=name, rounds=rounds, central_eval=False))
+    federation = replace(base.federation, num_server_rounds=rounds, central_eval=False)
+    prepared = prepare_run(replace(base, name=name, federation=federation))
     subjects = json.loads(prepared.run.subjects_file.read_text())
     atomic_write_json(prepared.run.subjects_file, [subjects[i % len(subjects)] for i in range(clients)])
-    values = {**prepared.values, "num-clients": clients}
+    values = replace(FederationConfig.from_run_config(prepared.values), num_clients=clients).to_run_config()
     started = time.monotonic()
     simulate_prepared(prepared.run.root, values, client_cpus=base.client_cpus)
     print(f"{clients} clients × {rounds} rounds: {time.monotonic() - started:.0f} s", flush=True)
@@ -385,9 +391,8 @@ def plot(out: dict, rows: list[dict], scopes: dict, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_world_arguments(parser)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/comm", flags="world")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--codecs", nargs="+", choices=CODECS, default=list(CODECS))
@@ -398,15 +403,15 @@ def main() -> None:
     parser.add_argument("--growth-rounds", type=int, nargs="+", default=[2, 5, 10])
     parser.add_argument("--deploy-rounds", type=int, default=3)
     parser.add_argument("--deploy-modes", nargs="+", default=["simulation", "subprocess", "forked"])
-    parser.add_argument("--out", type=Path, default=Path("results/comm"))
     parser.add_argument("--report-only", action="store_true", help="no runs: redraw the md/png from the json")
     parser.add_argument(
         "--merge", type=Path, nargs="+", default=[], help="communication.json files of other invocations to merge in"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     OUT["json"] = args.out / "communication.json"
     out = json.loads(OUT["json"].read_text()) if OUT["json"].is_file() else {}
-    base = replace(options_from_args(args), results=args.out / "runs", rounds=args.rounds)
+    base = options_from_args(args)
+    base = replace(base, results=args.out / "runs", federation=replace(base.federation, num_server_rounds=args.rounds))
     for other in args.merge:
         for key, value in json.loads(other.read_text()).items():
             out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else out.get(key, value)

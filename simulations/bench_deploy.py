@@ -23,7 +23,6 @@ once the FAB downloads (one per SuperNode, its size built here as `flwr run` bui
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 from deploy_timeline import markdown, timeline
 from flwr.cli.build import build_fab_from_disk
+from study_args import study_parser
 
 from fedfer.config import CLIENTAPP_LAUNCHERS
 from fedfer.flower.relay import CountingRelay
@@ -88,8 +88,8 @@ def wire_figures(relay: CountingRelay, traffic: dict, clients: int) -> dict[str,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--insecure", action="store_true", help="deploy without TLS and node authentication")
     parser.add_argument(
@@ -108,7 +108,7 @@ def main() -> None:
         help="Flower's processes log with timestamps (FLWR_LOG_LEVEL=DEBUG, a little slower): print where each "
         "deployed exchange's seconds go (deploy_timeline.py)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.timeline:
         os.environ["FLWR_LOG_LEVEL"] = "DEBUG"  # the Flower processes inherit it (fedfer's flower_env)
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,6 @@ Writes OUT.json and OUT.md after every row.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -35,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+
+from study_args import study_parser
 
 from fedfer.federation.protocol import SUBJECTS
 from fedfer.io import atomic_write_json, atomic_write_text
@@ -174,8 +175,8 @@ def markdown(rows: list[dict]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/bench_scale")
     parser.add_argument("--prepared", type=Path, required=True, help="a prepared run folder (g(), v(), subjects)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.1])
@@ -185,8 +186,7 @@ def main() -> None:
     parser.add_argument("--apps", nargs="+", choices=("trivial", "fedfer"), default=["trivial", "fedfer"])
     parser.add_argument("--crowd-model", type=Path, help="a saved crowd model (default: fitted to --prepared)")
     parser.add_argument("--client-cpus", type=int, default=1, help="CPUs Ray reserves per simulated node")
-    parser.add_argument("--out", type=Path, default=Path("results/bench_scale"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     rows: list[dict] = []
     cpus = args.client_cpus

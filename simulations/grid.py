@@ -12,12 +12,12 @@ Each finished table-seed is kept in OUT/parts/ and not recomputed by a rerun wit
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
 
 import torch
+from study_args import study_parser
 
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.paper.figures import (
@@ -28,7 +28,7 @@ from fedfer.paper.figures import (
     table_section,
 )
 from fedfer.paper.tables import TABLES, GridConfig, GridData, run_table_seed, sweep
-from fedfer.runs.options import add_run_arguments, options_from_args
+from fedfer.runs.options import options_from_args
 
 SWEEPS: dict[str, list] = {
     "max_per_class": [5, 20, 50],
@@ -39,26 +39,25 @@ SWEEPS: dict[str, list] = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/grid", flags="run")
     parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(GridConfig.seeds))
     parser.add_argument("--msp-improv", type=Path, help="MSP-IMPROV directory (synthetic worlds bring their own)")
     parser.add_argument("--sweeps", nargs="*", choices=list(SWEEPS), default=list(SWEEPS))
     parser.add_argument("--sweep-table", choices=list(TABLES), default="table2")
     parser.add_argument("--unchanged-within", type=float, default=GridConfig.unchanged_within)
-    parser.add_argument("--out", type=Path, default=Path("results/grid"))
     parser.add_argument(
         "--cached-only", action="store_true", help="only assemble the report from OUT/parts; compute nothing"
     )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (default 1: many small models on a shared machine)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     options = options_from_args(args)
-    grid = GridConfig(seeds=tuple(args.seeds), rounds=args.rounds, unchanged_within=args.unchanged_within)
+    rounds = options.federation.num_server_rounds
+    grid = GridConfig(seeds=tuple(args.seeds), rounds=rounds, unchanged_within=args.unchanged_within)
     data = GridData(options, args.msp_improv)
     parts = args.out / "parts"
     parts.mkdir(parents=True, exist_ok=True)
@@ -115,7 +114,7 @@ def main() -> None:
         "",
         f"World {data.world.world_id}; features {options.features.weights} at {options.features.image_size} px; "
         f"teacher {options.teacher or 'default'}; BatchNorm {options.vfer.batchnorm}. Adaptation in-process with "
-        "Flower's FedAvg aggregation (see fedfer/experiment/adaptation.py).",
+        "Flower's FedAvg aggregation (see fedfer/paper/adaptation.py).",
         "",
     ]
     for key, seeds in results.items():

@@ -10,7 +10,6 @@ faster machine, a smaller clip or a different structure would help.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import pstats
 import tempfile
@@ -19,6 +18,7 @@ import tomllib
 from pathlib import Path
 
 import torch
+from study_args import study_parser
 
 from fedfer.federation.client import threads_for_client
 from fedfer.federation.group import train_crowd_group
@@ -40,11 +40,11 @@ STAGES = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--prepared", type=Path, required=True, help="a prepared run folder (g(), v(), subjects)")
     parser.add_argument("--subjects", type=int, default=20, help="subjects the node serves")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     threads_for_client()
     run = FederationConfig.from_run_config(tomllib.loads(RunDir(args.prepared).run_config.read_text()))
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,12 +18,11 @@ precision on the adaptation half says why. It also prints whether frames alone a
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
-from pathlib import Path
 
 import numpy as np
+from study_args import study_parser
 from torch import nn
 
 from fedfer.config import TrainConfig
@@ -35,8 +34,7 @@ from fedfer.model.inference import predict_proba
 from fedfer.model.personalize import personalize
 from fedfer.model.pseudo import clip_probabilities
 from fedfer.model.training import LabelledSet, fit, train_head
-from fedfer.runconfig import PersonalizeConfig
-from fedfer.runs.options import add_world_arguments, options_from_args
+from fedfer.runs.options import options_from_args
 from fedfer.runs.study import run_stages
 
 BASE_MODELS = ("frame_mean_g", "central_v", "pseudo_v")
@@ -123,11 +121,8 @@ def frames_vs_sequence(prepared, central: nn.Module, epochs: int, seed: int) -> 
     return {name: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1} for name, r in reports.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_world_arguments(parser)
-    parser.add_argument("--max-per-class", "-P", type=int, default=PersonalizeConfig().max_per_class)
-    parser.add_argument("--p-threshold", type=float, default=PersonalizeConfig().p_threshold)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/study_personalization", flags="run")
     parser.add_argument(
         "--oracle-epochs",
         type=int,
@@ -138,8 +133,7 @@ def main() -> None:
     parser.add_argument(
         "--frame-epochs", type=int, default=10, help="epochs of the per-frame video classifier (default: 10)"
     )
-    parser.add_argument("--out", type=Path, default=Path("results/study_personalization"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     options = options_from_args(args)
     started = time.monotonic()
     prepared = run_stages(options)
@@ -148,7 +142,7 @@ def main() -> None:
     central, _ = load_head(prepared.vfer, stage="vfer", classes=classes)
     g, _ = load_head(prepared.ifer, stage="ifer", classes=classes)
     rng = np.random.default_rng(args.seed)
-    personal_config = PersonalizeConfig(max_per_class=args.max_per_class, p_threshold=args.p_threshold, seed=args.seed)
+    personal_config = options.federation.personalize  # P, the threshold and the local budget of the run's flags
     oracles = {
         f"oracle_v_{e}ep": TrainConfig(
             stage="vfer",
@@ -196,7 +190,11 @@ def main() -> None:
     summary = {
         "world": prepared.world.world_id,
         "seconds": time.monotonic() - started,
-        "settings": {"P": args.max_per_class, "p_threshold": args.p_threshold, "oracle_epochs": args.oracle_epochs},
+        "settings": {
+            "P": personal_config.max_per_class,
+            "p_threshold": personal_config.p_threshold,
+            "oracle_epochs": args.oracle_epochs,
+        },
         "pooled": {m: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1} for m, r in reports.items()},
         "frames_vs_sequence": frames_seq,
         "per_actor": per_actor,
@@ -211,7 +209,8 @@ def main() -> None:
     lines = [
         "# Personalization study",
         "",
-        f"world {summary['world']}, {len(per_actor)} test actors, P={args.max_per_class}, threshold={args.p_threshold}",
+        f"world {summary['world']}, {len(per_actor)} test actors, P={personal_config.max_per_class}, "
+        f"threshold={personal_config.p_threshold}",
         "",
         "| model (evaluation halves, pooled) | macro F1 | micro F1 |",
         "|---|---|---|",

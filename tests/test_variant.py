@@ -19,7 +19,7 @@ from fedfer.model.checkpoint import load_state
 from fedfer.runconfig import FederationConfig
 from fedfer.rundir import RunDir
 from fedfer.runs.options import RunOptions, options_from_args
-from fedfer.runs.report import client_evaluations
+from fedfer.runs.records import client_evaluations
 from fedfer.runs.simulate import simulate_prepared
 from fedfer.runs.study import prepare_run
 from fedfer.stages.sets import distribution_sequences, vote_clips
