@@ -101,7 +101,7 @@ class RobustConfig:
     Every reply is checked before aggregation (v()'s exact keys, shapes and dtypes, finite values,
     and the L2 norm of its change from the global v()); a refused reply is recorded with its reason
     and left out. The norm bound's default is about 4× the largest change measured on clean runs of
-    the small world (1.28; `fedfer.federation.validation`).
+    the small world (1.28, the largest `update_norm` the server logged in their rounds.json).
     """
 
     aggregation: str = setting(

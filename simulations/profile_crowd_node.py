@@ -31,7 +31,7 @@ from fedfer.synth.crowd import CrowdModel
 
 # (label, function name as pstats names it, file suffix): the stages of one subject's turn.
 STAGES = [
-    ("draw the subject's features (crowd model)", "subject", "federation/crowd.py"),
+    ("draw the subject's features (crowd model)", "subject", "synth/crowd.py"),
     ("g() on every frame, mean per clip", "clip_probabilities", "model/pseudo.py"),
     ("top-P selection", "select_pseudo_labels", "model/pseudo.py"),
     ("2 epochs of v() (forward, backward, Adam)", "fit", "model/training.py"),

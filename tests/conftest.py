@@ -53,21 +53,26 @@ class StartedProcesses:
     def leftovers(self, marker: Path) -> list[str]:
         """Live processes that we started, that belong to their process groups (ClientApps, the
         ServerApp), or whose command line names `marker` (this test's directory)."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue  # gone meanwhile
-            fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
-            if fields[0] == "Z":
-                continue
-            if int(entry.name) in self.pids or int(fields[2]) in self.pids or str(marker) in cmdline:
-                found.append(f"{entry.name}: {cmdline[:200]}")
-        return found
+        return live_processes(marker, self.pids)
+
+
+def live_processes(marker: Path, pids: list[int] | tuple[int, ...] = ()) -> list[str]:
+    """Live processes (not zombies) among `pids`, in their process groups, or whose command line names `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        if fields[0] == "Z":
+            continue
+        if int(entry.name) in pids or int(fields[2]) in pids or str(marker) in cmdline:
+            found.append(f"{entry.name}: {cmdline[:200]}")
+    return found
 
 
 def tiny_workspace(root: Path, tiny_world: Path) -> Path:

@@ -40,7 +40,7 @@ def audited_run(root: Path, **overrides) -> tuple[RunDir, list[dict], dict]:
     return run, records, values
 
 
-def test_by_default_clients_send_v_and_three_counts_and_no_label_derived_metric(tmp_path: Path) -> None:
+def test_without_client_eval_clients_send_v_and_three_counts_and_nothing_label_derived(tmp_path: Path) -> None:
     run, records, values = audited_run(tmp_path, **{"client-eval": False})
 
     assert len(records) == 3 * 2  # 3 clients × 2 rounds, train only: no evaluation was asked for

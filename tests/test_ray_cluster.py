@@ -1,9 +1,10 @@
 """When one machine is not enough: `fedfer`'s simulation on a running multi-node Ray cluster.
 
-The route a user takes (README, "Scale"): `ray start --head` on one machine, `ray start --address=…`
-on the others, then the same run with `--ray-address`. Here both Ray nodes run on this machine, on
-free ports and in a temp dir of their own, each `ray start --block` in its own process group, so the
-teardown stops exactly these processes (never `ray stop`, which stops every Ray instance of the user).
+The route a user takes (fedfer/runs/options.py, `--ray-address`): `ray start --head` on one machine,
+`ray start --address=…` on the others, then the same run with `--ray-address`. Here both Ray nodes
+run on this machine, on free ports and in a temp dir of their own, each `ray start --block` in its
+own process group, so the teardown stops exactly these processes (never `ray stop`, which stops every
+Ray instance of the user).
 """
 
 import os

@@ -85,7 +85,7 @@ def still_features(
 
 # crema-frames: frames kept per training clip, and how they are picked ("uniform" over the clip, or
 # "peak": the frames whose f() features are farthest from the clip's first frame, the expression's apex
-# when a clip starts near neutral). Measured on `small` (simulations/study_teachers.py): see README.
+# when a clip starts near neutral). Measured on `small` by simulations/study_teachers.py.
 FRAMES_PER_CLIP = 8
 FRAME_SAMPLING = ("uniform", "peak")
 DEFAULT_FRAME_SAMPLING = "uniform"

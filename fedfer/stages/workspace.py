@@ -66,7 +66,7 @@ def load_clips(world: World, task: Task) -> list[Clip]:
 
 
 def load_msp_improv_clips(root: Path) -> list[Clip]:
-    """The clips of an MSP-IMPROV-layout directory (the grid's second corpus; see experiment/corpora.py)."""
+    """The clips of an MSP-IMPROV-layout directory (the grid's second corpus; see fedfer.paper.corpora)."""
     from fedfer.data.datasets.msp_improv import load_msp_improv
 
     return load_msp_improv(root)
