@@ -161,10 +161,11 @@ def add_setting_flags(parser: argparse.ArgumentParser, config: type, groups: tup
         if s.group not in titled:
             titled[s.group] = parser.add_argument_group(s.group)
         target = titled[s.group]
-        if d.kind is bool:
-            spelled = f"--no-{s.key}" if d.default else f"--{s.key}"
+        if d.kind is bool:  # the flag says the opposite of the default
+            spelled, switch = (f"--no-{s.key}", "off") if d.default else (f"--{s.key}", "on")
+            help_text = f"turn {s.key} {switch}; on, {s.help}"
             target.add_argument(
-                spelled, *s.aliases, dest=s.dest, action="store_const", const=not d.default, help=s.help
+                spelled, *s.aliases, dest=s.dest, action="store_const", const=not d.default, help=help_text
             )
             continue
         target.add_argument(
