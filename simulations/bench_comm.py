@@ -7,7 +7,7 @@ each a set of real Flower federations; each part's results are merged into
 
 - `codecs`: payload v, codecs float32 / float16 / int8 both ways, on every seed (31 clients,
   2 rounds); bytes, seconds and the macro / weighted F1 of the central model before, the
-  personalized models (round 1) and the central model after. The central stage is shared per seed.
+  personalized models (round 1) and the central model after. The stages before federation are shared per seed.
 - `payloads`: payloads g+v and f+g+v with each codec, seed 0, `--payload-clients` clients (bytes per
   client do not depend on the number of clients; the growth part checks that). g() and f() travel
   and are averaged but are not trained by the clients, so these runs measure bytes and seconds only.

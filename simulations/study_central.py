@@ -1,4 +1,4 @@
-"""Central stage on a synthetic world: g() test macro-F1, v() on test actors, v() vs frame-mean IFER.
+"""The central models on a synthetic world: g() test macro-F1, v() on test actors, v() vs frame-mean IFER.
 
 Trains (or reuses) the central heads for a world and seed, then evaluates; with --repeat 2 it deletes
 the trained heads (not the features) and trains them again, to show that the numbers repeat for the

@@ -180,8 +180,8 @@ def test_ml_code_knows_nothing_of_flower() -> None:
 
 
 def test_generic_modules_import_no_corpus_reader() -> None:
-    """Only the places that are about a corpus (its reader, the synthetic writers, the central stage
-    of a CREMA-D-layout world, the commands) may import `fedfer.data.datasets.<corpus>`."""
+    """Only the places that are about a corpus (its reader, the synthetic writers, the stages that read a
+    CREMA-D-layout world and its stills, the commands) may import `fedfer.data.datasets.<corpus>`."""
     allowed = (
         "fedfer.data.datasets",
         "fedfer.synth",

@@ -108,7 +108,7 @@ def test_streaming_v_is_eval_only_and_leaves_the_callers_head_as_it_was() -> Non
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tiny_world) -> dict:
-    """A run folder as `fedfer run` leaves it, on the tiny world at 112 px: the central stage, two
+    """A run folder as `fedfer run` leaves it, on the tiny world at 112 px: the stages, two
     subjects personalized by their real client code, and the server's FedAvg of their v() as the
     last round's central checkpoint."""
     root = tmp_path_factory.mktemp("predict_run")

@@ -30,7 +30,7 @@ from fedfer.stages.teacher import choose_teacher
 from fedfer.stages.workspace import World
 
 REAL_CLIPS = sorted((DATA / "crema-d-samples").glob("*.flv"))
-# A small, quick central stage: 112 px crops, few epochs (the flags a user would pass).
+# Small, quick stages: 112 px crops, few epochs (the flags a user would pass).
 FLAGS = ["--image-size", "112", "--ifer-epochs", "4", "--vfer-epochs", "2", "--seed", "0"]
 
 
@@ -142,7 +142,7 @@ def test_fer2013_model_maps_its_seven_classes_to_the_task_without_surprise() -> 
 
 @pytest.fixture(scope="module")
 def crema_only(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A CREMA-D-layout directory holding the tiny world's crema_d/ alone, and the central stage of
+    """A CREMA-D-layout directory holding the tiny world's crema_d/ alone, and the stages of
     both feature-based teachers on it (affectnet from the tiny world's stills, given by --affectnet)."""
     root = tmp_path_factory.mktemp("crema_only")
     world = root / "CREMA-D"

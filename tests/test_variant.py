@@ -1,5 +1,5 @@
 """The seed-002 variant as options of the Flower apps: the held-out protocol in a real Flower run on
-the tiny world, and a central v() trained on vote distributions by the run's central stage."""
+the tiny world, and a central v() trained on vote distributions by the run's stages."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ def test_the_held_out_protocol_adapts_on_one_half_and_scores_only_the_other(
     assert "Protocol: **held-out**" in run.report.read_text()
 
 
-def test_the_central_stage_can_learn_vote_distributions(prepared_tiny: Path, tmp_path: Path) -> None:
+def test_the_central_v_can_learn_vote_distributions(prepared_tiny: Path, tmp_path: Path) -> None:
     options = prepared_options(prepared_tiny)
     options = replace(options, results=tmp_path, federation=replace(options.federation, central_labels="distribution"))
     prepared = prepare_run(options)

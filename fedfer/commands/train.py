@@ -1,4 +1,4 @@
-"""`fedfer train`: the central stage — g() on still images, v() on the training actors' videos.
+"""`fedfer train`: the central models — g() on still images, v() on the training actors' videos.
 
 Every step is cached (world, features, split, checkpoints); a second call only evaluates. The
 test-actor evaluation is written to <workspace>/models/.../central_eval.{json,md} with confusion PNGs.

@@ -1,6 +1,6 @@
-"""The grid's labelled corpora: CREMA-D (through the central stage) and MSP-IMPROV, each as
+"""The grid's labelled corpora: CREMA-D (through `fedfer.stages`) and MSP-IMPROV, each as
 features, clips and a speaker-independent split, so a table can train on one and personalize on
-the other. Everything is cached in the workspace exactly as the central stage caches CREMA-D.
+the other. Everything is cached in the workspace exactly as the stages cache CREMA-D.
 
 MSP-IMPROV follows the paper: 12 actors split 6 train / 2 dev / 4 test (gender balanced), 4 classes.
 """

@@ -2,7 +2,7 @@
 
 A table names the corpus the central v() is trained on, the corpus whose subjects personalize and
 are scored, the classes, the labels v() learns (plurality, or vote distributions with KL as in the
-seed-002 variant) and the protocol (transductive or held-out halves). Per seed, the central stage
+seed-002 variant) and the protocol (transductive or held-out halves). Per seed, the stages before federation
 (world, features, split, g(), v()) comes from the workspace cache, so g() and each v() are trained
 once per seed and reused by every table and sweep; the subjects' adaptation runs in-process
 (`fedfer.paper.adaptation`), with Flower's FedAvg aggregation where rounds are involved.
@@ -128,7 +128,7 @@ class GridData:
         return Corpus(CREMA_D, prepared.store, clips, prepared.split)
 
     def central_v(self, spec: TableSpec, seed: int) -> VFERHead:
-        """The table's central v(): the central stage's for CREMA-D plurality labels, else trained here once."""
+        """The table's central v(): the stages' own for CREMA-D plurality labels, else trained here once."""
         prepared = self.prepared(spec.num_classes, seed)
         if spec.train == CREMA_D and spec.labels == "plurality":
             return load_head(prepared.vfer, stage="vfer", classes=prepared.task.classes)[0]

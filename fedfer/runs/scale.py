@@ -71,7 +71,7 @@ def simulate_crowd(
 
 
 def run_crowd(options: RunOptions) -> Path:
-    """`fedfer run --crowd N`: prepare the run as usual (world, features, central stage), then federate a
+    """`fedfer run --crowd N`: prepare the run as usual (world, features, central models), then federate a
     crowd of `options.federation.crowd.size` subjects fitted to its test subjects. Returns the crowd run's
     folder, `<results>/<run name>-crowd<N>` (rounds, central v() per round; no report)."""
     crowd, rounds, fraction = (

@@ -1,6 +1,6 @@
 """One path for every run: prepare → federate → report.
 
-`prepare_run` does everything before Flower (the cached central stage, one subject folder per test
+`prepare_run` does everything before Flower (the cached stages, one subject folder per test
 actor, the run config); a *federate* function (a simulation, a deployment, or the user's own
 `flwr run .`) runs the apps over it; `run_study` checks the run's own records and writes the
 report. `fedfer prepare` stops after the first step and prints the `flwr run` line that does the rest.
@@ -74,7 +74,7 @@ def run_stages(options: RunOptions) -> Prepared:
 
 
 def prepare_run(options: RunOptions) -> PreparedRun:
-    """Central stage plus the run folder: one subject directory per client, options and run config."""
+    """The stages plus the run folder: one subject directory per client, options and run config."""
     prepared = run_stages(options)
     teacher = prepared.teacher
     print(f"pseudo-labeller: {teacher.name} ({teacher.reason})", flush=True)

@@ -87,7 +87,7 @@ def model_path(workspace: Path, world: World, config: FeatureConfig, kind: str, 
 
 @dataclass
 class Prepared:
-    """Everything a federation needs from the central stage."""
+    """Everything a federation needs from the stages before it."""
 
     world: World
     task: Task
