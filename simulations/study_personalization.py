@@ -59,7 +59,8 @@ def relative_to_start(clip: np.ndarray) -> np.ndarray:
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
-    """Predictions of a regularised linear classifier (standardise, PCA 128, logistic regression)."""
+    """Predictions of a regularised linear classifier (standardise, PCA to 128 dimensions, logistic
+    regression); a training set smaller than that (the tiny world's) keeps as many as it has."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -67,13 +68,13 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, s
 
     model = make_pipeline(
         StandardScaler(),
-        PCA(128, random_state=seed),
+        PCA(min(128, *train_x.shape), random_state=seed),
         LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced"),
     )
     return model.fit(train_x, train_y).predict(test_x)
 
 
-def frames_vs_sequence(prepared, central: nn.Module, epochs: int, seed: int) -> dict:
+def frames_vs_sequence(prepared: Prepared, central: nn.Module, epochs: int, seed: int) -> dict:
     """Are frames alone enough? Models that see the same test clips and labels, with and without
     the order of the frames:
 
