@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fedfer.config import SYNTHETIC_PRESETS, FeatureConfig
 from fedfer.data.datasets import Clip, Task
+from fedfer.data.store import FeatureStore
 from fedfer.io import digest
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,9 @@ def load_msp_improv_clips(root: Path) -> list[Clip]:
     return load_msp_improv(root)
 
 
-def video_features(world: World, clips: list[Clip], workspace: Path, config: FeatureConfig, progress: bool = True):
+def video_features(
+    world: World, clips: list[Clip], workspace: Path, config: FeatureConfig, progress: bool = True
+) -> tuple[FeatureStore, list[Clip]]:
     """The feature store of the world's videos, extracted where missing. Returns (store, usable clips)."""
     from fedfer.data.datasets.crema_d import speaker_of
     from fedfer.data.extract import extract_video_features
