@@ -152,7 +152,7 @@ def test_study_dp(federated: list[str], tmp_path: Path) -> None:
 
 
 def test_study_poisoning(federated: list[str], tmp_path: Path) -> None:
-    flags = ["--settings", "2:1", "--attacks", "scale100", "--options", "fedavg"]
+    flags = ["--settings", "2:1", "--attacks", "scale100", "--options", "validated FedAvg"]
     run(
         "study_poisoning.py",
         *federated,
@@ -169,7 +169,7 @@ def test_study_poisoning(federated: list[str], tmp_path: Path) -> None:
 
 def test_bench_comm(world: list[str], tmp_path: Path) -> None:
     flags = ["--parts", "codecs", "--seeds", "0", "--codecs", "float16", "--rounds", "1", "--out", tmp_path / "comm"]
-    run("bench_comm.py", *world, "--clients", "2", *flags, cwd=tmp_path)
+    run("bench_comm.py", *world, *flags, cwd=tmp_path)  # every test actor of the tiny world: 3
     assert "float16/seed0" in json.loads((tmp_path / "comm" / "communication.json").read_text())["codecs"]
     assert (tmp_path / "comm" / "communication.png").stat().st_size > 0
     assert no_processes_left(tmp_path)
