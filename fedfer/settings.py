@@ -28,12 +28,12 @@ class Accepts:
 
 
 def at_least(low: float) -> Accepts:
-    """An integer or number `>= low`."""
-    return Accepts(lambda x: x >= low, f"{'an integer' if isinstance(low, int) else 'a number'} >= {low}")
+    """A value `>= low` ("{a}" becomes "an integer" or "a number", after the setting's type)."""
+    return Accepts(lambda x: x >= low, f"{{a}} >= {low:g}")
 
 
 def above(low: float) -> Accepts:
-    return Accepts(lambda x: x > low, f"a number > {low}")
+    return Accepts(lambda x: x > low, f"{{a}} > {low:g}")
 
 
 def one_of(choices: tuple[str, ...]) -> Accepts:
@@ -76,7 +76,7 @@ class Declared:
 
     def accepts_text(self) -> str:
         if self.setting.accepts is not None:
-            return self.setting.accepts.text
+            return self.setting.accepts.text.replace("{a}", "an integer" if self.kind is int else "a number")
         return {bool: "true or false", str: "a string"}.get(self.kind, self.kind.__name__)
 
 

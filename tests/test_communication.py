@@ -44,7 +44,7 @@ def test_int8_is_a_quarter_of_float32_and_a_broken_message_is_named() -> None:
     del arrays[INT8_AFFINE]
     with pytest.raises(ValueError, match=INT8_AFFINE):
         decode(arrays)
-    with pytest.raises(ValueError, match="codec-up 'int4'"):
+    with pytest.raises(ValueError, match="codec-up = 'int4' \\(expected one of"):
         FederationConfig(codec_up="int4")
 
 
