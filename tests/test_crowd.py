@@ -145,5 +145,5 @@ def test_fedfer_run_federates_a_crowd_from_the_command_line(prepared: Path, caps
     assert len(record["bytes_up"]) == 3  # ceil(5 / 2) nodes, all sampled
     assert "crowd: 5 subjects on 3 simulated nodes (2 per node)" in capsys.readouterr().out
     assert "[fedfer] round 1: 3/3 nodes replied (5 subjects)" in RunDir(out).flower_log.read_text()
-    assert main(argv[:-4] + ["--crowd", "-1"]) == 2  # refused before any work, naming the flag
-    assert "--crowd must be >= 1" in capsys.readouterr().err
+    assert main(argv[:-4] + ["--crowd", "-1"]) == 2  # refused before any work, naming the key (= the flag)
+    assert "crowd-size = -1 (expected an integer >= 0)" in capsys.readouterr().err
