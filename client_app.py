@@ -9,11 +9,10 @@ with differential privacy on, Flower's clipping (`fedfer.federation.privacy.dp_c
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from fedfer.config import FederationConfig
+from fedfer.data.subject import read_subjects_file
 from fedfer.federation.audit import audit_mod
 from fedfer.federation.client import SubjectClient, threads_for_client
 from fedfer.federation.codec import decode_record, encode_record
-from fedfer.federation.crowd import CrowdModel, subjects_of_node
 from fedfer.federation.faults import client_type, fault_mod
 from fedfer.federation.group import train_crowd_group
 from fedfer.federation.payload import split_payload
@@ -32,8 +31,9 @@ from fedfer.federation.protocol import (
     SUBJECTS,
     TRAIN_LOSS,
 )
-from fedfer.federation.subject import read_subjects_file
 from fedfer.model.checkpoint import load_head
+from fedfer.runconfig import FederationConfig
+from fedfer.synth.crowd import CrowdModel, subjects_of_node
 
 app = ClientApp()
 

@@ -7,16 +7,18 @@ the central v() is checkpointed and scored after every round, and the run's repo
 the last round ends, so `flwr run .` alone yields the same results folder as `fedfer run`.
 """
 
+from pathlib import Path
+
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
-from fedfer.config import FederationConfig
-from fedfer.experiment.rundir import RunDir
 from fedfer.federation.aggregation import make_strategy
 from fedfer.federation.privacy import sampled_clients, with_privacy
-from fedfer.federation.progress import ProgressGrid
 from fedfer.federation.resume import earlier_rounds
 from fedfer.federation.server import CentralRounds
+from fedfer.flower.progress import ProgressGrid
+from fedfer.runconfig import FederationConfig
+from fedfer.rundir import RunDir
 
 app = ServerApp()
 
@@ -55,4 +57,7 @@ def main(grid: Grid, context: Context) -> None:
         timeout=config.robust.round_timeout,
     )
     if not config.crowd.enabled:  # the report compares subjects' evaluations, which a crowd run has none of
-        central.finish()
+        from fedfer.runs.report import write_report  # scikit-learn and matplotlib: loaded when the rounds are done
+
+        variant = {"protocol": config.protocol, "central_labels": config.central_labels}
+        write_report(run.root, variant, Path(config.subjects_file))

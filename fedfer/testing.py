@@ -13,19 +13,20 @@ def build_fake_run(root: Path, num_subjects: int = 3, clips_per_subject: int = 1
     """The smallest prepared run a federation can start from: random features per subject (shifted
     per subject, centred per class), a briefly trained g() and v(), and the subjects file.
 
-    Returns the run-config overrides (`fedfer.experiment.prepare.run_config_values` keys) for a 2-round run;
-    the caller sets `run-dir`. Deterministic for a given `seed`; takes about a second.
+    Returns the run config of a 2-round run (`FederationConfig.to_run_config`); the caller sets its
+    run folder. Deterministic for a given `seed`; takes about a second.
     """
     import numpy as np
 
     from fedfer.config import TrainConfig
     from fedfer.data.datasets import EMOTIONS_6
     from fedfer.data.store import FeatureStore
-    from fedfer.experiment.rundir import RunDir
-    from fedfer.federation.subject import write_subject
+    from fedfer.data.subject import write_subject
     from fedfer.io import atomic_write_json
     from fedfer.model.checkpoint import HeadCard, save_head
-    from fedfer.model.train import LabelledSet, train_head
+    from fedfer.model.training import LabelledSet, train_head
+    from fedfer.runconfig import FederationConfig, PersonalizeConfig
+    from fedfer.rundir import RunDir
 
     rng = np.random.default_rng(seed)
     prototypes = rng.normal(size=(6, 1280))
@@ -65,15 +66,12 @@ def build_fake_run(root: Path, num_subjects: int = 3, clips_per_subject: int = 1
     )
     save_head(root / "g.pt", g, HeadCard("ifer", EMOTIONS_6, "fake"))
     save_head(root / "v.pt", v, HeadCard("vfer", EMOTIONS_6, "fake"))
-    return {
-        "num-server-rounds": 2,
-        "num-clients": num_subjects,
-        "max-per-class": 3,
-        "local-epochs": 1,
-        "seed": seed,
-        "central-checkpoint": str((root / "v.pt").resolve()),
-        "ifer-checkpoint": str((root / "g.pt").resolve()),
-        "subjects-file": str(RunDir(root).subjects_file.resolve()),
-        "central-eval": True,
-        "client-eval": True,  # its subjects have labels: the report's personalized rows need their counts
-    }
+    return FederationConfig(
+        num_server_rounds=2,
+        num_clients=num_subjects,
+        personalize=PersonalizeConfig(max_per_class=3, epochs=1, seed=seed),
+        central_checkpoint=str((root / "v.pt").resolve()),
+        ifer_checkpoint=str((root / "g.pt").resolve()),
+        subjects_file=str(RunDir(root).subjects_file.resolve()),
+        client_eval=True,  # its subjects have labels: the report's personalized rows need their counts
+    ).to_run_config()

@@ -10,21 +10,19 @@ grey face crops) as a reference. Uses the feature caches that `fedfer train` / `
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import cv2
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from study_args import study_parser
 
-from fedfer.commands.run import add_world_arguments, options_from_args
 from fedfer.data.datasets.affectnet import load_affectnet
-from fedfer.experiment.central import still_features
-from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json
+from fedfer.runs.options import options_from_args
+from fedfer.runs.study import run_stages
+from fedfer.stages.sets import still_features
 
 
 def probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
@@ -47,17 +45,15 @@ def pixels(images) -> np.ndarray:
     return np.stack(rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_world_arguments(parser)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/bench_backbone_probe.json", flags="world")
     parser.add_argument(
         "--frames-per-clip", type=int, default=4, help="frames sampled per training clip for the video probe"
     )
-    parser.add_argument("--out", type=Path, default=Path("results/bench_backbone_probe.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     options = options_from_args(args)
-    prepared = central_stage(options)
-    stills = still_features(prepared.world, options.workspace, options.features, prepared.task)
+    prepared = run_stages(options)
+    stills = still_features(prepared.world, prepared.workspace, prepared.features, prepared.task)
     protocol = load_affectnet(prepared.world.affectnet, num_classes=prepared.task.num_classes, seed=prepared.task.seed)
     rng = np.random.default_rng(args.seed)
 

@@ -8,7 +8,7 @@ test-suite fixture) with the same seeds: once as a Flower simulation, once as a 
         [--no-client-eval] [--timeline]
 
 Deployment modes are how each SuperNode runs its ClientApps: `subprocess` (Flower's default, a
-fresh Python process per message) or `forked` (`fedfer.federation.forked_clientapps`).
+fresh Python process per message) or `forked` (`fedfer.flower.forked_clientapps`).
 
 Seconds per round are the strategy's (configure_train → aggregate_evaluate, so one train and one
 evaluate exchange); "server bytes" are the serialized train messages the ServerApp measured (both
@@ -16,14 +16,13 @@ ways); "SuperLink bytes" are what the SuperLink itself counted for the whole run
 network-traffic: train and evaluate messages, divided by the number of rounds). A simulation has no
 network, so the SuperLink reports nothing there. "Wire bytes" are what the SuperNodes' TCP
 connections to the SuperLink carried, counted by a relay they dial instead
-(`fedfer.federation.relay`; TLS passes through it end to end): the whole run, FAB downloads, polls,
+(`fedfer.flower.relay`; TLS passes through it end to end): the whole run, FAB downloads, polls,
 heartbeats and TLS handshakes included; "framing" is the wire's excess over the SuperLink's counts
 once the FAB downloads (one per SuperNode, its size built here as `flwr run` builds it) are taken out.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import tempfile
@@ -31,13 +30,14 @@ from pathlib import Path
 
 from deploy_timeline import markdown, timeline
 from flwr.cli.build import build_fab_from_disk
+from study_args import study_parser
 
 from fedfer.config import CLIENTAPP_LAUNCHERS
-from fedfer.experiment.deploy import deploy_prepared
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
-from fedfer.federation.relay import CountingRelay
-from fedfer.federation.runtime import APP_DIR
+from fedfer.flower.relay import CountingRelay
+from fedfer.flower.runtime import APP_DIR
+from fedfer.rundir import RunDir
+from fedfer.runs.deployment import deploy_prepared
+from fedfer.runs.simulate import simulate_prepared
 from fedfer.testing import build_fake_run
 
 MB = 1e6
@@ -88,8 +88,8 @@ def wire_figures(relay: CountingRelay, traffic: dict, clients: int) -> dict[str,
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--insecure", action="store_true", help="deploy without TLS and node authentication")
     parser.add_argument(
@@ -108,7 +108,7 @@ def main() -> None:
         help="Flower's processes log with timestamps (FLWR_LOG_LEVEL=DEBUG, a little slower): print where each "
         "deployed exchange's seconds go (deploy_timeline.py)",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.timeline:
         os.environ["FLWR_LOG_LEVEL"] = "DEBUG"  # the Flower processes inherit it (fedfer's flower_env)
     with tempfile.TemporaryDirectory() as tmp:

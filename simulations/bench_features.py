@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import os
 import platform
@@ -29,6 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from study_args import study_parser
 
 from fedfer.config import FeatureConfig
 from fedfer.data.backbone import Backbone, load_frame_encoder
@@ -148,9 +148,8 @@ def fmt(rate: dict[str, float]) -> str:
     return f"{rate['median']:.1f} ({rate['best']:.1f})"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("results/bench_features.json"))
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/bench_features.json")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the f() engines run")
     parser.add_argument("--threads", type=int, default=2, help="torch/ONNX Runtime threads for f() (default 2)")
     parser.add_argument("--sizes", default="224,160", help="crop sizes in pixels, comma-separated")
@@ -159,7 +158,7 @@ def main() -> None:
     parser.add_argument("--stages", choices=("all", "none"), default="all", help="also time decode/detect/end to end")
     parser.add_argument("--workers", type=int, default=2, help="decode/detect processes in the end-to-end run")
     parser.add_argument("--copies", type=int, default=3, help="times each sample is processed in the end-to-end run")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     sizes = [int(s) for s in args.sizes.split(",")]
     batches = [int(b) for b in args.batches.split(",")]

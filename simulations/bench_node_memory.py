@@ -12,14 +12,15 @@ the SuperLink) holds at most while one app process of each kind runs.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import threading
 from collections import defaultdict
 from pathlib import Path
 
-from fedfer.experiment.deploy import deploy_prepared
-from fedfer.federation.runtime import ProcessGroup
+from study_args import study_parser
+
+from fedfer.flower.runtime import ProcessGroup
+from fedfer.runs.deployment import deploy_prepared
 from fedfer.testing import build_fake_run
 
 MB = 2**20
@@ -40,11 +41,11 @@ def process_table() -> tuple[dict[int, int], dict[int, tuple[str, int]]]:
     return parents, peaks
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--clips", type=int, default=82, help="clips per subject (CREMA-D: about 82 per actor)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     roots: dict[int, str] = {}  # pid of a process fedfer started → its name (superlink, supernode-<i>)
     original = ProcessGroup.start
 

@@ -17,7 +17,6 @@ one; f() has the offline weights (random ones give subnormal activations and slo
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import tempfile
@@ -28,15 +27,17 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from study_args import study_parser
 
 from fedfer.config import FeatureConfig
 from fedfer.data.backbone import load_frame_encoder
 from fedfer.data.datasets import EMOTIONS_6
+from fedfer.data.encoder import FEATURE_DIM
 from fedfer.data.faces import CropSettings, open_detector, resolve_detector, square_crop
 from fedfer.data.video import iter_frames
 from fedfer.io import atomic_write_bytes, atomic_write_json
 from fedfer.model.checkpoint import HeadCard, load_head
-from fedfer.model.heads import FEATURE_DIM, VFERHead
+from fedfer.model.heads import VFERHead
 from fedfer.model.streaming import StreamingVFER
 from fedfer.predict.choice import LoadedModel, ModelChoice
 from fedfer.predict.exported import OnnxEngine, export_onnx, onnx_bytes, ort_session
@@ -154,14 +155,13 @@ def fmt(row: dict) -> str:
     return f"{row['fps']:.1f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f}"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("results/bench_predict.json"))
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/bench_predict.json")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--passes", type=int, default=3, help="timed passes over the samples per figure")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--checkpoint", type=Path, help="a v() checkpoint to time (default: an untrained v())")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     backbone = load_frame_encoder("offline")
     if args.checkpoint:

@@ -6,7 +6,7 @@ same nodes (ceil(N / S)), rounds and sampling:
 - **trivial**: `simulations/trivial_app`, a ClientApp that trains a head of v()'s size (208,838
   parameters, 2,944 statistics) for `--steps` Adam steps on random clips per subject and replies
   with the mean state: Flower's own cost for this message size and structure;
-- **fedfer**: the crowd (`fedfer.federation.crowd`, fitted to a prepared run's subjects): every
+- **fedfer**: the crowd (`fedfer.synth.crowd`, fitted to a prepared run's subjects): every
   subject is drawn when its node is sampled, pseudo-labelled by g(), top-P selected, 2 epochs of v().
 
 Per row: wall time of `flwr run` (start-up included) and of the rounds alone (from the first
@@ -24,7 +24,6 @@ Writes OUT.json and OUT.md after every row.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -36,13 +35,15 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from fedfer.config import CrowdConfig
-from fedfer.experiment.crowd import crowd_model_of, simulate_crowd
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
-from fedfer.federation.crowd import nodes_for
+from study_args import study_parser
+
 from fedfer.federation.protocol import SUBJECTS
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.runconfig import CrowdConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.scale import crowd_model_of, simulate_crowd
+from fedfer.runs.simulate import simulate_prepared
+from fedfer.synth.crowd import nodes_for
 
 TRIVIAL_APP = Path(__file__).resolve().parent / "trivial_app"
 GIB = 2**30
@@ -174,8 +175,8 @@ def markdown(rows: list[dict]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/bench_scale")
     parser.add_argument("--prepared", type=Path, required=True, help="a prepared run folder (g(), v(), subjects)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[100, 1000, 10000])
     parser.add_argument("--fractions", type=float, nargs="+", default=[1.0, 0.1])
@@ -185,8 +186,7 @@ def main() -> None:
     parser.add_argument("--apps", nargs="+", choices=("trivial", "fedfer"), default=["trivial", "fedfer"])
     parser.add_argument("--crowd-model", type=Path, help="a saved crowd model (default: fitted to --prepared)")
     parser.add_argument("--client-cpus", type=int, default=1, help="CPUs Ray reserves per simulated node")
-    parser.add_argument("--out", type=Path, default=Path("results/bench_scale"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     rows: list[dict] = []
     cpus = args.client_cpus

@@ -34,7 +34,18 @@ from pathlib import Path
 
 import numpy as np
 
-from fedfer.calibration import report
+from fedfer.calibration import calibration_report as report
+from fedfer.calibration.fitting import (
+    CROWD_KNOBS,
+    RESTING_KNOB,
+    RESTING_SCAN,
+    STILLS_KNOBS,
+    UNCALIBRATED,
+    resting_distance,
+    stills_target_keys,
+    table1_distance,
+    tie_stills,
+)
 from fedfer.calibration.knobs import Knob, read
 from fedfer.calibration.label_stats import label_statistics, read_voted_clips
 from fedfer.calibration.planned import planned_label_statistics, planned_still_scores
@@ -48,20 +59,9 @@ from fedfer.calibration.rendered import (
     video_scores,
 )
 from fedfer.calibration.search import Evaluations, fit
-from fedfer.calibration.stages import (
-    CROWD_KNOBS,
-    RESTING_KNOB,
-    RESTING_SCAN,
-    STILLS_KNOBS,
-    UNCALIBRATED,
-    resting_distance,
-    stills_target_keys,
-    table1_distance,
-    tie_stills,
-)
 from fedfer.calibration.targets import label_tolerance
-from fedfer.config import RunOptions
 from fedfer.io import atomic_write_json
+from fedfer.runs.options import RunOptions
 from fedfer.synth.presets import get_preset
 
 REAL_LABELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "crema-d"

@@ -19,13 +19,13 @@ into what each SuperNode's log shows, averaged over nodes and exchanges of the s
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import re
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+from study_args import study_parser
 
 STAMP = re.compile(r"^(?:\x1b\[[0-9;]*m)?[A-Z]+ (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})(?:\x1b\[[0-9;]*m)?:\s+(.*)$")
 PROGRESS = re.compile(r"\[fedfer\]\s+\d+/\d+ replies")  # `ProgressGrid`'s lines while an exchange runs
@@ -111,12 +111,12 @@ def markdown(table: dict[str, dict[str, float]]) -> str:
     return "\n".join(header + rows)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument(
         "run_dir", type=Path, help="a deployment's run folder (its logs/ written with FLWR_LOG_LEVEL=DEBUG)"
     )
-    print(markdown(timeline(parser.parse_args().run_dir)))
+    print(markdown(timeline(parser.parse_args(argv).run_dir)))
 
 
 if __name__ == "__main__":

@@ -9,34 +9,32 @@ are extracted with the same settings. The FER-2013 model reads the clips' face p
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from study_args import study_parser
 
-from fedfer.commands.options import add_world_arguments, options_from_args
 from fedfer.data.extract import extract_video_features
 from fedfer.data.fer2013 import video_probabilities
-from fedfer.experiment.central import central_stage
 from fedfer.model.checkpoint import load_head
 from fedfer.model.pseudo import clip_probabilities
+from fedfer.runs.options import options_from_args
+from fedfer.runs.study import run_stages
 
 CLIPS = sorted((Path(__file__).resolve().parents[1] / "tests" / "data" / "crema-d-samples").glob("*.flv"))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_world_arguments(parser)
-    options = options_from_args(parser.parse_args())
+def main(argv: list[str] | None = None) -> None:
+    options = options_from_args(study_parser(__doc__, flags="world").parse_args(argv))
     classes = options.task.classes
     answers: dict[str, np.ndarray] = {}  # teacher → (3, K) frame-mean probabilities
     with tempfile.TemporaryDirectory(prefix="fedfer-real-") as tmp:
         store = extract_video_features(CLIPS, Path(tmp), replace(options.features, workers=0), progress=False)
         features = [store.load(p.stem) for p in CLIPS]
     for teacher in ("affectnet", "crema-frames"):
-        prepared = central_stage(replace(options, teacher=teacher))
+        prepared = run_stages(replace(options, teacher=teacher))
         g, _ = load_head(prepared.ifer, stage="ifer", backbone_id=prepared.backbone_id, classes=classes)
         answers[teacher] = clip_probabilities(g, features)
     answers["fer2013-mini-xception"] = video_probabilities(CLIPS, classes)

@@ -18,18 +18,18 @@ import time
 from pathlib import Path
 
 import torch
+from study_args import study_parser
 
-from fedfer.commands.options import add_run_arguments, options_from_args
-from fedfer.config import GridConfig
-from fedfer.evaluation.grid_report import (
+from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.paper.figures import (
     plot_precision_vs_gain,
     plot_subject_gains,
     plot_sweep,
     precision_correlation,
     table_section,
 )
-from fedfer.experiment.grid import TABLES, GridData, run_table_seed, sweep
-from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.paper.tables import TABLES, GridConfig, GridData, run_table_seed, sweep
+from fedfer.runs.options import RunOptions, options_from_args
 
 SWEEPS: dict[str, list] = {
     "max_per_class": [5, 20, 50],
@@ -40,43 +40,57 @@ SWEEPS: dict[str, list] = {
 }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/grid", flags="run")
     parser.add_argument("--tables", nargs="+", choices=list(TABLES), default=list(TABLES))
     parser.add_argument("--seeds", type=int, nargs="+", default=list(GridConfig.seeds))
     parser.add_argument("--msp-improv", type=Path, help="MSP-IMPROV directory (synthetic worlds bring their own)")
     parser.add_argument("--sweeps", nargs="*", choices=list(SWEEPS), default=list(SWEEPS))
     parser.add_argument("--sweep-table", choices=list(TABLES), default="table2")
     parser.add_argument("--unchanged-within", type=float, default=GridConfig.unchanged_within)
-    parser.add_argument("--out", type=Path, default=Path("results/grid"))
     parser.add_argument(
         "--cached-only", action="store_true", help="only assemble the report from OUT/parts; compute nothing"
     )
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads (default 1: many small models on a shared machine)"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     options = options_from_args(args)
-    grid = GridConfig(seeds=tuple(args.seeds), rounds=args.rounds, unchanged_within=args.unchanged_within)
+    rounds = options.federation.num_server_rounds
+    grid = GridConfig(seeds=tuple(args.seeds), rounds=rounds, unchanged_within=args.unchanged_within)
     data = GridData(options, args.msp_improv)
-    parts = args.out / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
+    (args.out / "parts").mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    settings = {
-        "P": options.personalize.max_per_class,
-        "p_threshold": options.personalize.p_threshold,
-        "epochs": options.personalize.epochs,
-        "lr": options.personalize.lr,
-        "rounds": grid.rounds,
-    }
+    p = options.federation.personalize
+    settings = {"P": p.max_per_class, "p_threshold": p.p_threshold, "epochs": p.epochs, "lr": p.lr, "rounds": rounds}
+    results = run_tables(args, data, options, grid, settings)
+    sweeps = run_sweeps(args, data, options, grid, settings)
+    lines = [
+        "# The paper's grid",
+        "",
+        f"World {data.world.world_id}; features {options.features.weights} at {options.features.image_size} px; "
+        f"teacher {options.teacher or 'default'}; BatchNorm {options.vfer.batchnorm}. Adaptation in-process with "
+        "Flower's FedAvg aggregation (see fedfer/paper/adaptation.py).",
+        "",
+        *table_lines(results, args.out, grid),
+        *sweep_lines(sweeps, args.sweep_table, grid.seeds[0]),
+        f"Wall time of this command: {time.monotonic() - started:.0f} s (cached parts not recomputed).",
+    ]
+    atomic_write_json(args.out / "grid.json", {"tables": results, "sweeps": sweeps, "settings": settings})
+    atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
+    print(f"written: {args.out / 'report.md'}")
 
+
+def run_tables(
+    args: argparse.Namespace, data: GridData, options: RunOptions, grid: GridConfig, settings: dict
+) -> dict[str, list[dict]]:
+    """Every table-seed, from OUT/parts when computed with the same settings, else computed and kept there."""
     results: dict[str, list[dict]] = {}
     for key in args.tables:
         spec = TABLES[key]
         for seed in grid.seeds:
-            part = parts / f"{key}-seed{seed}.json"
+            part = args.out / "parts" / f"{key}-seed{seed}.json"
             saved = json.loads(part.read_text()) if part.is_file() else None
             if saved is None or saved.get("run_settings") != settings:
                 if args.cached_only:
@@ -93,39 +107,41 @@ def main() -> None:
                 flush=True,
             )
             results.setdefault(key, []).append(saved)
+    return results
 
-    sweeps, points = {}, {}
-    if args.sweeps:
-        ts = None
-        for parameter in args.sweeps:
-            part = parts / f"sweep-{args.sweep_table}-{parameter}-seed{grid.seeds[0]}.json"
-            if part.is_file() and json.loads(part.read_text()).get("run_settings") == settings:
-                sweeps[parameter] = json.loads(part.read_text())["points"]
-            elif args.cached_only:
-                print(f"sweep {parameter}: not computed yet", flush=True)
-                continue
-            else:
-                ts = ts or data.table_seed(TABLES[args.sweep_table], grid.seeds[0])
-                sweeps[parameter] = sweep(ts, options, grid, parameter, SWEEPS[parameter], points)
-                atomic_write_json(part, {"points": sweeps[parameter], "run_settings": settings})
-            plot_sweep(parameter, sweeps[parameter], args.out / f"sweep_{parameter}.png")
-            print(f"sweep {parameter}: done", flush=True)
 
-    lines = [
-        "# The paper's grid",
-        "",
-        f"World {data.world.world_id}; features {options.features.weights} at {options.features.image_size} px; "
-        f"teacher {options.teacher or 'default'}; BatchNorm {options.vfer.batchnorm}. Adaptation in-process with "
-        "Flower's FedAvg aggregation (see fedfer/experiment/adaptation.py).",
-        "",
-    ]
+def run_sweeps(
+    args: argparse.Namespace, data: GridData, options: RunOptions, grid: GridConfig, settings: dict
+) -> dict[str, list[dict]]:
+    """Each sweep of --sweep-table on the first seed, from OUT/parts when already computed; one plot each."""
+    sweeps, points, ts = {}, {}, None
+    for parameter in args.sweeps:
+        part = args.out / "parts" / f"sweep-{args.sweep_table}-{parameter}-seed{grid.seeds[0]}.json"
+        if part.is_file() and json.loads(part.read_text()).get("run_settings") == settings:
+            sweeps[parameter] = json.loads(part.read_text())["points"]
+        elif args.cached_only:
+            print(f"sweep {parameter}: not computed yet", flush=True)
+            continue
+        else:
+            ts = ts or data.table_seed(TABLES[args.sweep_table], grid.seeds[0])
+            sweeps[parameter] = sweep(ts, options, grid, parameter, SWEEPS[parameter], points)
+            atomic_write_json(part, {"points": sweeps[parameter], "run_settings": settings})
+        plot_sweep(parameter, sweeps[parameter], args.out / f"sweep_{parameter}.png")
+        print(f"sweep {parameter}: done", flush=True)
+    return sweeps
+
+
+def table_lines(results: dict[str, list[dict]], out: Path, grid: GridConfig) -> list[str]:
+    """Each table beside the paper's with its Figure 3, then pseudo-label precision against gain."""
+    lines = []
     for key, seeds in results.items():
         spec = TABLES[key]
         lines += table_section(key, spec.title, spec.protocol, spec.labels, seeds, grid.unchanged_within)
-        plot_subject_gains(seeds[0], args.out / f"figure3_{key}.png", f"{key}, seed {seeds[0]['seed']}")
+        plot_subject_gains(seeds[0], out / f"figure3_{key}.png", f"{key}, seed {seeds[0]['seed']}")
         lines += [f"![Figure 3, {key}](figure3_{key}.png)", ""]
-    plot_precision_vs_gain(results, args.out / "precision_vs_gain.png")
-    lines += [
+    plot_precision_vs_gain(results, out / "precision_vs_gain.png")
+    return [
+        *lines,
         "## Pseudo-label precision against gain",
         "",
         *precision_correlation(results),
@@ -133,25 +149,25 @@ def main() -> None:
         "![precision vs gain](precision_vs_gain.png)",
         "",
     ]
-    if sweeps:
+
+
+def sweep_lines(sweeps: dict[str, list[dict]], table: str, seed: int) -> list[str]:
+    if not sweeps:
+        return []
+    lines = [
+        f"## Sensitivity ({table}, seed {seed})",
+        "",
+        "| setting | value | central | personalized | after FedAvg | pseudo precision | selected |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for parameter, points in sweeps.items():
         lines += [
-            f"## Sensitivity ({args.sweep_table}, seed {grid.seeds[0]})",
-            "",
-            "| setting | value | central | personalized | after FedAvg | pseudo precision | selected |",
-            "|---|---|---|---|---|---|---|",
+            f"| {parameter} | {p['value']} | {100 * p['central_macro_f1']:.1f} "
+            f"| {100 * p['personalized_macro_f1']:.1f} | {100 * p['after_fedavg_macro_f1']:.1f} "
+            f"| {100 * p['pseudo_precision']:.1f} | {p['selected']} |"
+            for p in points
         ]
-        for parameter, points in sweeps.items():
-            lines += [
-                f"| {parameter} | {p['value']} | {100 * p['central_macro_f1']:.1f} "
-                f"| {100 * p['personalized_macro_f1']:.1f} | {100 * p['after_fedavg_macro_f1']:.1f} "
-                f"| {100 * p['pseudo_precision']:.1f} | {p['selected']} |"
-                for p in points
-            ]
-        lines += ["", *[f"![{p}](sweep_{p}.png)" for p in sweeps], ""]
-    lines.append(f"Wall time of this command: {time.monotonic() - started:.0f} s (cached parts not recomputed).")
-    atomic_write_json(args.out / "grid.json", {"tables": results, "sweeps": sweeps, "settings": settings})
-    atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
-    print(f"written: {args.out / 'report.md'}")
+    return [*lines, "", *[f"![{p}](sweep_{p}.png)" for p in sweeps], ""]
 
 
 if __name__ == "__main__":

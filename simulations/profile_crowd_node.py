@@ -10,7 +10,6 @@ faster machine, a smaller clip or a different structure would help.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import pstats
 import tempfile
@@ -19,32 +18,33 @@ import tomllib
 from pathlib import Path
 
 import torch
+from study_args import study_parser
 
-from fedfer.config import FederationConfig
-from fedfer.experiment.crowd import crowd_model_of
-from fedfer.experiment.rundir import RunDir
 from fedfer.federation.client import threads_for_client
-from fedfer.federation.crowd import CrowdModel
 from fedfer.federation.group import train_crowd_group
 from fedfer.federation.protocol import v_state
 from fedfer.model.checkpoint import load_head
+from fedfer.runconfig import FederationConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.scale import crowd_model_of
+from fedfer.synth.crowd import CrowdModel
 
 # (label, function name as pstats names it, file suffix): the stages of one subject's turn.
 STAGES = [
-    ("draw the subject's features (crowd model)", "subject", "federation/crowd.py"),
+    ("draw the subject's features (crowd model)", "subject", "synth/crowd.py"),
     ("g() on every frame, mean per clip", "clip_probabilities", "model/pseudo.py"),
     ("top-P selection", "select_pseudo_labels", "model/pseudo.py"),
-    ("2 epochs of v() (forward, backward, Adam)", "fit", "model/train.py"),
+    ("2 epochs of v() (forward, backward, Adam)", "fit", "model/training.py"),
     ("v() built from the received state", "load_v_state", "federation/protocol.py"),
     ("v() state out (clone)", "v_state", "federation/protocol.py"),
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--prepared", type=Path, required=True, help="a prepared run folder (g(), v(), subjects)")
     parser.add_argument("--subjects", type=int, default=20, help="subjects the node serves")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     threads_for_client()
     run = FederationConfig.from_run_config(tomllib.loads(RunDir(args.prepared).run_config.read_text()))
     with tempfile.TemporaryDirectory() as tmp:

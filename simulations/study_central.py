@@ -1,4 +1,4 @@
-"""Central stage on a synthetic world: g() test macro-F1, v() on test actors, v() vs frame-mean IFER.
+"""The central models on a synthetic world: g() test macro-F1, v() on test actors, v() vs frame-mean IFER.
 
 Trains (or reuses) the central heads for a world and seed, then evaluates; with --repeat 2 it deletes
 the trained heads (not the features) and trains them again, to show that the numbers repeat for the
@@ -9,29 +9,27 @@ same seed.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
-from fedfer.commands.run import add_world_arguments, options_from_args
-from fedfer.evaluation.central import evaluate_prepared
-from fedfer.experiment.simulate import central_stage
+from study_args import study_parser
+
 from fedfer.io import atomic_write_json
+from fedfer.runs.options import options_from_args
+from fedfer.runs.study import run_stages
+from fedfer.stages.central_eval import evaluate_prepared
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_world_arguments(parser)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/study_central.json", flags="world")
     parser.add_argument("--repeat", type=int, default=1, help="train the heads this many times from scratch")
-    parser.add_argument("--out", type=Path, default=Path("results/study_central.json"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     options = options_from_args(args)
     rows = []
     for attempt in range(args.repeat):
         started = time.monotonic()
-        prepared = central_stage(options)
-        reports = evaluate_prepared(prepared, options, args.out.parent / f"study_central-{attempt}")
+        prepared = run_stages(options)
+        reports = evaluate_prepared(prepared, args.out.parent / f"study_central-{attempt}")
         rows.append(
             {
                 "attempt": attempt,

@@ -12,10 +12,11 @@ would resolve, the share of clips whose label is the acted emotion, and the neut
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from pathlib import Path
+
+from study_args import study_parser
 
 from fedfer.data.datasets import task_classes
 from fedfer.data.datasets.crema_d import (
@@ -89,7 +90,7 @@ def _statistics(root: Path, source: str, num_classes: int, ties: str) -> LabelSt
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = study_parser(__doc__)
     parser.add_argument("root", type=Path, help="a CREMA-D-layout directory (label files suffice)")
     parser.add_argument("--out", type=Path, help="also write the statistics as JSON here")
     args = parser.parse_args(argv)

@@ -14,17 +14,18 @@ same central v() in every run, so its personalized row shows what clipping and n
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
 
-from fedfer.commands.options import add_run_arguments, add_simulation_arguments, options_from_args
-from fedfer.config import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig, RunOptions
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate
+from study_args import study_parser
+
 from fedfer.federation.privacy import epsilon, sampled_clients
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.runconfig import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import RunOptions, options_from_args
+from fedfer.runs.simulate import simulate
 
 ROWS = (
     ("central_before", "central before"),
@@ -63,13 +64,10 @@ def simulate_with_retries(options: RunOptions, attempts: int) -> Path:
     raise ValueError(f"--attempts must be >= 1, got {attempts}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser)
-    add_simulation_arguments(parser)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/study_dp.md", flags="simulation")
     parser.add_argument("--noise", type=float, nargs="+", default=[0.0, 0.1, 0.3, 1.0], help="noise multipliers z")
     parser.add_argument("--delta", type=float, default=1e-3, help="δ of the reported ε (default 1e-3 < 1/clients)")
-    parser.add_argument("--out", type=Path, default=Path("results/study_dp.md"))
     parser.add_argument("--tables-from", type=Path, help="no runs: the table of this saved result (.json)")
     parser.add_argument(
         "--attempts", type=int, default=3, help="tries per run when Flower's run fails (Ray's start on a busy machine)"
@@ -77,31 +75,30 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep the runs of this study that already finished in --results"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     base = options_from_args(args)
-    clip = args.dp_clip or DEFAULT_DP_CLIPPING_NORM
+    clip = args.dp_clipping_norm or DEFAULT_DP_CLIPPING_NORM
     settings = {"no DP": PrivacyConfig(), **{f"z = {z}": PrivacyConfig(z, clip) for z in args.noise}}
     summaries = json.loads(args.tables_from.read_text()) if args.tables_from else {}
     for label, privacy in {} if args.tables_from else settings.items():
         tag = "nodp" if not privacy.enabled else f"dp-z{privacy.noise_multiplier}-c{privacy.clipping_norm}"
-        options = replace(base, privacy=privacy, name=f"{base.run_name}-{tag}")
+        options = replace(base, federation=replace(base.federation, privacy=privacy), name=f"{base.run_name}-{tag}")
         done = RunDir(options.run_dir).summary
         run_dir = options.run_dir if args.reuse and done.is_file() else simulate_with_retries(options, args.attempts)
         summaries[label] = json.loads(RunDir(run_dir).summary.read_text())
     clients = summaries["no DP"]["num_subjects"]
-    sampled = sampled_clients(clients, base.fraction_train)
+    sampled, rounds = sampled_clients(clients, base.federation.fraction_train), base.federation.num_server_rounds
     lines = [
-        f"# Differential privacy on world {base.world} (seed {base.task.seed}), {clients} clients, "
-        f"{base.rounds} rounds",
+        f"# Differential privacy on world {base.world} (seed {base.task.seed}), {clients} clients, {rounds} rounds",
         "",
         f"Client-side clipping to L2 norm C = {clip}, server-side Gaussian noise of std z × C / {sampled} "
         f"({sampled} sampled clients per round), uniform FedAvg. Macro F1, percent. ε at δ = {args.delta} "
-        f"for {base.rounds} releases, each client in every round (Flower's RDP accountant, no sampling "
+        f"for {rounds} releases, each client in every round (Flower's RDP accountant, no sampling "
         "amplification; add-or-remove-one client).",
         "",
         "| setting | ε | " + " | ".join(label for _, label in ROWS) + " | personalized (last round) |",
         "|---|---|---|---|---|---|",
-        *(row(label, s, epsilon_cell(label, base.rounds, clients, clip, args.delta)) for label, s in summaries.items()),
+        *(row(label, s, epsilon_cell(label, rounds, clients, clip, args.delta)) for label, s in summaries.items()),
         "",
         "The personalized local models stay on the device and are not covered by the guarantee.",
     ]

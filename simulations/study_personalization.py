@@ -18,25 +18,26 @@ precision on the adaptation half says why. It also prints whether frames alone a
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
-from pathlib import Path
 
 import numpy as np
+from study_args import study_parser
 from torch import nn
 
-from fedfer.commands.run import add_world_arguments, options_from_args
-from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.config import TrainConfig
 from fedfer.data.splits import stratified_halves
 from fedfer.evaluation.metrics import evaluate_predictions
-from fedfer.experiment.simulate import central_stage
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.model.checkpoint import load_head
 from fedfer.model.inference import predict_proba
 from fedfer.model.personalize import personalize
 from fedfer.model.pseudo import clip_probabilities
-from fedfer.model.train import LabelledSet, fit, train_head
+from fedfer.model.training import LabelledSet, fit, train_head
+from fedfer.runconfig import PersonalizeConfig
+from fedfer.runs.options import options_from_args
+from fedfer.runs.study import run_stages
+from fedfer.stages.central import Prepared
 
 BASE_MODELS = ("frame_mean_g", "central_v", "pseudo_v")
 
@@ -58,7 +59,8 @@ def relative_to_start(clip: np.ndarray) -> np.ndarray:
 
 
 def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, seed: int) -> np.ndarray:
-    """Predictions of a regularised linear classifier (standardise, PCA 128, logistic regression)."""
+    """Predictions of a regularised linear classifier (standardise, PCA to 128 dimensions, logistic
+    regression); a training set smaller than that (the tiny world's) keeps as many as it has."""
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -66,13 +68,13 @@ def linear_probe(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, s
 
     model = make_pipeline(
         StandardScaler(),
-        PCA(128, random_state=seed),
+        PCA(min(128, *train_x.shape), random_state=seed),
         LogisticRegression(C=0.05, max_iter=2000, class_weight="balanced"),
     )
     return model.fit(train_x, train_y).predict(test_x)
 
 
-def frames_vs_sequence(prepared, central: nn.Module, epochs: int, seed: int) -> dict:
+def frames_vs_sequence(prepared: Prepared, central: nn.Module, epochs: int, seed: int) -> dict:
     """Are frames alone enough? Models that see the same test clips and labels, with and without
     the order of the frames:
 
@@ -122,11 +124,8 @@ def frames_vs_sequence(prepared, central: nn.Module, epochs: int, seed: int) -> 
     return {name: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1} for name, r in reports.items()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_world_arguments(parser)
-    parser.add_argument("--max-per-class", "-P", type=int, default=PersonalizeConfig().max_per_class)
-    parser.add_argument("--p-threshold", type=float, default=PersonalizeConfig().p_threshold)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/study_personalization", flags="run")
     parser.add_argument(
         "--oracle-epochs",
         type=int,
@@ -137,21 +136,18 @@ def main() -> None:
     parser.add_argument(
         "--frame-epochs", type=int, default=10, help="epochs of the per-frame video classifier (default: 10)"
     )
-    parser.add_argument("--out", type=Path, default=Path("results/study_personalization"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     options = options_from_args(args)
     started = time.monotonic()
-    prepared = central_stage(options)
+    prepared = run_stages(options)
     classes = prepared.task.classes
-    k = len(classes)
     central, _ = load_head(prepared.vfer, stage="vfer", classes=classes)
     g, _ = load_head(prepared.ifer, stage="ifer", classes=classes)
-    rng = np.random.default_rng(args.seed)
-    personal_config = PersonalizeConfig(max_per_class=args.max_per_class, p_threshold=args.p_threshold, seed=args.seed)
+    personal_config = options.federation.personalize  # P, the threshold and the local budget of the run's flags
     oracles = {
         f"oracle_v_{e}ep": TrainConfig(
             stage="vfer",
-            num_classes=k,
+            num_classes=len(classes),
             epochs=e,
             lr=personal_config.lr,
             batch_size=personal_config.batch_size,
@@ -160,44 +156,21 @@ def main() -> None:
         )
         for e in args.oracle_epochs
     }
-    ceiling = f"oracle_v_{max(args.oracle_epochs)}ep"
-
-    pooled = {m: ([], []) for m in (*BASE_MODELS, *oracles)}
-    per_actor, pseudo_cm = [], np.zeros((k, k), dtype=np.int64)
-    for actor in sorted(prepared.split["test"]):
-        own = prepared.sequences([actor])
-        features, labels = own.inputs, own.labels
-        adapt, held = stratified_halves(labels, rng)
-        adapt_x, held_x = [features[i] for i in adapt], [features[i] for i in held]
-        pseudo_v = copy.deepcopy(central)
-        result = personalize(pseudo_v, clip_probabilities(g, adapt_x), adapt_x, personal_config)
-        chosen = result.pseudo
-        np.add.at(pseudo_cm, (labels[adapt][chosen.indices], chosen.labels), 1)
-        predictions = {
-            "frame_mean_g": clip_probabilities(g, held_x).argmax(1),
-            "central_v": predict_proba(central, held_x).argmax(1),
-            "pseudo_v": predict_proba(pseudo_v, held_x).argmax(1),
-        }
-        for name, config in oracles.items():
-            oracle_v = copy.deepcopy(central)
-            fit(oracle_v, LabelledSet(adapt_x, labels[adapt]), None, config, progress=False)
-            predictions[name] = predict_proba(oracle_v, held_x).argmax(1)
-        row = {"actor": actor, "adapt": len(adapt), "evaluate": len(held), "selected": result.num_selected}
-        for m, pred in predictions.items():
-            pooled[m][0].extend(labels[held].tolist())
-            pooled[m][1].extend(pred.tolist())
-            row[m] = float((pred == labels[held]).mean())
-        per_actor.append(row)
-
+    pooled, per_actor, pseudo_cm = score_actors(
+        prepared, central, g, personal_config, oracles, np.random.default_rng(args.seed)
+    )
     reports = {m: evaluate_predictions(np.array(t), np.array(p), classes) for m, (t, p) in pooled.items()}
-    frames_seq = frames_vs_sequence(prepared, central, args.frame_epochs, args.seed)
     selected = pseudo_cm.sum(0)
     summary = {
         "world": prepared.world.world_id,
         "seconds": time.monotonic() - started,
-        "settings": {"P": args.max_per_class, "p_threshold": args.p_threshold, "oracle_epochs": args.oracle_epochs},
+        "settings": {
+            "P": personal_config.max_per_class,
+            "p_threshold": personal_config.p_threshold,
+            "oracle_epochs": args.oracle_epochs,
+        },
         "pooled": {m: {"macro_f1": r.macro_f1, "micro_f1": r.micro_f1} for m, r in reports.items()},
-        "frames_vs_sequence": frames_seq,
+        "frames_vs_sequence": frames_vs_sequence(prepared, central, args.frame_epochs, args.seed),
         "per_actor": per_actor,
         "pseudo_labels": {
             "selected_per_class": dict(zip(classes, selected.tolist())),
@@ -207,17 +180,73 @@ def main() -> None:
             "accuracy": float(np.trace(pseudo_cm) / max(1, selected.sum())),
         },
     }
+    lines = report_lines(summary, reports, list(oracles), int(selected.sum()))
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out / "summary.json", summary)
+    atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
+    print("\n".join(lines[: next(i for i, line in enumerate(lines) if line.startswith("| actor"))]))
+    print(f"\nwritten: {args.out}")
+
+
+def score_actors(
+    prepared: Prepared,
+    central: nn.Module,
+    g: nn.Module,
+    config: PersonalizeConfig,
+    oracles: dict[str, TrainConfig],
+    rng: np.random.Generator,
+) -> tuple[dict, list[dict], np.ndarray]:
+    """Every test actor's evaluation half scored by each model, pooled (truth, predictions) per model, one row
+    per actor, and the (K, K) true × pseudo label counts of the selected adaptation clips."""
+    classes = prepared.task.classes
+    pooled = {m: ([], []) for m in (*BASE_MODELS, *oracles)}
+    per_actor, pseudo_cm = [], np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for actor in sorted(prepared.split["test"]):
+        own = prepared.sequences([actor])
+        features, labels = own.inputs, own.labels
+        adapt, held = stratified_halves(labels, rng)
+        adapt_x, held_x = [features[i] for i in adapt], [features[i] for i in held]
+        pseudo_v = copy.deepcopy(central)
+        result = personalize(pseudo_v, clip_probabilities(g, adapt_x), adapt_x, config)
+        chosen = result.pseudo
+        np.add.at(pseudo_cm, (labels[adapt][chosen.indices], chosen.labels), 1)
+        predictions = {
+            "frame_mean_g": clip_probabilities(g, held_x).argmax(1),
+            "central_v": predict_proba(central, held_x).argmax(1),
+            "pseudo_v": predict_proba(pseudo_v, held_x).argmax(1),
+        }
+        for name, oracle_config in oracles.items():
+            oracle_v = copy.deepcopy(central)
+            fit(oracle_v, LabelledSet(adapt_x, labels[adapt]), None, oracle_config, progress=False)
+            predictions[name] = predict_proba(oracle_v, held_x).argmax(1)
+        row = {"actor": actor, "adapt": len(adapt), "evaluate": len(held), "selected": result.num_selected}
+        for m, pred in predictions.items():
+            pooled[m][0].extend(labels[held].tolist())
+            pooled[m][1].extend(pred.tolist())
+            row[m] = float((pred == labels[held]).mean())
+        per_actor.append(row)
+    return pooled, per_actor, pseudo_cm
+
+
+def report_lines(summary: dict, reports: dict, oracles: list[str], selected: int) -> list[str]:
+    """report.md: pooled scores, frames against sequences, gaps per actor, one row per actor."""
+    per_actor, settings = summary["per_actor"], summary["settings"]
+    ceiling = f"oracle_v_{max(settings['oracle_epochs'])}ep"
     lines = [
         "# Personalization study",
         "",
-        f"world {summary['world']}, {len(per_actor)} test actors, P={args.max_per_class}, threshold={args.p_threshold}",
+        f"world {summary['world']}, {len(per_actor)} test actors, P={settings['P']}, "
+        f"threshold={settings['p_threshold']}",
         "",
         "| model (evaluation halves, pooled) | macro F1 | micro F1 |",
         "|---|---|---|",
     ]
     lines += [f"| {m} | {100 * r.macro_f1:.1f} | {100 * r.micro_f1:.1f} |" for m, r in reports.items()]
     lines += ["", "| frames alone vs sequence (all test clips) | macro F1 | micro F1 |", "|---|---|---|"]
-    lines += [f"| {m} | {100 * r['macro_f1']:.1f} | {100 * r['micro_f1']:.1f} |" for m, r in frames_seq.items()]
+    lines += [
+        f"| {m} | {100 * r['macro_f1']:.1f} | {100 * r['micro_f1']:.1f} |"
+        for m, r in summary["frames_vs_sequence"].items()
+    ]
     lines += [""]
     for name in oracles:
         gaps = np.array([r[name] - r["central_v"] for r in per_actor])
@@ -230,24 +259,19 @@ def main() -> None:
         f"pseudo − central accuracy per actor: mean {100 * gains.mean():+.1f}, {int((gains > 0).sum())} improve, "
         f"{int((gains == 0).sum())} unchanged, {int((gains < 0).sum())} worse",
         f"pseudo-label accuracy on adaptation halves: {100 * summary['pseudo_labels']['accuracy']:.1f}% "
-        f"of {int(selected.sum())} selected",
+        f"of {selected} selected",
         "",
         f"| actor | eval clips | selected | frame-mean g | central v | pseudo v | {' | '.join(oracles)} "
         f"| gap to {ceiling} |",
         "|---" * (7 + len(oracles)) + "|",
     ]
-    lines += [
+    return lines + [
         f"| {r['actor']} | {r['evaluate']} | {r['selected']} | {100 * r['frame_mean_g']:.0f} "
         f"| {100 * r['central_v']:.0f} | {100 * r['pseudo_v']:.0f} | "
         + " | ".join(f"{100 * r[name]:.0f}" for name in oracles)
         + f" | {100 * (r[ceiling] - r['central_v']):+.0f} |"
         for r in per_actor
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(args.out / "summary.json", summary)
-    atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
-    print("\n".join(lines[: next(i for i, line in enumerate(lines) if line.startswith("| actor"))]))
-    print(f"\nwritten: {args.out}")
 
 
 if __name__ == "__main__":

@@ -22,23 +22,23 @@ would compare different subject sets.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from study_args import study_parser
 
-from fedfer.commands.options import add_run_arguments, options_from_args
-from fedfer.config import RobustConfig
-from fedfer.evaluation.report import client_evaluations
+from fedfer.data.subject import MANIFEST, read_subjects_file
 from fedfer.evaluation.scoring import report_from_confusion
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate
 from fedfer.federation.protocol import CM_PERSONAL
-from fedfer.federation.subject import MANIFEST, read_subjects_file
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.runconfig import RobustConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import options_from_args
+from fedfer.runs.records import client_evaluations
+from fedfer.runs.simulate import simulate
 
 ATTACKS = ("scale100", "signflip", "labelflip")
 # Option name → how the server treats replies.
@@ -143,14 +143,12 @@ def result_of(run_dir: Path, faults: str) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/study_poisoning.md", flags="run")
     parser.add_argument("--settings", nargs="+", default=["10:1", "31:3"], help="N:k, N clients of which k hostile")
     parser.add_argument("--attacks", nargs="+", choices=ATTACKS, default=list(ATTACKS))
     parser.add_argument("--options", nargs="+", choices=list(OPTIONS), default=list(OPTIONS), help="aggregations")
-    parser.add_argument("--out", type=Path, default=Path("results/study_poisoning.md"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     base = options_from_args(args)
     settings = [tuple(int(x) for x in s.split(":")) for s in args.settings]
     json_path = args.out.with_suffix(".json")
@@ -164,8 +162,7 @@ def main() -> None:
         options = replace(
             base,
             clients=n,
-            robust=robust,
-            faults=faults,
+            federation=replace(base.federation, robust=robust, faults=faults),
             name=f"poison-{n}-{k}-{attack}-{robust.aggregation}-{'checked' if robust.validate else 'plain'}",
         )
         print(f"== {key}: faults '{faults}'", flush=True)

@@ -12,18 +12,18 @@ or `--teachers` each variant runs on the same seeds, so the table compares them 
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
+from study_args import study_parser
 
-from fedfer.commands.options import add_run_arguments, options_from_args
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.rundir import RunDir
+from fedfer.runs.options import options_from_args
+from fedfer.runs.simulate import simulate
 
 ROWS = (
     ("central_before", "central model (before)"),
@@ -95,19 +95,17 @@ def pseudo_precision(runs: dict[str, dict[int, dict]]) -> list[str]:
     return lines
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/study_seeds.md", flags="run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--batchnorm-styles", nargs="+", default=["keras"], choices=("keras", "torch"))
     parser.add_argument(
         "--teachers", nargs="+", help="pseudo-labellers to compare (default: the world's default teacher only)"
     )
-    parser.add_argument("--out", type=Path, default=Path("results/study_seeds.md"))
     parser.add_argument(
         "--tables-from", nargs="+", type=Path, help="no runs: the tables of these saved results (.json) side by side"
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     base = options_from_args(args)
     runs: dict[str, dict[int, dict]] = {}
     for saved in args.tables_from or []:
@@ -120,7 +118,7 @@ def main() -> None:
                     base,
                     teacher=teacher,
                     task=replace(base.task, seed=seed),
-                    personalize=replace(base.personalize, seed=seed),
+                    federation=replace(base.federation, personalize=replace(base.federation.personalize, seed=seed)),
                     ifer=replace(base.ifer, batchnorm=style),
                     vfer=replace(base.vfer, batchnorm=style),
                     name=f"{base.world}-K{base.task.num_classes}-seed{seed}-bn{style}"

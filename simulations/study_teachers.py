@@ -13,21 +13,22 @@ model on the drawn faces' pixels (`--fer2013`, computed once for every clip and 
 
 from __future__ import annotations
 
-import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from study_args import study_parser
 
-from fedfer.commands.options import add_run_arguments, options_from_args
 from fedfer.data.datasets import task_classes
 from fedfer.evaluation.metrics import evaluate_predictions
-from fedfer.experiment.central import FRAME_SAMPLING, central_stage, crema_frame_sets
 from fedfer.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from fedfer.model.checkpoint import load_head
 from fedfer.model.pseudo import clip_probabilities, select_pseudo_labels
-from fedfer.model.train import train_head
+from fedfer.model.training import train_head
+from fedfer.runs.options import options_from_args
+from fedfer.runs.study import run_stages
+from fedfer.stages.sets import FRAME_SAMPLING, crema_frame_sets
 
 
 def pixel_probabilities(prepared, cache: Path) -> dict[str, np.ndarray]:
@@ -54,7 +55,7 @@ def score(prepared, probabilities_of, options) -> dict:
     for actor in sorted(prepared.split["test"]):
         clips = [c for c in prepared.clips if c.actor == actor]
         probabilities = probabilities_of(clips)  # (N, K), every clip of the subject (the unlabelled pool)
-        p = options.personalize
+        p = options.federation.personalize
         chosen = select_pseudo_labels(probabilities, p.max_per_class, p.p_threshold)
         for i, label in zip(chosen.indices, chosen.labels):
             if clips[i].label is not None:
@@ -72,9 +73,8 @@ def score(prepared, probabilities_of, options) -> dict:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_run_arguments(parser)
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/study_teachers.md", flags="run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--fer2013", action="store_true", help="also the FER-2013 model on the faces' pixels")
     parser.add_argument(
@@ -82,13 +82,12 @@ def main() -> None:
         type=int,
         help="epochs of the crema-frames g() trained here (default: --ifer-epochs); it keeps its best dev epoch",
     )
-    parser.add_argument("--out", type=Path, default=Path("results/study_teachers.md"))
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     base = options_from_args(args)
     results: dict[str, dict[int, dict]] = {}
     for seed in args.seeds:
         options = replace(base, task=replace(base.task, seed=seed), teacher=base.teacher)
-        prepared = central_stage(options)
+        prepared = run_stages(options)
         teachers = {}
         if prepared.ifer is not None:
             teachers[prepared.teacher.name] = load_head(prepared.ifer, stage="ifer", classes=prepared.task.classes)[0]
@@ -116,11 +115,11 @@ def main() -> None:
             )
         print(json.dumps({name: r[seed]["accuracy"] for name, r in results.items()}), flush=True)
 
-    classes = task_classes(base.task.num_classes)
+    classes, p = task_classes(base.task.num_classes), base.federation.personalize
     lines = [
         f"# Pseudo labels per teacher: {base.world}, seeds {', '.join(map(str, args.seeds))}",
         "",
-        f"P = {base.personalize.max_per_class}, threshold {base.personalize.p_threshold}, per test actor. "
+        f"P = {p.max_per_class}, threshold {p.p_threshold}, per test actor. "
         "Precision of the selected clips per class (selected counts summed over seeds in brackets); "
         "mean over seeds.",
         "",

@@ -12,13 +12,13 @@ MobileNetV2 features and trained heads by `simulations/study_personalization.py`
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
+from study_args import study_parser
 
 from fedfer.data.datasets import EMOTIONS_6
 from fedfer.data.datasets.crema_d import load_crema_d
@@ -87,8 +87,8 @@ def detection_rate(clips) -> tuple[int, int]:
     return frames, found
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__)
     parser.add_argument("--preset", default="small")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="the world's folder (rendered there when missing); not needed with --plan-only")
@@ -101,7 +101,7 @@ def main() -> None:
         action="store_true",
         help="label statistics from the planned ratings only: no rendering, no detection",
     )
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if not args.plan_only and not args.out:
         parser.error("--out is required unless --plan-only is given")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fedfer.federation.runtime import ProcessGroup
+from fedfer.flower.runtime import ProcessGroup
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"  # real CREMA-D fixtures (ODbL/DbCL, see tests/data/crema-d/LICENSE.txt)
@@ -53,21 +53,26 @@ class StartedProcesses:
     def leftovers(self, marker: Path) -> list[str]:
         """Live processes that we started, that belong to their process groups (ClientApps, the
         ServerApp), or whose command line names `marker` (this test's directory)."""
-        found = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit() or int(entry.name) == os.getpid():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except OSError:
-                continue  # gone meanwhile
-            fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
-            if fields[0] == "Z":
-                continue
-            if int(entry.name) in self.pids or int(fields[2]) in self.pids or str(marker) in cmdline:
-                found.append(f"{entry.name}: {cmdline[:200]}")
-        return found
+        return live_processes(marker, self.pids)
+
+
+def live_processes(marker: Path, pids: list[int] | tuple[int, ...] = ()) -> list[str]:
+    """Live processes (not zombies) among `pids`, in their process groups, or whose command line names `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+        if fields[0] == "Z":
+            continue
+        if int(entry.name) in pids or int(fields[2]) in pids or str(marker) in cmdline:
+            found.append(f"{entry.name}: {cmdline[:200]}")
+    return found
 
 
 def tiny_workspace(root: Path, tiny_world: Path) -> Path:
@@ -84,8 +89,11 @@ def tiny_workspace(root: Path, tiny_world: Path) -> Path:
 def prepared_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_world: Path) -> Path:
     """A prepared tiny-world run (g(), central v(), 3 labelled test subjects, briefly trained): the
     starting point of a federation that needs no particular accuracy (crowd and cluster tests)."""
-    from fedfer.config import FeatureConfig, PersonalizeConfig, RunOptions, Task, TrainConfig
-    from fedfer.experiment.prepare import prepare_run
+    from fedfer.config import FeatureConfig, TrainConfig
+    from fedfer.data.datasets import Task
+    from fedfer.runconfig import FederationConfig, PersonalizeConfig
+    from fedfer.runs.options import RunOptions
+    from fedfer.runs.study import prepare_run
 
     root = tmp_path_factory.mktemp("prepared_tiny")
     options = RunOptions(
@@ -94,7 +102,7 @@ def prepared_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_world: Path) ->
         results=root / "results",
         clients=3,
         task=Task(num_classes=6, seed=0),
-        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3),
+        federation=FederationConfig(personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3)),
         ifer=TrainConfig(stage="ifer", epochs=4),
         vfer=TrainConfig(stage="vfer", epochs=3),
         features=FeatureConfig(image_size=112),  # f() 4x faster than at 224 px; these tests are about systems

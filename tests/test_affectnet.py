@@ -25,14 +25,14 @@ def test_reads_the_synthetic_corpus_and_drops_classes_outside_the_task(tiny_worl
 
 
 def test_protocol_caps_classes_splits_80_20_and_tests_on_validation(tiny_world: Path) -> None:
-    splits = load_affectnet(tiny_world / "affectnet", num_classes=6, max_per_class=20, seed=1)
+    splits = load_affectnet(tiny_world / "affectnet", num_classes=6, images_per_class=20, seed=1)
     per_class = Counter(im.label for im in splits.train + splits.dev)
     assert max(per_class.values()) <= 20
     assert abs(len(splits.dev) / (len(splits.train) + len(splits.dev)) - 0.2) < 0.05
     assert Counter(EMOTIONS_6[im.label] for im in splits.test) == {
         e: 10 for e in EMOTIONS_6
     }  # balanced, header-less list
-    again = load_affectnet(tiny_world / "affectnet", num_classes=6, max_per_class=20, seed=1)
+    again = load_affectnet(tiny_world / "affectnet", num_classes=6, images_per_class=20, seed=1)
     assert [im.path for im in again.train] == [im.path for im in splits.train]
 
 

@@ -22,16 +22,17 @@ import numpy as np
 import pytest
 from conftest import DATA, REPO
 
-from fedfer.config import FeatureConfig, FederationConfig, PersonalizeConfig
+from fedfer.config import FeatureConfig
 from fedfer.data.extract import extract_video_features
 from fedfer.data.store import FeatureStore
+from fedfer.data.subject import load_subject, read_subjects_file, write_subject
 from fedfer.data.video import VideoError, read_video
-from fedfer.experiment.prepare import check_completed
-from fedfer.experiment.rundir import RunDir
 from fedfer.federation.client import SubjectClient
-from fedfer.federation.subject import load_subject, read_subjects_file, write_subject
 from fedfer.model.checkpoint import CheckpointError, HeadCard, load_head, load_state, save_head
 from fedfer.model.heads import VFERHead
+from fedfer.runconfig import FederationConfig, PersonalizeConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.study import check_completed
 from fedfer.testing import build_fake_run
 
 SAMPLES = sorted((DATA / "crema-d-samples").glob("*.flv"))
@@ -213,7 +214,7 @@ def test_a_federation_killed_mid_run_leaves_only_whole_files(tmp_path: Path) -> 
     run = RunDir(tmp_path / "run")
     values = {**values, "run-dir": str(run.root), "num-server-rounds": 3}
     script = (
-        "import json, sys; from pathlib import Path; from fedfer.experiment.simulate import simulate_prepared; "
+        "import json, sys; from pathlib import Path; from fedfer.runs.simulate import simulate_prepared; "
         "simulate_prepared(Path(sys.argv[1]), json.loads(sys.argv[2]))"
     )
     process = subprocess.Popen(

@@ -16,11 +16,11 @@ from pathlib import Path
 from conftest import REPO
 from flwr.cli.build import build_fab_from_disk
 
-from fedfer.experiment.deploy import export_nodes
-from fedfer.experiment.rundir import RunDir
-from fedfer.federation.certs import make_credentials
-from fedfer.federation.runtime import write_connection, write_run_config
+from fedfer.flower.certs import make_credentials
+from fedfer.flower.runtime import write_connection, write_run_config
 from fedfer.io import atomic_write_json
+from fedfer.rundir import RunDir
+from fedfer.runs.bundles import export_nodes
 from fedfer.testing import build_fake_run
 
 # Generated material a working copy may hold, too large or irrelevant to copy (all git-ignored).

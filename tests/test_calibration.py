@@ -137,7 +137,7 @@ def test_the_calibration_runner_loads_nothing_that_adapts() -> None:
         "import importlib.util, sys\n"
         f"spec = importlib.util.spec_from_file_location('runner', {runner!r})\n"
         "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-        "import fedfer.calibration.report, fedfer.calibration.rendered\n"
+        "import fedfer.calibration.calibration_report, fedfer.calibration.rendered\n"
         "print('\\n'.join(sorted(sys.modules)))\n"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

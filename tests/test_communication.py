@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from fedfer.config import CODECS, FederationConfig
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
+from fedfer.config import CODECS
 from fedfer.federation.codec import decode, decode_record, encode, encode_record
 from fedfer.federation.payload import extra_state, split_payload
 from fedfer.federation.protocol import F_PREFIX, G_PREFIX, INT8_AFFINE, v_state
 from fedfer.model.checkpoint import load_head
 from fedfer.model.heads import VFERHead
+from fedfer.runconfig import FederationConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.simulate import simulate_prepared
 from fedfer.testing import build_fake_run
 
 
@@ -43,7 +44,7 @@ def test_int8_is_a_quarter_of_float32_and_a_broken_message_is_named() -> None:
     del arrays[INT8_AFFINE]
     with pytest.raises(ValueError, match=INT8_AFFINE):
         decode(arrays)
-    with pytest.raises(ValueError, match="codec-up 'int4'"):
+    with pytest.raises(ValueError, match="codec-up = 'int4' \\(expected one of"):
         FederationConfig(codec_up="int4")
 
 
@@ -120,8 +121,8 @@ def test_deployment_with_forked_clientapps_completes_and_stops_every_process(tmp
     nothing is left running."""
     from conftest import StartedProcesses
 
-    from fedfer.experiment.deploy import deploy_prepared
-    from fedfer.federation.relay import CountingRelay
+    from fedfer.flower.relay import CountingRelay
+    from fedfer.runs.deployment import deploy_prepared
 
     values = {**build_fake_run(tmp_path / "prepared"), "num-server-rounds": 1, "central-eval": False}
     run_dir = tmp_path / "deployment"

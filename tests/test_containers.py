@@ -21,7 +21,7 @@ from conftest import REPO
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from fedfer.experiment import compose
+from fedfer.runs import compose
 
 DOCKER = REPO / "docker"
 # The packages the images leave out (tests/test_two_hosts.py runs a deployment without them).

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from fedfer.config import CrowdConfig, PersonalizeConfig
-from fedfer.experiment.crowd import crowd_model_of, simulate_crowd
-from fedfer.experiment.rundir import RunDir
-from fedfer.federation.crowd import CrowdModel, fit_crowd_from_run, subjects_of_node
+from fedfer.data.subject import load_subject, read_subjects_file
 from fedfer.federation.group import train_crowd_group
 from fedfer.federation.protocol import v_state, weighted_mean
-from fedfer.federation.subject import load_subject, read_subjects_file
 from fedfer.model.checkpoint import load_head
 from fedfer.model.heads import VFERHead
 from fedfer.model.pseudo import clip_probabilities, select_pseudo_labels
+from fedfer.runconfig import CrowdConfig, PersonalizeConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.scale import crowd_model_of, simulate_crowd
+from fedfer.synth.crowd import CrowdModel, fit_crowd_from_run, subjects_of_node
 
 PERSONALIZE = PersonalizeConfig(max_per_class=5, p_threshold=0.3)  # as the prepared run's (conftest)
 
@@ -145,5 +145,5 @@ def test_fedfer_run_federates_a_crowd_from_the_command_line(prepared: Path, caps
     assert len(record["bytes_up"]) == 3  # ceil(5 / 2) nodes, all sampled
     assert "crowd: 5 subjects on 3 simulated nodes (2 per node)" in capsys.readouterr().out
     assert "[fedfer] round 1: 3/3 nodes replied (5 subjects)" in RunDir(out).flower_log.read_text()
-    assert main(argv[:-4] + ["--crowd", "-1"]) == 2  # refused before any work, naming the flag
-    assert "--crowd must be >= 1" in capsys.readouterr().err
+    assert main(argv[:-4] + ["--crowd", "-1"]) == 2  # refused before any work, naming the key (= the flag)
+    assert "crowd-size = -1 (expected an integer >= 0)" in capsys.readouterr().err

@@ -60,12 +60,12 @@ def test_bf16_on_cuda_is_close_but_its_own(crops: np.ndarray) -> None:
 
 
 def test_head_trains_on_cuda_and_comes_back() -> None:
-    pytest.importorskip("tqdm", reason="fedfer.model.train needs tqdm")
+    pytest.importorskip("tqdm", reason="fedfer.model.training needs tqdm")
     pytest.importorskip("sklearn", reason="fedfer.model.inference needs scikit-learn")
     from fedfer.config import TrainConfig
     from fedfer.model.heads import build_head
     from fedfer.model.inference import predict_proba
-    from fedfer.model.train import LabelledSet, fit
+    from fedfer.model.training import LabelledSet, fit
 
     rng = np.random.default_rng(0)
     labels = np.arange(24) % 4

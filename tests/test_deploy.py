@@ -20,11 +20,11 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from flwr.common.config import parse_config_args
 
-from fedfer.experiment import deploy, simulate
-from fedfer.federation.certs import Credentials, make_credentials
-from fedfer.federation.runtime import write_run_config
-from fedfer.federation.subject import load_subject, read_subjects_file
+from fedfer.data.subject import load_subject, read_subjects_file
+from fedfer.flower.certs import Credentials, make_credentials
+from fedfer.flower.runtime import write_run_config
 from fedfer.model.checkpoint import load_head
+from fedfer.runs import bundles, deployment, simulate, supernodes
 from fedfer.testing import build_fake_run
 
 
@@ -38,7 +38,7 @@ def deployed(prepared: dict, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     run_dir = tmp_path_factory.mktemp("deployment")
     with pytest.MonkeyPatch.context() as monkeypatch:
         started = StartedProcesses(monkeypatch)
-        result = deploy.deploy_prepared(run_dir, {**prepared, "run-dir": str(run_dir)})
+        result = deployment.deploy_prepared(run_dir, {**prepared, "run-dir": str(run_dir)})
     yield run_dir, result, started
 
 
@@ -58,15 +58,15 @@ def test_unregistered_supernode_is_refused_and_stopped(
     prepared: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     started = StartedProcesses(monkeypatch)
-    real_register = deploy.register_supernode
+    real_register = supernodes.register_supernode
     monkeypatch.setattr(
-        deploy,
+        deployment,
         "register_supernode",
         lambda key, env, log: None if key.name == "node-2.key.pub" else real_register(key, env, log),
     )
 
     with pytest.raises(RuntimeError, match="supernode-2 exited"):
-        deploy.deploy_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
+        deployment.deploy_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
 
     assert "No SuperNode found with the given public key" in (tmp_path / "logs" / "superlink.log").read_text()
     assert "Failed to activate SuperNode" in (tmp_path / "logs" / "supernode-2.log").read_text()
@@ -96,16 +96,16 @@ def test_compose_runs_the_launchers_commands() -> None:
     in_container = Credentials(Path("/certs"))
 
     assert set(services) == {"superlink", *nodes} and len(nodes) >= 3
-    assert services["superlink"]["command"] == deploy.superlink_command(
+    assert services["superlink"]["command"] == deployment.superlink_command(
         host="0.0.0.0", port=9093, database="/state/state.db", credentials=in_container
     )
     for index, name in enumerate(nodes):
         service = services[name]
-        data_dir, ifer = f"/data/{deploy.BUNDLE_SUBJECT}", f"/data/{deploy.BUNDLE_IFER}"
-        assert service["command"] == deploy.supernode_command(
+        data_dir, ifer = f"/data/{bundles.BUNDLE_SUBJECT}", f"/data/{bundles.BUNDLE_IFER}"
+        assert service["command"] == supernodes.supernode_command(
             superlink="superlink:9093",
             port=9094,
-            node_config=deploy.node_config(index, data_dir, ifer),
+            node_config=supernodes.node_config(index, data_dir, ifer),
             credentials=in_container,
             index=index,
         )
@@ -115,7 +115,7 @@ def test_compose_runs_the_launchers_commands() -> None:
 
 
 def test_node_config_reaches_the_client_as_written(tmp_path: Path) -> None:
-    config = deploy.node_config(4, tmp_path / "a dir" / "subject", r"C:\models\g.pt")
+    config = supernodes.node_config(4, tmp_path / "a dir" / "subject", r"C:\models\g.pt")
 
     assert parse_config_args([config]) == {
         "partition-id": 4,
@@ -123,7 +123,7 @@ def test_node_config_reaches_the_client_as_written(tmp_path: Path) -> None:
         "ifer-checkpoint": r"C:\models\g.pt",
     }
     with pytest.raises(ValueError, match="single quote"):
-        deploy.node_config(0, "/data/o'brien", "/g.pt")
+        supernodes.node_config(0, "/data/o'brien", "/g.pt")
 
 
 def test_credentials_name_the_superlink_hosts_and_load_as_flower_loads_them(tmp_path: Path) -> None:
@@ -144,14 +144,14 @@ def test_credentials_name_the_superlink_hosts_and_load_as_flower_loads_them(tmp_
 def test_exported_node_bundle_holds_the_subject_and_g(prepared: dict, tmp_path: Path) -> None:
     write_run_config(tmp_path / "run" / "run_config.toml", prepared)
 
-    bundles = deploy.export_nodes(tmp_path / "run", tmp_path / "nodes")
+    nodes = bundles.export_nodes(tmp_path / "run", tmp_path / "nodes")
 
     original = load_subject(read_subjects_file(Path(prepared["subjects-file"]))[1])
-    exported = load_subject(bundles[1] / deploy.BUNDLE_SUBJECT)
-    assert [b.name for b in bundles] == ["node-0", "node-1", "node-2"]
+    exported = load_subject(nodes[1] / bundles.BUNDLE_SUBJECT)
+    assert [b.name for b in nodes] == ["node-0", "node-1", "node-2"]
     assert exported.clip_ids == original.clip_ids
     assert all((a == b).all() for a, b in zip(exported.features, original.features))
-    assert len(list((bundles[1] / deploy.BUNDLE_SUBJECT / "features").iterdir())) == len(
+    assert len(list((nodes[1] / bundles.BUNDLE_SUBJECT / "features").iterdir())) == len(
         original.clip_ids
     )  # its clips only
-    load_head(bundles[1] / deploy.BUNDLE_IFER, stage="ifer")
+    load_head(nodes[1] / bundles.BUNDLE_IFER, stage="ifer")

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import StartedProcesses
 
-from fedfer.experiment import deploy
 from fedfer.federation.protocol import PARTITION_ID
+from fedfer.runs import deployment, supernodes
 from fedfer.testing import build_fake_run
 
 KILLED = 2  # the partition whose SuperNode dies mid-round
@@ -46,7 +46,7 @@ def test_a_supernode_killed_mid_round_is_recorded_and_its_restart_joins_the_next
     started = StartedProcesses(monkeypatch)
     times: dict[str, float] = {}
 
-    def kill_mid_round_then_restart(nodes: deploy.SuperNodes) -> None:
+    def kill_mid_round_then_restart(nodes: supernodes.SuperNodes) -> None:
         group = nodes.running[KILLED][0].pid
         deadline = time.monotonic() + 120
         while not clientapps(group):  # its ClientApp has taken round 1's train message
@@ -58,7 +58,7 @@ def test_a_supernode_killed_mid_round_is_recorded_and_its_restart_joins_the_next
         times["back"] = time.monotonic()
 
     begun = time.monotonic()
-    deploy.deploy_prepared(
+    deployment.deploy_prepared(
         run_dir, {**values, "run-dir": str(run_dir), "round-timeout": 150.0}, during=kill_mid_round_then_restart
     )
     seconds = time.monotonic() - begun

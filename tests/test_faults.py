@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from fedfer.evaluation.report import write_report
-from fedfer.experiment.prepare import check_completed
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
-from fedfer.federation.subject import read_subjects_file
+from fedfer.data.subject import read_subjects_file
+from fedfer.rundir import RunDir
+from fedfer.runs.report import write_report
+from fedfer.runs.simulate import simulate_prepared
+from fedfer.runs.study import check_completed
 from fedfer.testing import build_fake_run
 
 

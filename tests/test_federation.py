@@ -14,15 +14,16 @@ import torch
 from conftest import tiny_workspace
 
 from fedfer import cli
-from fedfer.commands.options import options_from_args
-from fedfer.config import FederationConfig, PersonalizeConfig, RunOptions, Task, TrainConfig
+from fedfer.config import TrainConfig
 from fedfer.data.assets import obtain_offline_backbone
-from fedfer.experiment.central import central_stage
-from fedfer.experiment.prepare import prepare_run
-from fedfer.experiment.simulate import simulate
+from fedfer.data.datasets import Task
 from fedfer.federation.protocol import v_state, weighted_mean
-from fedfer.federation.runtime import free_port
+from fedfer.flower.runtime import free_port
 from fedfer.model.checkpoint import load_head
+from fedfer.runconfig import FederationConfig, PersonalizeConfig
+from fedfer.runs.options import RunOptions, options_from_args
+from fedfer.runs.simulate import simulate
+from fedfer.runs.study import prepare_run, run_stages
 
 
 def sha256(path: Path) -> str:
@@ -37,13 +38,14 @@ def federated_run(tmp_path_factory, tiny_world):
         workspace=tiny_workspace(root, tiny_world),  # reuses the session's rendering
         results=root / "results",
         clients=3,
-        rounds=2,
         task=Task(num_classes=6, seed=0),
-        personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3),
+        federation=FederationConfig(
+            num_server_rounds=2, personalize=PersonalizeConfig(max_per_class=5, p_threshold=0.3)
+        ),
         ifer=TrainConfig(stage="ifer", epochs=8),
         vfer=TrainConfig(stage="vfer", epochs=6),
     )
-    prepared = central_stage(options)  # everything before the federation, to fingerprint it
+    prepared = run_stages(options)  # everything before the federation, to fingerprint it
     frozen = {
         "f": sha256(obtain_offline_backbone().path),
         "g": sha256(prepared.ifer),
@@ -85,12 +87,17 @@ def test_no_central_eval_is_an_option_of_every_run_verb_and_reaches_the_run_conf
 ) -> None:
     options, _, _, _ = federated_run
     for verb in ("run", "prepare", "deploy"):
-        assert options_from_args(cli.build_parser([verb]).parse_args([verb, "--no-central-eval"])).central_eval is False
-        assert options_from_args(cli.build_parser([verb]).parse_args([verb])).central_eval is True
+        parse = cli.build_parser([verb]).parse_args
+        assert options_from_args(parse([verb, "--no-central-eval"])).federation.central_eval is False
+        assert options_from_args(parse([verb])).federation.central_eval is True
     with pytest.raises(SystemExit):  # a simulation flag: a deployment has no use for it
         cli.build_parser(["deploy"]).parse_args(["deploy", "--client-cpus", "2"])
 
-    prepared = prepare_run(dataclasses.replace(options, results=tmp_path, central_eval=False))
+    prepared = prepare_run(
+        dataclasses.replace(
+            options, results=tmp_path, federation=dataclasses.replace(options.federation, central_eval=False)
+        )
+    )
 
     assert tomllib.loads(prepared.run.run_config.read_text())["central-eval"] is False
     assert FederationConfig.from_run_config(prepared.values).central_eval is False

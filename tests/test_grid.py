@@ -14,14 +14,15 @@ import pytest
 import torch
 from conftest import REPO, tiny_workspace
 
-from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.config import TrainConfig
 from fedfer.evaluation.stats import mean_ci, paired_gains
-from fedfer.experiment.adaptation import UNLABELLED, fedavg, run_rounds, simulated_labels, subject_view
 from fedfer.federation.protocol import v_state, weighted_mean
 from fedfer.model.heads import VFERHead
 from fedfer.model.inference import predict_proba
 from fedfer.model.soft_labels import DistributionKL, vote_distribution
-from fedfer.model.train import LabelledSet, fit, mean_loss
+from fedfer.model.training import LabelledSet, fit, mean_loss
+from fedfer.paper.adaptation import UNLABELLED, fedavg, run_rounds, simulated_labels, subject_view
+from fedfer.runconfig import PersonalizeConfig
 
 
 def test_mean_ci_is_the_student_t_interval() -> None:

@@ -4,15 +4,8 @@ import pytest
 import torch
 
 from fedfer.config import BATCHNORM_CHOICES
-from fedfer.model.heads import (
-    BATCHNORM,
-    FrameEncoder,
-    IFERHead,
-    VFERHead,
-    batchnorm_style,
-    pad_sequences,
-    parameter_table,
-)
+from fedfer.data.encoder import FrameEncoder
+from fedfer.model.heads import BATCHNORM, IFERHead, VFERHead, batchnorm_style, pad_sequences, parameter_table
 
 
 def test_parameter_counts_match_the_paper() -> None:

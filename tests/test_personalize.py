@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.config import TrainConfig
 from fedfer.federation.protocol import load_v_state, v_state, weighted_mean
 from fedfer.model.heads import IFERHead, VFERHead
 from fedfer.model.personalize import personalize
 from fedfer.model.pseudo import clip_probabilities, select_pseudo_labels
-from fedfer.model.train import LabelledSet, train_head
+from fedfer.model.training import LabelledSet, train_head
+from fedfer.runconfig import PersonalizeConfig
 
 
 def test_selection_keeps_the_most_confident_per_class_above_threshold() -> None:
@@ -94,8 +95,8 @@ def test_a_subject_is_evaluated_with_its_personal_model_of_this_run_only(tmp_pat
     """A subject left out of a round's training is scored with its personal v() only if this run
     made it; one left on its disk by an earlier run (a lab node kept between runs) is not used."""
     from fedfer.data.store import FeatureStore
+    from fedfer.data.subject import write_subject
     from fedfer.federation.client import SubjectClient
-    from fedfer.federation.subject import write_subject
     from fedfer.model.checkpoint import HeadCard, save_head
     from fedfer.model.inference import confusion
 

@@ -15,15 +15,15 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, M
 from flwr.supercore.task_identity import TaskIdentity
 
 from fedfer import cli
-from fedfer.commands.options import options_from_args
-from fedfer.config import DEFAULT_DP_CLIPPING_NORM, FederationConfig, PrivacyConfig
-from fedfer.evaluation.report import write_report
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
 from fedfer.federation.audit import audit_mod
 from fedfer.federation.protocol import v_state
 from fedfer.model.checkpoint import load_head
 from fedfer.model.heads import VFERHead
+from fedfer.runconfig import DEFAULT_DP_CLIPPING_NORM, FederationConfig, PrivacyConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import options_from_args
+from fedfer.runs.report import write_report
+from fedfer.runs.simulate import simulate_prepared
 from fedfer.testing import build_fake_run
 
 V_SHAPES = {f"arrays/{k}": list(t.shape) for k, t in v_state(VFERHead(6)).items()}
@@ -40,7 +40,7 @@ def audited_run(root: Path, **overrides) -> tuple[RunDir, list[dict], dict]:
     return run, records, values
 
 
-def test_by_default_clients_send_v_and_three_counts_and_no_label_derived_metric(tmp_path: Path) -> None:
+def test_without_client_eval_clients_send_v_and_three_counts_and_nothing_label_derived(tmp_path: Path) -> None:
     run, records, values = audited_run(tmp_path, **{"client-eval": False})
 
     assert len(records) == 3 * 2  # 3 clients × 2 rounds, train only: no evaluation was asked for
@@ -135,10 +135,13 @@ def test_label_derived_counts_leave_only_when_the_study_asks(tmp_path: Path, cli
 
 def test_dp_flags_reach_the_run_config_and_default_to_off() -> None:
     parse = cli.build_parser(["run"]).parse_args
-    assert options_from_args(parse(["run"])).privacy == PrivacyConfig()
-    assert not FederationConfig().privacy.enabled and FederationConfig().client_eval is False
-    on = options_from_args(parse(["run", "--dp-noise", "0.3"])).privacy
+    assert options_from_args(parse(["run"])).federation.privacy == PrivacyConfig()
+    # Label-derived counts are asked for by default, in the run config as by the flags (fedfer.runconfig).
+    assert not FederationConfig().privacy.enabled and FederationConfig().client_eval is True
+    on = options_from_args(parse(["run", "--dp-noise", "0.3"])).federation.privacy
     assert on == PrivacyConfig(noise_multiplier=0.3, clipping_norm=DEFAULT_DP_CLIPPING_NORM) and on.enabled
     values = FederationConfig(privacy=on).to_run_config()
     assert values["dp-noise-multiplier"] == 0.3 and FederationConfig.from_run_config(values).privacy == on
-    assert options_from_args(parse(["run", "--no-client-eval"])).client_eval is False
+    assert options_from_args(parse(["run", "--no-client-eval"])).federation.client_eval is False
+    explicit = options_from_args(parse(["run", "--dp-noise-multiplier", "0.3", "--dp-clipping-norm", "2"]))
+    assert explicit.federation.privacy == PrivacyConfig(noise_multiplier=0.3, clipping_norm=2.0)

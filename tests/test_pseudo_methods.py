@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
+from fedfer.model.frame_adaptation import adapt_batchnorm, information_maximisation
 from fedfer.model.heads import VFERHead
 from fedfer.model.pseudo import adaptive_thresholds, select_pseudo_labels
 from fedfer.model.teacher_shift import align_to_prior, combine_with_student, em_label_shift
-from fedfer.model.test_time import adapt_batchnorm, information_maximisation
 
 
 def _skewed_probabilities(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

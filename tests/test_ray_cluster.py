@@ -1,9 +1,10 @@
 """When one machine is not enough: `fedfer`'s simulation on a running multi-node Ray cluster.
 
-The route a user takes (README, "Scale"): `ray start --head` on one machine, `ray start --address=…`
-on the others, then the same run with `--ray-address`. Here both Ray nodes run on this machine, on
-free ports and in a temp dir of their own, each `ray start --block` in its own process group, so the
-teardown stops exactly these processes (never `ray stop`, which stops every Ray instance of the user).
+The route a user takes (fedfer/runs/options.py, `--ray-address`): `ray start --head` on one machine,
+`ray start --address=…` on the others, then the same run with `--ray-address`. Here both Ray nodes
+run on this machine, on free ports and in a temp dir of their own, each `ray start --block` in its
+own process group, so the teardown stops exactly these processes (never `ray stop`, which stops every
+Ray instance of the user).
 """
 
 import os
@@ -17,10 +18,10 @@ from pathlib import Path
 import pytest
 from conftest import StartedProcesses
 
-from fedfer.config import CrowdConfig
-from fedfer.experiment.crowd import crowd_model_of, simulate_crowd
-from fedfer.experiment.rundir import RunDir
-from fedfer.federation.runtime import ProcessGroup, free_port
+from fedfer.flower.runtime import ProcessGroup, free_port
+from fedfer.runconfig import CrowdConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.scale import crowd_model_of, simulate_crowd
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0"}
 CLIENT_ACTOR = b"ray::ClientAppActor"

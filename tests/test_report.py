@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fedfer.evaluation.report import collect, write_report
-from fedfer.experiment.rundir import RunDir
+from fedfer.data.subject import write_subject
 from fedfer.federation.protocol import CM_PERSONAL, CM_PSEUDO, NUM_EXAMPLES, PARTITION_ID
-from fedfer.federation.subject import write_subject
+from fedfer.rundir import RunDir
+from fedfer.runs.records import collect
+from fedfer.runs.report import write_report
 
 CLASSES = ("ANG", "HAP", "NEU")
 SUBJECTS = ("1001", "1002", "1003")

@@ -21,15 +21,15 @@ import numpy as np
 import pytest
 import torch
 
-from fedfer.config import FederationConfig, RobustConfig
-from fedfer.evaluation.report import write_report
-from fedfer.experiment.prepare import check_completed
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
 from fedfer.federation.faults import parse_faults
 from fedfer.federation.resume import last_completed_round, stop_reason
 from fedfer.federation.validation import check_update
 from fedfer.model.checkpoint import load_state
+from fedfer.runconfig import FederationConfig, RobustConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.report import write_report
+from fedfer.runs.simulate import simulate_prepared
+from fedfer.runs.study import check_completed
 from fedfer.testing import build_fake_run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,7 +92,7 @@ def test_updates_are_checked_before_averaging() -> None:
     with pytest.raises(ValueError, match="faults = 'nan@x'"):
         parse_faults("nan@x")
     with pytest.raises(ValueError, match="aggregation = 'mean'"):
-        FederationConfig.from_run_config({"aggregation": "mean"}).robust.check()
+        FederationConfig.from_run_config({"aggregation": "mean"})
 
 
 def _descendants(pid: int) -> set[int]:
@@ -129,7 +129,7 @@ def test_a_run_killed_after_a_round_resumes_to_the_same_central_v(tmp_path: Path
     config = tmp_path / "values.json"
     config.write_text(json.dumps({**values, "run-dir": str(crashed.root)}))
     script = (
-        "import json, sys; from pathlib import Path; from fedfer.experiment.simulate import simulate_prepared; "
+        "import json, sys; from pathlib import Path; from fedfer.runs.simulate import simulate_prepared; "
         "v = json.loads(Path(sys.argv[1]).read_text()); simulate_prepared(Path(v['run-dir']), v)"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -174,9 +174,9 @@ def test_a_run_killed_after_a_round_resumes_to_the_same_central_v(tmp_path: Path
 
 
 def test_resume_starts_after_the_last_round_recorded_in_full(tmp_path: Path) -> None:
-    from fedfer.config import RunOptions
-    from fedfer.experiment.prepare import PreparedRun, resume_values
     from fedfer.io import atomic_write_json
+    from fedfer.runs.options import RunOptions
+    from fedfer.runs.study import PreparedRun, resume_values
 
     run = RunDir(tmp_path)
     run.server.mkdir()
@@ -184,11 +184,13 @@ def test_resume_starts_after_the_last_round_recorded_in_full(tmp_path: Path) -> 
     run.central_checkpoint(1).write_bytes(b"v")  # round 2's checkpoint never reached the disk
     prepared = PreparedRun(run, None, [], FederationConfig().to_run_config())
     assert last_completed_round(run) == 1
-    values = resume_values(prepared, RunOptions(rounds=3, resume=True))
+    values = resume_values(prepared, RunOptions(federation=FederationConfig(num_server_rounds=3), resume=True))
     assert FederationConfig.from_run_config(values).resume_round == 1
-    assert resume_values(prepared, RunOptions(rounds=3)) == prepared.values  # a new run
+    assert (
+        resume_values(prepared, RunOptions(federation=FederationConfig(num_server_rounds=3))) == prepared.values
+    )  # a new run
     run.central_checkpoint(2).write_bytes(b"v")
     with pytest.raises(ValueError, match="completed all 2 rounds: nothing to resume"):
-        resume_values(prepared, RunOptions(rounds=2, resume=True))
+        resume_values(prepared, RunOptions(federation=FederationConfig(num_server_rounds=2), resume=True))
     atomic_write_json(run.rounds, [{"round": 1}, {"round": 2, "stopped": "round 2: too few"}])
     assert last_completed_round(run) == 1 and stop_reason(run) == "round 2: too few"

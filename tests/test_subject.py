@@ -7,7 +7,7 @@ import pytest
 from conftest import DATA
 
 from fedfer.data.datasets import EMOTIONS_6
-from fedfer.federation.subject import load_subject, write_subject
+from fedfer.data.subject import load_subject, write_subject
 
 SAMPLES = DATA / "crema-d-samples"
 

@@ -212,7 +212,7 @@ def test_raters_discount_a_resting_face_that_every_frame_carries() -> None:
     preset = PRESETS["small"]
     clips = plan_corpus(dataclasses.replace(preset.crema_d, n_actors=30), preset.raters, seed=0)
     resting = [c for c in clips if c.emotion == "NEU" and c.actor.style.resting_look]
-    assert len(resting) >= 30
+    assert len(resting) >= 10  # a fifth of the actors have one (CREMA_D_POPULATION.p_resting_look)
     look_in_frames = [face_evidence(c.take.plan.aus.mean(axis=0), (c.actor.style.resting_look,))[0] for c in resting]
     assert np.median(look_in_frames) >= 0.25
     called_neutral = np.mean([plurality(c.ratings["face"].counts, EMOTIONS_6) == ["NEU"] for c in resting])

@@ -14,27 +14,23 @@ import torch
 from conftest import DATA
 
 from fedfer import cli
-from fedfer.commands.options import add_run_arguments, options_from_args
-from fedfer.config import PIXEL_TEACHER, PersonalizeConfig
+from fedfer.config import PIXEL_TEACHER
 from fedfer.data.datasets import EMOTIONS_4, EMOTIONS_6, Clip
 from fedfer.data.fer2013 import FER2013_CLASSES, load_fer2013, task_probabilities
 from fedfer.data.store import FeatureStore
-from fedfer.experiment.central import (
-    FRAMES_PER_CLIP,
-    TEACHER_DEV_EVERY,
-    World,
-    central_stage,
-    choose_teacher,
-    crema_frame_sets,
-    sample_frames,
-)
+from fedfer.data.subject import write_subject
 from fedfer.federation.client import SubjectClient
 from fedfer.federation.protocol import v_state
-from fedfer.federation.subject import write_subject
 from fedfer.model.checkpoint import load_head
+from fedfer.runconfig import PersonalizeConfig
+from fedfer.runs.options import add_run_arguments, options_from_args
+from fedfer.runs.study import run_stages
+from fedfer.stages.sets import FRAMES_PER_CLIP, TEACHER_DEV_EVERY, crema_frame_sets, sample_frames
+from fedfer.stages.teacher import choose_teacher
+from fedfer.stages.workspace import World
 
 REAL_CLIPS = sorted((DATA / "crema-d-samples").glob("*.flv"))
-# A small, quick central stage: 112 px crops, few epochs (the flags a user would pass).
+# Small, quick stages: 112 px crops, few epochs (the flags a user would pass).
 FLAGS = ["--image-size", "112", "--ifer-epochs", "4", "--vfer-epochs", "2", "--seed", "0"]
 
 
@@ -146,7 +142,7 @@ def test_fer2013_model_maps_its_seven_classes_to_the_task_without_surprise() -> 
 
 @pytest.fixture(scope="module")
 def crema_only(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """A CREMA-D-layout directory holding the tiny world's crema_d/ alone, and the central stage of
+    """A CREMA-D-layout directory holding the tiny world's crema_d/ alone, and the stages of
     both feature-based teachers on it (affectnet from the tiny world's stills, given by --affectnet)."""
     root = tmp_path_factory.mktemp("crema_only")
     world = root / "CREMA-D"
@@ -156,8 +152,8 @@ def crema_only(tiny_world: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     flags = ["--world", str(world), "--workspace", str(root / "data"), *FLAGS]
     parser = argparse.ArgumentParser()
     add_run_arguments(parser)
-    crema = central_stage(options_from_args(parser.parse_args(flags)))
-    affect = central_stage(options_from_args(parser.parse_args([*flags, "--affectnet", str(tiny_world / "affectnet")])))
+    crema = run_stages(options_from_args(parser.parse_args(flags)))
+    affect = run_stages(options_from_args(parser.parse_args([*flags, "--affectnet", str(tiny_world / "affectnet")])))
     return {"root": root, "world": world, "flags": flags, "crema-frames": crema, "affectnet": affect}
 
 
@@ -188,7 +184,9 @@ def test_the_pixel_teacher_runs_in_the_flower_simulation_on_the_subjects_videos(
 
     summary = json.loads((root / "results" / "pixel" / "summary.json").read_text())
     assert summary["teacher"] == PIXEL_TEACHER and summary["rounds"][0]["failures"] == {}
-    assert summary["pseudo_labels"]["selected_total"] == sum(summary["rounds"][0]["selected_videos"].values())
+    trained_on = sum(summary["rounds"][0]["selected_videos"].values())
+    # a selected clip the crowd tied on has no label to score its pseudo label against
+    assert 0 < summary["pseudo_labels"]["selected_total"] <= trained_on
     subjects = json.loads((root / "results" / "pixel" / "subjects.json").read_text())
     manifest = json.loads((Path(subjects[0]) / "subject.json").read_text())
     assert Path(manifest["video_dir"]) == (crema_only["world"] / "VideoFlash").resolve()  # the client's own videos

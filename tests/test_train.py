@@ -9,7 +9,7 @@ import torch
 from fedfer.config import TrainConfig
 from fedfer.model.checkpoint import CheckpointError, HeadCard, load_head, save_head
 from fedfer.model.inference import predict_proba
-from fedfer.model.train import LabelledSet, class_weights, fit, train_head
+from fedfer.model.training import LabelledSet, class_weights, fit, train_head
 
 
 def separable_clips(n: int, num_classes: int = 4, seed: int = 0) -> LabelledSet:

@@ -22,8 +22,8 @@ import pytest
 from conftest import StartedProcesses
 from cryptography import x509
 
-from fedfer.experiment import deploy
-from fedfer.experiment.rundir import RunDir
+from fedfer.rundir import RunDir
+from fedfer.runs import deployment
 from fedfer.testing import build_fake_run
 
 SUPERLINK_IP, NODES_IP, PREFIX = "10.231.19.1", "10.231.19.2", 30  # exist only inside the two namespaces
@@ -57,7 +57,7 @@ def inside(name: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def two_hosts() -> Iterator[tuple[deploy.Host, deploy.Host, list[str]]]:
+def two_hosts() -> Iterator[tuple[deployment.Host, deployment.Host, list[str]]]:
     """Two namespaces joined by a veth pair (SUPERLINK_IP ↔ NODES_IP), removed on exit."""
     pytest.importorskip("pyroute2", reason="the two-host test needs pyroute2 (pip install -e '.[dev]')")
     from pyroute2 import IPRoute, NetNS, netns
@@ -83,8 +83,8 @@ def two_hosts() -> Iterator[tuple[deploy.Host, deploy.Host, list[str]]]:
         pytest.skip(f"cannot create network namespaces on this machine ({type(err).__name__}: {err}); needs root")
     try:
         yield (
-            deploy.Host(SUPERLINK_IP, lambda: inside(names[0])),
-            deploy.Host(NODES_IP, lambda: inside(names[1])),
+            deployment.Host(SUPERLINK_IP, lambda: inside(names[0])),
+            deployment.Host(NODES_IP, lambda: inside(names[1])),
             names,
         )
     finally:
@@ -107,7 +107,7 @@ def test_superlink_and_supernodes_on_two_hosts_without_central_eval(
         from pyroute2 import netns
 
         assert set(names) <= set(netns.listnetns())
-        result = deploy.deploy_prepared(
+        result = deployment.deploy_prepared(
             run_dir,
             {**prepared, "run-dir": str(run_dir), "central-eval": False},
             superlink_host=superlink_host,

@@ -1,5 +1,5 @@
 """The seed-002 variant as options of the Flower apps: the held-out protocol in a real Flower run on
-the tiny world, and a central v() trained on vote distributions by the run's central stage."""
+the tiny world, and a central v() trained on vote distributions by the run's stages."""
 
 from __future__ import annotations
 
@@ -12,22 +12,23 @@ import numpy as np
 import pytest
 
 from fedfer import cli
-from fedfer.commands.options import options_from_args
-from fedfer.config import FederationConfig, RunOptions
 from fedfer.data.splits import protocol_positions
-from fedfer.evaluation.report import client_evaluations
-from fedfer.experiment.central import distribution_sequences, vote_clips
-from fedfer.experiment.prepare import prepare_run
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
+from fedfer.data.subject import load_subject, personal_checkpoint, read_subjects_file
 from fedfer.federation.protocol import CM_PERSONAL
-from fedfer.federation.subject import load_subject, personal_checkpoint, read_subjects_file
 from fedfer.model.checkpoint import load_state
+from fedfer.runconfig import FederationConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import RunOptions, options_from_args
+from fedfer.runs.records import client_evaluations
+from fedfer.runs.simulate import simulate_prepared
+from fedfer.runs.study import prepare_run
+from fedfer.stages.sets import distribution_sequences, vote_clips
 
 
 def prepared_options(prepared: Path) -> RunOptions:
     """The RunOptions the prepared tiny run was made with (conftest's `prepared_tiny`)."""
-    from fedfer.config import FeatureConfig, PersonalizeConfig, Task, TrainConfig
+    from fedfer.config import FeatureConfig, TrainConfig
+    from fedfer.data.datasets import Task
 
     o = json.loads(RunDir(prepared).options_file.read_text())
     return RunOptions(
@@ -36,10 +37,10 @@ def prepared_options(prepared: Path) -> RunOptions:
         results=Path(o["results"]),
         clients=o["clients"],
         task=Task(**o["task"]),
-        personalize=PersonalizeConfig(**o["personalize"]),
         ifer=TrainConfig(**o["ifer"]),
         vfer=TrainConfig(**o["vfer"]),
         features=FeatureConfig(**o["features"]),
+        federation=FederationConfig.from_run_config(tomllib.loads(RunDir(prepared).run_config.read_text())),
     )
 
 
@@ -47,9 +48,9 @@ def test_the_variant_is_an_option_of_every_run_verb() -> None:
     for verb in ("run", "prepare", "deploy"):
         flags = [verb, "--protocol", "held-out", "--central-labels", "distribution"]
         options = options_from_args(cli.build_parser([verb]).parse_args(flags))
-        assert (options.protocol, options.central_labels) == ("held-out", "distribution")
+        assert (options.federation.protocol, options.federation.central_labels) == ("held-out", "distribution")
         default = options_from_args(cli.build_parser([verb]).parse_args([verb]))
-        assert (default.protocol, default.central_labels) == ("transductive", "hard")
+        assert (default.federation.protocol, default.federation.central_labels) == ("transductive", "hard")
     with pytest.raises(ValueError, match="protocol = 'leave-one-out'"):
         FederationConfig.from_run_config({"protocol": "leave-one-out"})
 
@@ -88,8 +89,9 @@ def test_the_held_out_protocol_adapts_on_one_half_and_scores_only_the_other(
     assert "Protocol: **held-out**" in run.report.read_text()
 
 
-def test_the_central_stage_can_learn_vote_distributions(prepared_tiny: Path, tmp_path: Path) -> None:
-    options = replace(prepared_options(prepared_tiny), results=tmp_path, central_labels="distribution")
+def test_the_central_v_can_learn_vote_distributions(prepared_tiny: Path, tmp_path: Path) -> None:
+    options = prepared_options(prepared_tiny)
+    options = replace(options, results=tmp_path, federation=replace(options.federation, central_labels="distribution"))
     prepared = prepare_run(options)
     hard = json.loads(RunDir(prepared_tiny).options_file.read_text())["central_checkpoint"]
     assert Path(prepared.prepared.vfer).name.startswith("vfer-distribution-") and str(prepared.prepared.vfer) != hard

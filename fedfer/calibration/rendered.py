@@ -17,21 +17,17 @@ import numpy as np
 
 from fedfer.calibration.ideal import per_class_scores
 from fedfer.calibration.knobs import apply
-from fedfer.config import RunOptions, Task
 from fedfer.data.backbone import load_frame_encoder
-from fedfer.experiment.central import (
-    Prepared,
-    World,
-    model_path,
-    prepare_central,
-    still_features,
-    train_central,
-)
-from fedfer.experiment.corpora import MSP_IMPROV_CORPUS, Corpus, load_msp_improv_corpus
+from fedfer.data.datasets import Task
 from fedfer.io import digest
 from fedfer.model.checkpoint import load_head
 from fedfer.model.inference import predict_proba
-from fedfer.model.train import LabelledSet
+from fedfer.model.training import LabelledSet
+from fedfer.paper.corpora import MSP_IMPROV_CORPUS, Corpus, load_msp_improv_corpus
+from fedfer.runs.options import RunOptions
+from fedfer.stages.central import Prepared, model_path, prepare_stages, train_central
+from fedfer.stages.sets import still_features
+from fedfer.stages.workspace import World
 from fedfer.synth import CORPORA, render_world
 from fedfer.synth.presets import WORLD_VERSION, get_preset
 
@@ -97,7 +93,7 @@ def video_scores(
 
     def prepared(num_classes: int, label_mode: str = "av") -> Prepared:
         task = Task(num_classes=num_classes, label_mode=label_mode, seed=split_seed)
-        return prepare_central(
+        return prepare_stages(
             rendered.world, workspace, task, features, options.ifer, options.vfer, str(teachers[num_classes]), progress
         )
 
@@ -165,7 +161,7 @@ def neutral_confidence(rendered: RenderedWorld, options: RunOptions, split_seed:
     (NEU or another class): how Neutral looks to the teacher a subject would have."""
     _, teachers = stills_scores(rendered.world, options, split_seed, progress=False)
     task = Task(num_classes=6, seed=split_seed)
-    p = prepare_central(
+    p = prepare_stages(
         rendered.world,
         options.workspace,
         task,

@@ -12,13 +12,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from fedfer.commands.options import add_run_arguments, add_variant_arguments, options_from_args
 from fedfer.config import CLIENTAPP_LAUNCHERS
+from fedfer.runs.options import add_run_arguments, options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)  # same flags and results as `fedfer run`; --clients = number of SuperNodes
-    add_variant_arguments(parser)
     parser.add_argument(
         "--insecure", action="store_true", help="no TLS and no node authentication (loopback experiments only)"
     )
@@ -68,7 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.experiment.deploy import deploy, prepare_nodes
+    from fedfer.runs.bundles import prepare_nodes
+    from fedfer.runs.deployment import deploy
 
     if args.make_certs:
         return make_certs(args.make_certs, args.clients, args.host)
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
 def make_certs(directory: Path, num_nodes: int | None, hosts: list[str]) -> int:
     """`--make-certs`: the credentials of a multi-machine deployment, and what goes where."""
-    from fedfer.federation.certs import LOOPBACK_HOSTS, make_credentials
+    from fedfer.flower.certs import LOOPBACK_HOSTS, make_credentials
 
     if not num_nodes:
         raise ValueError("--make-certs needs --clients N: one key pair is made per SuperNode")
@@ -110,11 +110,11 @@ def make_certs(directory: Path, num_nodes: int | None, hosts: list[str]) -> int:
 
 
 def write_compose(path: Path, nodes: str, superlink: str | None) -> int:
-    """`--compose`: one lab host's compose file (see fedfer.experiment.compose)."""
+    """`--compose`: one lab host's compose file (see fedfer.runs.compose)."""
     import shlex
 
-    from fedfer.experiment.compose import compose_text, node_range
     from fedfer.io import atomic_write_text
+    from fedfer.runs.compose import compose_text, node_range
 
     indices = node_range(nodes) if nodes else range(0)
     if superlink is not None and not indices:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fedfer.commands.options import add_world_arguments, options_from_args
+from fedfer.runs.options import add_world_arguments, options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,11 +21,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.experiment.central import central_stage
+    from fedfer.runs.study import run_stages
 
     options = options_from_args(args)
-    prepared = central_stage(options)
-    from fedfer.evaluation.central import evaluate_prepared
+    prepared = run_stages(options)
+    from fedfer.stages.central_eval import evaluate_prepared
 
-    evaluate_prepared(prepared, options, args.out, args.checkpoint)
+    evaluate_prepared(prepared, args.out, args.checkpoint)
     return 0

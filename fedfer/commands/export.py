@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from fedfer.commands.options import add_model_arguments, model_choice_from_args
+from fedfer.commands.predict import add_model_arguments, model_choice_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

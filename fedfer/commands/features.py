@@ -10,8 +10,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from fedfer.commands.options import add_engine_arguments
     from fedfer.config import FeatureConfig
+    from fedfer.runs.options import add_engine_arguments
 
     d = FeatureConfig()
     parser.add_argument("video_dir", type=Path, help="folder searched recursively for videos (.flv, .mp4, .avi, ...)")

@@ -9,9 +9,12 @@ from __future__ import annotations
 import argparse
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fedfer.commands.options import add_model_arguments, model_choice_from_args
-from fedfer.config import PredictConfig
+from fedfer.config import FeatureConfig, PredictConfig
+
+if TYPE_CHECKING:
+    from fedfer.predict.choice import ModelChoice
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,3 +72,35 @@ def _engine(args: argparse.Namespace, threads: int):
 
     choice = model_choice_from_args(args)
     return TorchEngine(load_model(choice), threads), choice.description
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which trained v() a verb uses (`fedfer predict`, `fedfer export`) and, for a bare checkpoint, its features."""
+    parser.add_argument(
+        "--run", type=Path, help="a run folder (results/<run>): its central v() after the last round by default"
+    )
+    parser.add_argument("--subject", help="with --run: this subject's personalized v() instead of the central one")
+    parser.add_argument("--checkpoint", type=Path, help="any v() checkpoint (instead of --run)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help=f"with --checkpoint: face crop side its v() was trained with (default {FeatureConfig.image_size}; "
+        "--run uses the run's)",
+    )
+    parser.add_argument("--weights", help="with --checkpoint: f() weights its v() was trained with (default offline)")
+    parser.add_argument(
+        "--frame-step", type=int, help="with --checkpoint: keep every n-th frame, as its v() was trained (default 1)"
+    )
+
+
+def model_choice_from_args(args: argparse.Namespace) -> ModelChoice:
+    """The `ModelChoice` the model flags name (imports the predict package, and so torch, only when called)."""
+    from fedfer.predict.choice import choose_model
+
+    return choose_model(
+        run=args.run,
+        subject=args.subject,
+        checkpoint=args.checkpoint,
+        ifer_checkpoint=getattr(args, "ifer_checkpoint", None),  # `fedfer export` only: predict needs no g()
+        feature_overrides={"image_size": args.image_size, "weights": args.weights, "frame_step": args.frame_step},
+    )

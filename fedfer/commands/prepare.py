@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import argparse
 
-from fedfer.commands.options import (
-    add_run_arguments,
-    add_simulation_arguments,
-    add_variant_arguments,
-    options_from_args,
-)
+from fedfer.runs.options import add_run_arguments, add_simulation_arguments, options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
-    add_variant_arguments(parser)
     add_simulation_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.experiment.prepare import flwr_run_line, prepare_run
-    from fedfer.federation.runtime import APP_DIR, QUIET_FLOWER_ENV
+    from fedfer.flower.runtime import APP_DIR, QUIET_FLOWER_ENV
+    from fedfer.runs.study import flwr_run_line, prepare_run
 
     options = options_from_args(args)
     prepared = prepare_run(options)

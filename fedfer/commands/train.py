@@ -1,4 +1,4 @@
-"""`fedfer train`: the central stage — g() on still images, v() on the training actors' videos.
+"""`fedfer train`: the central models — g() on still images, v() on the training actors' videos.
 
 Every step is cached (world, features, split, checkpoints); a second call only evaluates. The
 test-actor evaluation is written to <workspace>/models/.../central_eval.{json,md} with confusion PNGs.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from fedfer.commands.options import add_world_arguments, options_from_args
+from fedfer.runs.options import add_world_arguments, options_from_args
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,13 +18,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from fedfer.experiment.central import central_stage
+    from fedfer.runs.study import run_stages
 
     options = options_from_args(args)
-    prepared = central_stage(options)
+    prepared = run_stages(options)
     print(f"pseudo-labeller: {prepared.teacher.name} ({prepared.teacher.reason})")
     print(f"g(): {prepared.ifer or 'none (the pixel teacher reads face pixels)'}\nv(): {prepared.vfer}")
-    from fedfer.evaluation.central import evaluate_prepared
+    from fedfer.stages.central_eval import evaluate_prepared
 
-    evaluate_prepared(prepared, options, args.out or prepared.vfer.parent / f"{prepared.vfer.stem}-eval")
+    evaluate_prepared(prepared, args.out or prepared.vfer.parent / f"{prepared.vfer.stem}-eval")
     return 0

@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fedfer.data.assets import AssetError, obtain_offline_backbone, sha256_file
+from fedfer.data.encoder import FEATURE_DIM, FrameEncoder
 from fedfer.data.runtimes import FrameRuntime, TorchRuntime, build_runtime
-from fedfer.model.heads import FEATURE_DIM, FrameEncoder
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -32,6 +32,7 @@ from tqdm import tqdm
 from fedfer import __version__
 from fedfer.config import FeatureConfig
 from fedfer.data.backbone import Backbone, load_frame_encoder
+from fedfer.data.encoder import FEATURE_DIM
 from fedfer.data.faces import (
     Box,
     CropSettings,
@@ -45,7 +46,6 @@ from fedfer.data.faces import (
 from fedfer.data.store import FeatureStore, npz_bytes
 from fedfer.data.video import find_videos
 from fedfer.io import atomic_write_bytes, atomic_write_text, digest
-from fedfer.model.heads import FEATURE_DIM
 
 log = logging.getLogger(__name__)
 
@@ -255,20 +255,19 @@ def extract_image_features(
             )
             bar.update(len(chunk))
 
+    return _assemble_chunks(parts, [c[0] for c in chunks], out_file, {**extractor.settings, "fingerprint": fingerprint})
+
+
+def _assemble_chunks(parts: Path, indices: list[int], out_file: Path, settings: dict) -> np.ndarray:
+    """Join the saved chunks into `out_file` (features, ok mask, reasons, meta) and remove them."""
     feature_parts, ok_parts, reasons = [np.zeros((0, FEATURE_DIM), np.float16)], [np.zeros(0, bool)], []
-    for index, _, _ in chunks:
+    for index in indices:
         with np.load(parts / f"{index:06d}.npz") as data:
             feature_parts.append(data["features"])
             ok_parts.append(data["ok"])
             reasons += json.loads(str(data["reasons"]))
     features, ok = np.concatenate(feature_parts), np.concatenate(ok_parts)
-    meta = {
-        **extractor.settings,
-        "fingerprint": fingerprint,
-        "images": len(items),
-        "ok": int(ok.sum()),
-        "fedfer_version": __version__,
-    }
+    meta = {**settings, "images": len(ok), "ok": int(ok.sum()), "fedfer_version": __version__}
     atomic_write_bytes(
         out_file,
         npz_bytes(features=features, ok=ok, reasons=np.array(json.dumps(reasons)), meta=np.array(json.dumps(meta))),
@@ -278,7 +277,7 @@ def extract_image_features(
         log.warning(
             "%d of %d images gave no features (unreadable or no face); see 'reasons' in %s",
             int((~ok).sum()),
-            len(items),
+            len(ok),
             out_file,
         )
     return features

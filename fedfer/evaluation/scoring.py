@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 from torch import nn
 
+from fedfer.data.subject import SubjectData
 from fedfer.evaluation.metrics import ClassificationReport, evaluate_predictions
-from fedfer.federation.subject import SubjectData
 from fedfer.model.inference import confusion, predict_proba
 
 

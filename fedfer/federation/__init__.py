@@ -1,2 +1,4 @@
-"""Everything that crosses the network and the Flower runtime around it: what a message carries,
-the server's strategy, a subject's client, starting and stopping Flower's processes, certificates."""
+"""One round of the protocol: what a message carries (protocol, payload, codec), a subject's client
+and its crowd variant (client, group), the server's side (server, strategy, aggregation, validation,
+resume) and what guards the round (privacy, audit, faults). Starting Flower's processes is
+`fedfer.flower`'s concern."""

@@ -2,10 +2,10 @@
 fedfer's bookkeeping and update checks (`VHeadFedAvg` first in the method order, Flower's
 aggregation rule second), so bytes, client logs, refusals and resumption work the same for all.
 
-What each rule does not stop is in README, Reliability and privacy: the coordinate-wise median and
-trimmed mean ignore a minority of extreme values but follow a majority; Krum keeps the one update
-closest to its neighbours (all others are dropped, honest ones too); MultiKrum averages the n − f
-closest, so it needs `num-malicious` ≥ the real number of hostile clients.
+What each rule does not stop: the coordinate-wise median and trimmed mean ignore a minority of
+extreme values but follow a majority; Krum keeps the one update closest to its neighbours (all others
+are dropped, honest ones too); MultiKrum averages the n − f closest, so it
+needs `num-malicious` ≥ the real number of hostile clients.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from flwr.serverapp.strategy import FedMedian, FedTrimmedAvg, Krum, MultiKrum
 
-from fedfer.config import RobustConfig
 from fedfer.federation.strategy import VHeadFedAvg
+from fedfer.runconfig import RobustConfig
 
 
 class VHeadFedMedian(VHeadFedAvg, FedMedian):
@@ -35,8 +35,8 @@ class VHeadMultiKrum(VHeadFedAvg, MultiKrum):
 
 
 def make_strategy(robust: RobustConfig, num_clients: int, **kwargs: Any) -> VHeadFedAvg:
-    """The strategy `robust.aggregation` names; `kwargs` are `VHeadFedAvg`'s (log path, v() keys, sampling)."""
-    robust.check()
+    """The strategy `robust.aggregation` names (its values were checked against their declarations when the
+    run config was read); `kwargs` are `VHeadFedAvg`'s (log path, v() keys, sampling)."""
     kwargs = {**kwargs, "robust": robust}
     if robust.aggregation == "median":
         return VHeadFedMedian(**kwargs)

@@ -20,7 +20,6 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, Message
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.constant import ErrorCode
 
-from fedfer.config import FederationConfig
 from fedfer.federation.protocol import (
     ARRAYS,
     CONFIG,
@@ -33,6 +32,7 @@ from fedfer.federation.protocol import (
 )
 from fedfer.federation.strategy import message_bytes
 from fedfer.io import atomic_write_json
+from fedfer.runconfig import FederationConfig
 
 
 def describe(message: Message) -> dict[str, Any]:

@@ -17,16 +17,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fedfer.config import DEFAULT_BATCHNORM, PIXEL_TEACHER, PersonalizeConfig
+from fedfer.config import DEFAULT_BATCHNORM, PIXEL_TEACHER
 from fedfer.data.store import npz_bytes
+from fedfer.data.subject import SubjectData, load_subject, personal_checkpoint
 from fedfer.federation.protocol import load_v_state, v_state
-from fedfer.federation.subject import SubjectData, load_subject, personal_checkpoint
 from fedfer.io import atomic_write_bytes, atomic_write_json
 from fedfer.model.checkpoint import HeadCard, load_head, save_head
 from fedfer.model.heads import VFERHead
 from fedfer.model.inference import confusion
 from fedfer.model.personalize import personalize
 from fedfer.model.pseudo import clip_probabilities
+from fedfer.runconfig import PersonalizeConfig
 
 log = logging.getLogger(__name__)
 

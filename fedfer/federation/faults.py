@@ -14,9 +14,9 @@ from collections.abc import Callable
 import numpy as np
 from flwr.app import Array, ArrayRecord, Context, Message
 
-from fedfer.config import FederationConfig
 from fedfer.federation.client import SubjectClient
 from fedfer.federation.protocol import ARRAYS, PARTITION_ID
+from fedfer.runconfig import FederationConfig
 
 # What each kind of fault does to a reply's v() arrays (name → numpy array); None: not a reply change.
 REPLY_FAULTS: dict[str, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None] = {

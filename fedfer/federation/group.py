@@ -16,12 +16,12 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor, nn
 
-from fedfer.config import PersonalizeConfig
-from fedfer.federation.crowd import CrowdModel
 from fedfer.federation.protocol import load_v_state, v_state
 from fedfer.model.heads import VFERHead
 from fedfer.model.personalize import personalize
 from fedfer.model.pseudo import clip_probabilities
+from fedfer.runconfig import PersonalizeConfig
+from fedfer.synth.crowd import CrowdModel
 
 
 @dataclass(frozen=True)

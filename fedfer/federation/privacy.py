@@ -19,8 +19,8 @@ from flwr.clientapp.mod import fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
 
-from fedfer.config import FederationConfig, PrivacyConfig
 from fedfer.federation.protocol import ARRAYS
+from fedfer.runconfig import FederationConfig, PrivacyConfig
 
 
 def dp_clipping_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:

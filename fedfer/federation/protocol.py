@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 
 from fedfer.model.heads import VFERHead
+from fedfer.runconfig import FederationConfig
+from fedfer.settings import key_of
 
 LOCAL_ONLY_SUFFIX = "num_batches_tracked"
 
@@ -54,7 +56,7 @@ F_PREFIX = "f/"
 INT8_AFFINE = "codec/int8-affine"
 # A SuperNode's node config (deployment; simulation sets PARTITION_ID itself).
 NODE_DATA_DIR = "data-dir"
-NODE_IFER_CHECKPOINT = "ifer-checkpoint"
+NODE_IFER_CHECKPOINT = key_of(FederationConfig, "ifer_checkpoint")  # the run config's g(), per node
 
 
 def v_state(v: VFERHead) -> dict[str, Tensor]:

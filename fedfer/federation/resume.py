@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from fedfer.experiment.rundir import RunDir
+from fedfer.rundir import RunDir
 
 
 def recorded_rounds(run: RunDir) -> list[dict]:

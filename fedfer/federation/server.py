@@ -1,5 +1,6 @@
-"""The server's side of a run, without Flower's app object: the central v() it starts from, what
-happens after each round (checkpoint, score on the labelled subjects) and at the end (the report)."""
+"""The server's side of a run, without Flower's app object: the central v() it starts from and what
+happens after each round (checkpoint, score on the labelled subjects). The report at the end is
+written by the ServerApp (`fedfer.runs.report`), from what the rounds recorded."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ from pathlib import Path
 from flwr.app import ArrayRecord, MetricRecord
 from torch import Tensor
 
-from fedfer.config import FederationConfig
-from fedfer.experiment.rundir import RunDir
+from fedfer.data.subject import SubjectData, load_subject, read_subjects_file
 from fedfer.federation.payload import extra_state, split_payload
 from fedfer.federation.protocol import MACRO_F1, MICRO_F1, load_v_state, v_state
-from fedfer.federation.subject import SubjectData, load_subject, read_subjects_file
 from fedfer.io import atomic_write_json
 from fedfer.model.checkpoint import HeadCard, load_head, save_head
 from fedfer.model.heads import VFERHead
+from fedfer.runconfig import FederationConfig
+from fedfer.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +29,11 @@ class CentralRounds:
     """The central v() across rounds: checkpointed after every round, scored where subjects have labels."""
 
     run: RunDir
-    subjects_file: Path
     card: HeadCard
     initial_state: dict[str, Tensor]  # what the first round sends: v() and the payload's extras (g(), f())
     subjects: list[SubjectData]  # labelled subjects the server scores the central v() on (studies only)
     protocol: str = "transductive"  # which of a subject's clips are scored (fedfer.data.splits.protocol_positions)
     seed: int = 0  # the run's seed, which draws the held-out halves
-    central_labels: str = "hard"  # what the central v() was trained on, for the report
 
     @classmethod
     def load(cls, config: FederationConfig, run: RunDir) -> CentralRounds:
@@ -47,10 +46,7 @@ class CentralRounds:
         subjects = labelled_subjects(read_subjects_file(config.subjects_file)) if config.central_eval else []
         extras = extra_state(config.payload, config.ifer_checkpoint, feature_weights(run))
         state = {**v_state(central), **extras}
-        p = config.personalize
-        return cls(
-            run, Path(config.subjects_file), card, state, subjects, config.protocol, p.seed, config.central_labels
-        )
+        return cls(run, card, state, subjects, config.protocol, config.personalize.seed)
 
     @property
     def v_keys(self) -> list[str]:
@@ -84,13 +80,6 @@ class CentralRounds:
         result = evaluate_subjects(v, self.subjects, self.protocol, self.seed)
         atomic_write_json(self.run.central_eval(server_round), result)
         return MetricRecord({MACRO_F1: result["overall"]["macro_f1"], MICRO_F1: result["overall"]["micro_f1"]})
-
-    def finish(self) -> None:
-        """Write the run's report from what the rounds recorded."""
-        from fedfer.evaluation.report import write_report
-
-        variant = {"protocol": self.protocol, "central_labels": self.central_labels}
-        write_report(self.run.root, variant, self.subjects_file)
 
 
 def feature_weights(run: RunDir) -> str:

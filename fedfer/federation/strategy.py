@@ -29,13 +29,13 @@ from flwr.common.serde import message_to_proto
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedfer.config import RobustConfig
 from fedfer.federation.codec import decode_record, dtype_counts, encode_record
 from fedfer.federation.payload import split_payload
-from fedfer.federation.progress import log_round
 from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES, PARTITION_ID, SUBJECTS
 from fedfer.federation.validation import check_update, error_reason
+from fedfer.flower.progress import log_round
 from fedfer.io import atomic_write_json
+from fedfer.runconfig import RobustConfig
 
 
 def message_bytes(message: Message) -> int:

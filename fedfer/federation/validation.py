@@ -1,7 +1,7 @@
 """The server's check of one client update before it may reach the average.
 
 FedAvg and its robust variants trust what they receive: one NaN reply turns the average into NaN,
-and a reply scaled ×100 drags it far away (both measured: README, Reliability and privacy). A reply
+and a reply scaled ×100 drags it far away (both measured by simulations/study_poisoning.py). A reply
 is accepted only when it carries exactly v()'s arrays with the global v()'s shapes and dtypes, only
 finite values, and a change from the global v() whose L2 norm is within a bound measured on clean
 runs. The check names what is wrong, so a refused client's reason lands in `rounds.json` and the report.

@@ -1,4 +1,5 @@
-"""The three networks of the method: f() frame encoder, g() image head (IFER), v() video head (VFER).
+"""The method's trained networks, g() image head (IFER) and v() video head (VFER), and the parameter
+table of all three (f(), the frozen frame encoder, is `fedfer.data.encoder`).
 
 Layer sizes follow Salman & Busso (ICMI 2022), Table "Networks" in the design notes. The paper gives
 no activations or dropout; fedfer uses ReLU after every dense layer (before its BatchNorm) and
@@ -20,8 +21,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_sequence
 
 from fedfer.config import DEFAULT_BATCHNORM
-
-FEATURE_DIM = 1280  # MobileNetV2 pooled feature width
+from fedfer.data.encoder import FEATURE_DIM, FrameEncoder
 
 # BatchNorm conventions: (momentum of the running statistics in PyTorch's sense, eps). The paper's
 # Keras layers keep 99% of the old statistics per step (Keras momentum 0.99) and use eps 1e-3;
@@ -50,24 +50,6 @@ def batchnorm_style(model: nn.Module) -> str:
     if len(styles) != 1:
         raise ValueError(f"{type(model).__name__} mixes or lacks the known BatchNorm conventions {sorted(BATCHNORM)}")
     return styles.pop()
-
-
-class FrameEncoder(nn.Module):
-    """f(): MobileNetV2 convolutional features + global average pooling, frozen.
-
-    Input: (N, 3, H, W) float images normalised as the weights expect; output (N, 1280).
-    """
-
-    def __init__(self) -> None:
-        # Imported here: the heads (all a ClientApp needs) should not pay for importing torchvision.
-        from torchvision.models import mobilenet_v2
-
-        super().__init__()
-        self.features = mobilenet_v2(weights=None).features
-        self.pool = nn.AdaptiveAvgPool2d(1)
-
-    def forward(self, images: Tensor) -> Tensor:
-        return self.pool(self.features(images)).flatten(1)  # (N, 1280)
 
 
 class IFERHead(nn.Module):

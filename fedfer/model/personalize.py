@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedfer.config import PersonalizeConfig, TrainConfig
+from fedfer.config import TrainConfig
 from fedfer.model.heads import VFERHead
 from fedfer.model.pseudo import PseudoLabels, select_pseudo_labels
-from fedfer.model.train import LabelledSet, fit
+from fedfer.model.training import LabelledSet, fit
+from fedfer.runconfig import PersonalizeConfig
 
 
 @dataclass(frozen=True)

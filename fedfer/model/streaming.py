@@ -17,7 +17,8 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from fedfer.model.heads import FEATURE_DIM, VFERHead
+from fedfer.data.encoder import FEATURE_DIM
+from fedfer.model.heads import VFERHead
 
 
 class StreamingVFER(nn.Module):

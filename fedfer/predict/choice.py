@@ -12,12 +12,13 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from fedfer.config import FeatureConfig, Task
+from fedfer.config import FeatureConfig
 from fedfer.data.backbone import Backbone, load_frame_encoder
-from fedfer.experiment.rundir import RunDir
-from fedfer.federation.subject import personal_checkpoint
+from fedfer.data.datasets import Task
+from fedfer.data.subject import personal_checkpoint
 from fedfer.model.checkpoint import CheckpointError, HeadCard, load_head
 from fedfer.model.heads import IFERHead, VFERHead
+from fedfer.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,7 @@ def choose_model(
     classes = Task(**options["task"]).classes
     g_path = ifer_checkpoint or Path(options["ifer_checkpoint_used"])
     if subject is None:
-        rounds = int(options["rounds"])
+        rounds = int(options["federation"]["num_server_rounds"])
         path = rundir.central_checkpoint(rounds)
         if not path.is_file():
             raise FileNotFoundError(

@@ -23,10 +23,11 @@ from torch import Tensor, nn
 
 from fedfer import __version__
 from fedfer.config import FeatureConfig
+from fedfer.data.encoder import FEATURE_DIM
 from fedfer.data.faces import resolve_detector
 from fedfer.graphs import onnx_bytes, ort_session
 from fedfer.io import atomic_write_bytes, atomic_write_json
-from fedfer.model.heads import FEATURE_DIM, count_parameters
+from fedfer.model.heads import count_parameters
 from fedfer.predict.choice import LoadedModel
 from fedfer.predict.pipeline import Engine, FaceToEmotion
 

@@ -9,7 +9,8 @@ and a domain shift between still images and videos. Entry point: `render_world`;
 Module map: expression (AUs, prototypes, envelopes, speech) → actors (identity, style) → face
 (drawing) → camera (framing, light, noise, motion) → takes (one performance as a plan) → render
 (plans → files, in parallel) → raters (votes) → crema_d / affectnet / msp_improv (corpus writers)
-→ world (orchestration, manifests); truth (the sidecar); presets (sizes).
+→ world (orchestration, manifests); truth (the sidecar); presets (sizes); crowd (feature-level
+subjects for scale studies, drawn from a model fitted to real or rendered ones).
 """
 
 from fedfer.synth.presets import PRESETS, WorldPreset, get_preset

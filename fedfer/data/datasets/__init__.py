@@ -25,6 +25,20 @@ def task_classes(num_classes: int) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class Task:
+    """What is learned: 4 or 6 classes, which CREMA-D labels, which seed."""
+
+    num_classes: int = 6
+    label_mode: str = "av"  # audio-visual plurality, as in the paper
+    ties: str = "exclude"
+    seed: int = 0
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return task_classes(self.num_classes)
+
+
+@dataclass(frozen=True)
 class Clip:
     """One video of one actor.
 

@@ -40,7 +40,7 @@ COLUMNS: tuple[str, ...] = (
 CODES: dict[int, str] = {0: "NEU", 1: "HAP", 2: "SAD", 3: "SUR", 4: "FEA", 5: "DIS", 6: "ANG", 7: "CON"}
 LISTS_DIR = "Manually_Annotated_file_lists"
 IMAGES_DIR = "Manually_Annotated_Images"
-MAX_PER_CLASS = 24_882  # the paper's cap on training images per class
+IMAGES_PER_CLASS = 24_882  # the paper's cap on training images per class
 _REMEDY = (
     "AffectNet is distributed on request (mohammadmahoor.com/affectnet); "
     "or render fedfer's AffectNet-shaped corpus with `fedfer synth`."
@@ -110,20 +110,20 @@ def read_list(root: str | Path, which: str, num_classes: int = 6, require_images
     return images
 
 
-def _cap(images: list[StillImage], max_per_class: int, rng: np.random.Generator) -> list[StillImage]:
-    """At most `max_per_class` images per class, chosen at random; list order otherwise kept."""
+def _cap(images: list[StillImage], images_per_class: int, rng: np.random.Generator) -> list[StillImage]:
+    """At most `images_per_class` images per class, chosen at random; list order otherwise kept."""
     keep: list[int] = []
     labels = np.array([im.label for im in images])
     for label in np.unique(labels):
         idx = np.flatnonzero(labels == label)
-        keep += list(idx if len(idx) <= max_per_class else rng.choice(idx, max_per_class, replace=False))
+        keep += list(idx if len(idx) <= images_per_class else rng.choice(idx, images_per_class, replace=False))
     return [images[i] for i in sorted(keep)]
 
 
 def load_affectnet(
     root: str | Path,
     num_classes: int = 6,
-    max_per_class: int = MAX_PER_CLASS,
+    images_per_class: int = IMAGES_PER_CLASS,
     dev_fraction: float = 0.2,
     seed: int = 0,
     require_images: bool = True,
@@ -132,7 +132,7 @@ def load_affectnet(
     if not 0.0 < dev_fraction < 1.0:
         raise ValueError(f"dev_fraction must be in (0, 1); got {dev_fraction}")
     rng = np.random.default_rng(seed)
-    pool = _cap(read_list(root, "training", num_classes, require_images), max_per_class, rng)
+    pool = _cap(read_list(root, "training", num_classes, require_images), images_per_class, rng)
     labels = np.array([im.label for im in pool])
     dev_idx: set[int] = set()
     for label in np.unique(labels):

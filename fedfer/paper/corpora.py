@@ -1,6 +1,6 @@
-"""The grid's labelled corpora: CREMA-D (through the central stage) and MSP-IMPROV, each as
+"""The grid's labelled corpora: CREMA-D (through `fedfer.stages`) and MSP-IMPROV, each as
 features, clips and a speaker-independent split, so a table can train on one and personalize on
-the other. Everything is cached in the workspace exactly as the central stage caches CREMA-D.
+the other. Everything is cached in the workspace exactly as the stages cache CREMA-D.
 
 MSP-IMPROV follows the paper: 12 actors split 6 train / 2 dev / 4 test (gender balanced), 4 classes.
 """
@@ -12,8 +12,9 @@ from pathlib import Path
 
 from fedfer.config import SYNTHETIC_PRESETS, FeatureConfig
 from fedfer.data.datasets import Clip
-from fedfer.experiment.central import World, feature_dir, load_msp_improv_clips, split_sequences
-from fedfer.model.train import LabelledSet
+from fedfer.model.training import LabelledSet
+from fedfer.stages.sets import split_sequences
+from fedfer.stages.workspace import World, feature_dir, load_msp_improv_clips
 
 MSP_IMPROV_SPLIT = (6, 2, 4)  # train / dev / test actors, the paper's partition
 MSP_IMPROV_CORPUS = "msp_improv"

@@ -10,37 +10,25 @@ deployment that was 2–5 s of every round, more than the clients' own work.
 This runs Flower's own `flower-supernode` command with those sleeps capped at `IDLE_S`. The price:
 an idle SuperNode asks its SuperLink for messages 1 / `IDLE_S` times a second instead of once every
 3 s: nothing for a lab's few nodes, too much for thousands of them (there, keep Flower's
-`flower-supernode`, as the compose file does). It patches the `time` module as that Flower module
-sees it, an internal pinned to the Flower version in pyproject.toml.
+`flower-supernode`, as the compose file does). The cap is a patch of Flower's internals
+(`fedfer.flower.internals.cap_supernode_sleeps`, pinned Flower only).
 
-    python -m fedfer.federation.quick_supernode [flower-supernode flags]
+    python -m fedfer.flower.quick_supernode [flower-supernode flags]
 """
 
 from __future__ import annotations
 
 import sys
-import time
-from typing import Any
+
+from fedfer.flower.internals import cap_supernode_sleeps
 
 IDLE_S = 0.25
 
 
-class _CappedSleeps:
-    """The `time` module, except that `sleep` never sleeps longer than `IDLE_S`."""
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(time, name)
-
-    @staticmethod
-    def sleep(seconds: float) -> None:
-        time.sleep(min(seconds, IDLE_S))
-
-
 def main() -> None:
-    from flwr.supernode import start_client_internal
     from flwr.supernode.cli import flower_supernode
 
-    start_client_internal.time = _CappedSleeps()
+    cap_supernode_sleeps(IDLE_S)
     sys.argv[0] = "flower-supernode"
     sys.exit(flower_supernode())
 

@@ -53,7 +53,7 @@ class RunDir:
 
     @property
     def crowd_model(self) -> Path:
-        """A crowd run's model of subjects (scale studies; `fedfer.federation.crowd`)."""
+        """A crowd run's model of subjects (scale studies; `fedfer.synth.crowd`)."""
         return self.root / "crowd_model.npz"
 
     @property

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from fedfer.data.store import npz_bytes
-from fedfer.federation.subject import SubjectData, load_subject, read_subjects_file
+from fedfer.data.subject import SubjectData, load_subject, read_subjects_file
 from fedfer.io import atomic_write_bytes
 
 FEATURE_DIM = 1280

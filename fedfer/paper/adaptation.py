@@ -33,7 +33,6 @@ from flwr.app import ArrayRecord, MetricRecord, RecordDict
 from flwr.serverapp.strategy.strategy_utils import aggregate_arrayrecords
 from torch import Tensor
 
-from fedfer.config import PersonalizeConfig
 from fedfer.data.splits import UNLABELLED, protocol_positions
 from fedfer.evaluation.metrics import evaluate_predictions
 from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES, load_v_state, v_state
@@ -41,6 +40,7 @@ from fedfer.model.heads import VFERHead
 from fedfer.model.inference import predict_proba
 from fedfer.model.personalize import fine_tune, personalize
 from fedfer.model.pseudo import select_pseudo_labels
+from fedfer.runconfig import PersonalizeConfig
 
 FEDPER_LOCAL_PREFIX = "out."  # v()'s output layer: FedPer's personal head
 

@@ -1,6 +1,6 @@
 """One path for every run: prepare → federate → report.
 
-`prepare_run` does everything before Flower (the cached central stage, one subject folder per test
+`prepare_run` does everything before Flower (the cached stages, one subject folder per test
 actor, the run config); a *federate* function (a simulation, a deployment, or the user's own
 `flwr run .`) runs the apps over it; `run_study` checks the run's own records and writes the
 report. `fedfer prepare` stops after the first step and prints the `flwr run` line that does the rest.
@@ -17,13 +17,16 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from fedfer.config import PIXEL_TEACHER, FederationConfig, RunOptions
-from fedfer.experiment.central import Prepared, central_stage
-from fedfer.experiment.rundir import RunDir
+from fedfer.config import PIXEL_TEACHER
+from fedfer.data.subject import PERSONAL_DIR, write_subject
 from fedfer.federation.resume import last_completed_round, stop_reason
-from fedfer.federation.runtime import write_run_config
-from fedfer.federation.subject import PERSONAL_DIR, write_subject
+from fedfer.flower.runtime import write_run_config
 from fedfer.io import atomic_write_json
+from fedfer.runconfig import FederationConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import RunOptions
+from fedfer.stages.central import Prepared, prepare_stages
+from fedfer.stages.workspace import prepare_world
 
 # Runs a prepared run: (run folder, run-config values) → facts the results gain (seconds, traffic).
 Federate = Callable[[Path, dict[str, Any]], dict[str, Any]]
@@ -41,33 +44,38 @@ class PreparedRun:
 
 def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_clients: int) -> dict[str, Any]:
     """The `[tool.flwr.app.config]` overrides of this run."""
-    return FederationConfig(
-        num_server_rounds=options.rounds,
-        fraction_train=options.fraction_train,
+    federation = options.federation
+    return replace(
+        federation,
         num_clients=num_clients,
-        personalize=replace(options.personalize, seed=options.task.seed),
+        personalize=replace(federation.personalize, seed=options.task.seed),
         run_dir=str(run.root.resolve()),
         central_checkpoint=str(prepared.vfer.resolve()),
         ifer_checkpoint=str(prepared.ifer.resolve()) if prepared.ifer is not None else "",
         teacher=prepared.teacher.name,
         subjects_file=str(run.subjects_file.resolve()),
-        central_eval=options.central_eval,
         batchnorm=options.vfer.batchnorm,
-        payload=options.payload,
-        codec_up=options.codec_up,
-        codec_down=options.codec_down,
-        robust=options.robust,
-        faults=options.faults,
-        client_eval=options.client_eval,
-        privacy=options.privacy,
-        protocol=options.protocol,
-        central_labels=options.central_labels,
     ).to_run_config()
 
 
+def run_stages(options: RunOptions) -> Prepared:
+    """World, features, split, g() and v() of `options`, each reused from the workspace when already there."""
+    world = prepare_world(options.world, options.workspace, seed=options.world_seed, affectnet=options.affectnet)
+    return prepare_stages(
+        world,
+        options.workspace,
+        options.task,
+        options.features,
+        options.ifer,
+        options.vfer,
+        options.teacher,
+        central_labels=options.federation.central_labels,
+    )
+
+
 def prepare_run(options: RunOptions) -> PreparedRun:
-    """Central stage plus the run folder: one subject directory per client, options and run config."""
-    prepared = central_stage(options)
+    """The stages plus the run folder: one subject directory per client, options and run config."""
+    prepared = run_stages(options)
     teacher = prepared.teacher
     print(f"pseudo-labeller: {teacher.name} ({teacher.reason})", flush=True)
     subjects = sorted(prepared.split["test"])
@@ -141,21 +149,21 @@ def resume_values(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
     federation after its last completed round; else a new run (its earlier records are overwritten)."""
     if not options.resume:
         return prepared.values
-    run = prepared.run
+    run, rounds = prepared.run, options.federation.num_server_rounds
     done = last_completed_round(run)
-    if done >= options.rounds:
-        raise ValueError(f"{run.root} has completed all {options.rounds} rounds: nothing to resume (drop --resume)")
+    if done >= rounds:
+        raise ValueError(f"{run.root} has completed all {rounds} rounds: nothing to resume (drop --resume)")
     print(f"resuming {run.root} after round {done} (central v() of {run.central_checkpoint(done).name})")
     return replace(FederationConfig.from_run_config(prepared.values), resume_round=done).to_run_config()
 
 
 def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[PreparedRun, dict[str, Any]]:
     """Prepare, federate with `federate`, check the records, write the report. Returns the run and its summary."""
-    from fedfer.evaluation.report import print_summary, write_report
+    from fedfer.runs.report import print_summary, write_report
 
-    started = time.monotonic()
+    started, rounds = time.monotonic(), options.federation.num_server_rounds
     prepared = prepare_run(options)
-    print(f"{mode}: {len(prepared.subjects)} subjects (test actors), {options.rounds} rounds → {prepared.run.root}")
+    print(f"{mode}: {len(prepared.subjects)} subjects (test actors), {rounds} rounds → {prepared.run.root}")
     values = resume_values(prepared, options)
     try:
         extra = federate(prepared.run.root, values)
@@ -164,9 +172,9 @@ def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[Prepa
         if reason is None:
             raise
         raise RuntimeError(f"the federation stopped: {reason}") from err
-    check_completed(prepared.run, options.rounds)
+    check_completed(prepared.run, rounds)
     teacher = {"teacher": prepared.prepared.teacher.name, "teacher_reason": prepared.prepared.teacher.reason}
-    variant = {"protocol": options.protocol, "central_labels": options.central_labels}
+    variant = {"protocol": options.federation.protocol, "central_labels": options.federation.central_labels}
     summary = write_report(
         prepared.run.root, {"mode": mode, **teacher, **variant, **extra, "total_seconds": time.monotonic() - started}
     )

@@ -2,7 +2,7 @@
 
 The simulation runs through Flower's real runtime: a SuperLink in simulation mode (Ray backend)
 started by fedfer on free loopback ports, and `flwr run` of this repository's apps against it. The
-deployment launcher (`fedfer.experiment.deploy`) shares every other step (`fedfer.experiment.prepare`).
+deployment launcher (`fedfer.runs.deployment`) shares every other step (`fedfer.runs.study`).
 """
 
 from __future__ import annotations
@@ -11,10 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fedfer.config import RunOptions
-from fedfer.experiment.prepare import run_study
-from fedfer.experiment.rundir import RunDir
-from fedfer.federation.runtime import (
+from fedfer.data.subject import read_subjects_file
+from fedfer.flower.runtime import (
     APP_DIR,
     ProcessGroup,
     flower_env,
@@ -25,7 +23,10 @@ from fedfer.federation.runtime import (
     write_connection,
     write_run_config,
 )
-from fedfer.federation.subject import read_subjects_file
+from fedfer.runconfig import FederationConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import RunOptions
+from fedfer.runs.study import run_study
 
 SIMULATION_CONNECTION = "fedfer-sim"
 
@@ -49,7 +50,7 @@ def simulate_prepared(
     own). Returns the wall time of `flwr run`.
     """
     run = RunDir(run_dir)
-    num_clients = num_nodes or len(read_subjects_file(values["subjects-file"]))
+    num_clients = num_nodes or len(read_subjects_file(FederationConfig.from_run_config(values).subjects_file))
     env = flower_env(run.flwr_home) | ({"RAY_ADDRESS": ray_address} if ray_address else {})
     port = free_port()
     with ProcessGroup(run.logs) as processes:

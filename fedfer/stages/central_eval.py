@@ -8,14 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedfer.config import RunOptions
 from fedfer.evaluation.metrics import ClassificationReport
-from fedfer.experiment.central import Prepared
+from fedfer.stages.central import Prepared
 
 
-def evaluate_prepared(
-    prepared: Prepared, options: RunOptions, out: Path, checkpoint: Path | None = None
-) -> dict[str, ClassificationReport]:
+def evaluate_prepared(prepared: Prepared, out: Path, checkpoint: Path | None = None) -> dict[str, ClassificationReport]:
     """Score v() (the central one, or `checkpoint`) and g()'s frame mean on the test actors, and g() on
     its still-image test set; write JSON, Markdown and confusion PNGs into `out` and print a table."""
     from fedfer.evaluation.metrics import (
@@ -24,10 +21,10 @@ def evaluate_prepared(
         plot_confusion,
     )
     from fedfer.evaluation.scoring import evaluate_central
-    from fedfer.experiment.central import still_features
     from fedfer.io import atomic_write_json, atomic_write_text
     from fedfer.model.checkpoint import load_head
     from fedfer.model.inference import predict_proba
+    from fedfer.stages.sets import still_features
 
     classes = prepared.task.classes
     v, _ = load_head(checkpoint or prepared.vfer, stage="vfer", backbone_id=prepared.backbone_id, classes=classes)
@@ -37,7 +34,7 @@ def evaluate_prepared(
         g, _ = load_head(prepared.ifer, stage="ifer", backbone_id=prepared.backbone_id, classes=classes)
     reports = evaluate_central(v, g, test.inputs, test.labels, classes)
     if g is not None and prepared.teacher.name == "affectnet":
-        stills = still_features(prepared.world, options.workspace, options.features, prepared.task)["test"]
+        stills = still_features(prepared.world, prepared.workspace, prepared.features, prepared.task)["test"]
         reports["ifer_images"] = evaluate_predictions(
             stills.labels, predict_proba(g, stills.inputs).argmax(axis=1), classes
         )

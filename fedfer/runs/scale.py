@@ -1,4 +1,4 @@
-"""A federation of a crowd (`fedfer.federation.crowd`) on Flower's simulation, from a prepared run.
+"""A federation of a crowd (`fedfer.synth.crowd`) on Flower's simulation, from a prepared run.
 
 The prepared run gives the central v(), g() and the subjects the crowd model is fitted to; the crowd
 federation writes its own run folder (rounds, central v() per round) and no report: a crowd is a
@@ -12,11 +12,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from fedfer.config import CrowdConfig, FederationConfig, RunOptions
-from fedfer.experiment.prepare import check_completed, prepare_run
-from fedfer.experiment.rundir import RunDir
-from fedfer.experiment.simulate import simulate_prepared
-from fedfer.federation.crowd import fit_crowd_from_run, nodes_for
+from fedfer.runconfig import CrowdConfig, FederationConfig
+from fedfer.rundir import RunDir
+from fedfer.runs.options import RunOptions
+from fedfer.runs.simulate import simulate_prepared
+from fedfer.runs.study import check_completed, prepare_run
+from fedfer.synth.crowd import fit_crowd_from_run, nodes_for
 
 
 def crowd_model_of(prepared_run: Path, out: Path) -> Path:
@@ -70,10 +71,14 @@ def simulate_crowd(
 
 
 def run_crowd(options: RunOptions) -> Path:
-    """`fedfer run --crowd N`: prepare the run as usual (world, features, central stage), then federate a
-    crowd of `options.crowd.size` subjects fitted to its test subjects. Returns the crowd run's folder,
-    `<results>/<run name>-crowd<N>` (rounds, central v() per round; no report)."""
-    crowd = options.crowd
+    """`fedfer run --crowd N`: prepare the run as usual (world, features, central models), then federate a
+    crowd of `options.federation.crowd.size` subjects fitted to its test subjects. Returns the crowd run's
+    folder, `<results>/<run name>-crowd<N>` (rounds, central v() per round; no report)."""
+    crowd, rounds, fraction = (
+        options.federation.crowd,
+        options.federation.num_server_rounds,
+        options.federation.fraction_train,
+    )
     if crowd.size < 1 or crowd.subjects_per_node < 1:
         raise ValueError(
             f"--crowd must be >= 1 and --subjects-per-node >= 1, got {crowd.size} and {crowd.subjects_per_node}"
@@ -85,19 +90,19 @@ def run_crowd(options: RunOptions) -> Path:
     nodes = nodes_for(crowd.size, crowd.subjects_per_node)
     print(
         f"crowd: {crowd.size} subjects on {nodes} simulated nodes ({crowd.subjects_per_node} per node), "
-        f"{options.rounds} rounds, fraction-train {options.fraction_train} → {out}",
+        f"{rounds} rounds, fraction-train {fraction} → {out}",
         flush=True,
     )
     facts = simulate_crowd(
         prepared.run.root,
         out,
         crowd,
-        rounds=options.rounds,
-        fraction_train=options.fraction_train,
+        rounds=rounds,
+        fraction_train=fraction,
         client_cpus=options.client_cpus,
         ray_address=options.ray_address,
         verbose=options.verbose,
     )
-    check_completed(RunDir(out), options.rounds)
-    print(f"crowd: {options.rounds} rounds in {facts['flower_seconds']:.1f} s; rounds in {RunDir(out).rounds}")
+    check_completed(RunDir(out), rounds)
+    print(f"crowd: {rounds} rounds in {facts['flower_seconds']:.1f} s; rounds in {RunDir(out).rounds}")
     return out

@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from fedfer import __version__
-from fedfer.experiment.deploy import BUNDLE_IFER, BUNDLE_SUBJECT, node_config, supernode_command
-from fedfer.federation.certs import Credentials
-from fedfer.federation.runtime import superlink_command
+from fedfer.flower.certs import Credentials
+from fedfer.flower.runtime import superlink_command
+from fedfer.runs.bundles import BUNDLE_IFER, BUNDLE_SUBJECT
+from fedfer.runs.supernodes import node_config, supernode_command
 
 SUPERLINK = "superlink"  # the SuperLink's service name, also a name in its certificate (--host superlink)
 SUPERLINK_PORT = 9093  # Fleet, Control and Runtime APIs (Flower 1.42 serves them all on one port)
@@ -37,7 +38,7 @@ STATE = "/state"  # the SuperLink's database, in a named volume
 NODE_DATA = Path("/data")  # where a SuperNode container sees its bundle
 # A SuperNode holds its ClientApp process (PyTorch, v() and the subject's features) besides itself.
 NODE_MEMORY = "2g"
-HEALTH = "import sys; from fedfer.federation.runtime import flower_healthy; sys.exit(not flower_healthy({}))"
+HEALTH = "import sys; from fedfer.flower.runtime import flower_healthy; sys.exit(not flower_healthy({}))"
 
 
 def bind(source: str, target: str | Path, *, read_only: bool = False) -> dict[str, Any]:

@@ -2,10 +2,10 @@
 
 A table names the corpus the central v() is trained on, the corpus whose subjects personalize and
 are scored, the classes, the labels v() learns (plurality, or vote distributions with KL as in the
-seed-002 variant) and the protocol (transductive or held-out halves). Per seed, the central stage
+seed-002 variant) and the protocol (transductive or held-out halves). Per seed, the stages before federation
 (world, features, split, g(), v()) comes from the workspace cache, so g() and each v() are trained
 once per seed and reused by every table and sweep; the subjects' adaptation runs in-process
-(`fedfer.experiment.adaptation`), with Flower's FedAvg aggregation where rounds are involved.
+(`fedfer.paper.adaptation`), with Flower's FedAvg aggregation where rounds are involved.
 """
 
 from __future__ import annotations
@@ -16,33 +16,37 @@ from pathlib import Path
 
 import numpy as np
 
-from fedfer.config import SEED002_LOCAL, SYNTHETIC_PRESETS, GridConfig, PersonalizeConfig, RunOptions
-from fedfer.experiment.adaptation import (
-    UNLABELLED,
-    SubjectView,
-    adapt_subjects,
-    federated_variants,
-    scores,
-    subject_view,
-)
-from fedfer.experiment.central import (
-    Prepared,
-    World,
-    distribution_sequences,
-    model_path,
-    prepare_central,
-    prepare_world,
-    train_central,
-    vote_clips,
-)
-from fedfer.experiment.corpora import MSP_IMPROV_CORPUS, Corpus, load_msp_improv_corpus, msp_improv_root
+from fedfer.config import SYNTHETIC_PRESETS
 from fedfer.model.checkpoint import load_head
 from fedfer.model.heads import VFERHead
 from fedfer.model.pseudo import clip_probabilities
-from fedfer.model.train import LabelledSet
+from fedfer.model.training import LabelledSet
+from fedfer.paper.adaptation import UNLABELLED, SubjectView, adapt_subjects, federated_variants, scores, subject_view
+from fedfer.paper.corpora import MSP_IMPROV_CORPUS, Corpus, load_msp_improv_corpus, msp_improv_root
+from fedfer.runconfig import PersonalizeConfig
+from fedfer.runs.options import RunOptions
+from fedfer.stages.central import Prepared, model_path, prepare_stages, train_central
+from fedfer.stages.sets import distribution_sequences, vote_clips
+from fedfer.stages.workspace import World, prepare_world
 
 log = logging.getLogger(__name__)
 CREMA_D = "crema_d"
+
+
+# The seed-002 variant's local adaptation (its Sec. 4): one epoch at lr 1e-5, the rest as the method.
+SEED002_LOCAL = {"epochs": 1, "lr": 1e-5}
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """The paper's grid of tables (`simulations/grid.py`): what is repeated and how gains are counted."""
+
+    seeds: tuple[int, ...] = (0, 1, 2)  # each seed: its own actor split, central training and personalization
+    rounds: int = 2  # FedAvg rounds (and local-only epochs = rounds × local epochs)
+    unchanged_within: float = 1e-9  # |per-subject weighted-F1 gain| at most this counts as unchanged
+    labeller_precisions: tuple[float, ...] = (0.5, 0.7, 0.9)  # simulated pseudo-labellers (synthetic world)
+    labeller_tables: tuple[str, ...] = ("table2", "table2-heldout")  # where they run (each costs a fine-tune)
+    msp_improv_max_per_class: int = 50  # P for subjects of MSP-IMPROV (the paper's); CREMA-D subjects use the run's P
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,7 @@ class GridData:
         if (num_classes, seed) not in self._prepared:
             o = self.options
             task = replace(o.task, num_classes=num_classes, seed=seed)
-            self._prepared[num_classes, seed] = prepare_central(
+            self._prepared[num_classes, seed] = prepare_stages(
                 self.world, o.workspace, task, o.features, o.ifer, o.vfer, o.teacher, progress=False
             )
         return self._prepared[num_classes, seed]
@@ -124,7 +128,7 @@ class GridData:
         return Corpus(CREMA_D, prepared.store, clips, prepared.split)
 
     def central_v(self, spec: TableSpec, seed: int) -> VFERHead:
-        """The table's central v(): the central stage's for CREMA-D plurality labels, else trained here once."""
+        """The table's central v(): the stages' own for CREMA-D plurality labels, else trained here once."""
         prepared = self.prepared(spec.num_classes, seed)
         if spec.train == CREMA_D and spec.labels == "plurality":
             return load_head(prepared.vfer, stage="vfer", classes=prepared.task.classes)[0]
@@ -172,9 +176,9 @@ class GridData:
 
 def local_config(options: RunOptions, spec: TableSpec, grid: GridConfig, seed: int) -> PersonalizeConfig:
     """The subjects' personalization settings: the run's, with MSP-IMPROV's P and the seed-002 local budget."""
-    config = replace(options.personalize, seed=seed)
+    config = replace(options.federation.personalize, seed=seed)
     if spec.test == MSP_IMPROV_CORPUS:
-        config = replace(config, max_per_class=grid.msp_improv_p)
+        config = replace(config, max_per_class=grid.msp_improv_max_per_class)
     if spec.labels == "distribution":
         config = replace(config, **SEED002_LOCAL)
     return config

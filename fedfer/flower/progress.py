@@ -3,9 +3,9 @@
 Flower's `Grid.send_and_receive` pushes a round's messages and waits for every reply in silence;
 with thousands of clients a round lasts minutes. `ProgressGrid` is the grid the strategy is given:
 it sends and pulls through the real grid's `push_messages` / `pull_messages` (every 0.5 s, with
-short retries for replies still being pushed: `fedfer.federation.object_pulls`) and logs how many
+short retries for replies still being pushed: `fedfer.flower.internals`) and logs how many
 of the round's replies are in. The lines go through Flower's logger, so `flwr run --stream` carries
-them and `fedfer run` echoes them (`fedfer.federation.runtime.PROGRESS_LINE`).
+them and `fedfer run` echoes them (`fedfer.flower.runtime.PROGRESS_LINE`).
 
 When a node stops reporting heartbeats (a SuperNode killed mid-round), Flower's SuperLink answers
 for it with an error reply ("Node Unavailable") whose sender is the SuperLink itself; the grid gives
@@ -25,7 +25,7 @@ from flwr.common.constant import SUPERLINK_NODE_ID
 from flwr.common.logger import log
 from flwr.serverapp import Grid
 
-from fedfer.federation.object_pulls import shorten_server_pulls
+from fedfer.flower.internals import readdress_reply, shorten_server_pulls
 
 PROGRESS_TAG = "[fedfer]"
 
@@ -54,7 +54,7 @@ class ProgressGrid:
             pulled = list(self._grid.pull_messages(pending))
             for reply in pulled:
                 if reply.metadata.src_node_id == SUPERLINK_NODE_ID:  # Flower's answer for a silent node
-                    reply.metadata.__dict__["_src_node_id"] = destination[reply.metadata.reply_to_message_id]
+                    readdress_reply(reply, destination[reply.metadata.reply_to_message_id])
             replies.extend(pulled)
             pending.difference_update(m.metadata.reply_to_message_id for m in pulled)
             now = time.monotonic()

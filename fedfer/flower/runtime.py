@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from fedfer.federation.certs import Credentials
+    from fedfer.flower.certs import Credentials
 
 APP_DIR = Path(__file__).resolve().parents[2]  # the Flower app: pyproject.toml, server_app.py, client_app.py
 # Flower log lines worth echoing as progress when its full log is not shown.

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
+from fedfer.calibration.fitting import UNCALIBRATED
 from fedfer.calibration.ideal import ideal_g, neutral_visibility
 from fedfer.calibration.label_stats import label_statistics, plurality_label, read_voted_clips
 from fedfer.calibration.planned import planned_label_statistics
-from fedfer.calibration.stages import UNCALIBRATED
 from fedfer.calibration.targets import CENTRAL_TARGETS, STILLS_TARGETS, ScoreTarget, label_tolerance
+from fedfer.evaluation.stamp import stamp, stamp_line
 from fedfer.evaluation.stats import mean_ci
 from fedfer.io import atomic_write_json, atomic_write_text
-from fedfer.stamp import stamp, stamp_line
 from fedfer.synth.affectnet import plan_stills
 from fedfer.synth.crema_d import plan_corpus
 from fedfer.synth.presets import get_preset

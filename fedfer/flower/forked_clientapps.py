@@ -20,13 +20,11 @@ matters (a task is handed out while the SuperNode still pulls its arrays, which 
 costs a SuperNode a fifth of the requests of polling every 50 ms.
 
 The SuperNode hands out a task before it has pulled the message's arrays from the SuperLink; the
-child pulls them with a short retry backoff (`fedfer.federation.object_pulls`), not Flower's 1 s
-doubling to 10 s, which got them up to 4 s after the SuperNode had them.
+child pulls them with a short retry backoff, not Flower's 1 s doubling to 10 s, which got them up
+to 4 s after the SuperNode had them. The task API and the backoff are Flower internals, used through
+`fedfer.flower.internals` (pinned Flower only).
 
-It uses Flower's SuperExec internals (`RuntimeHttpClient`, `AcquireTaskRequest`), pinned to the
-Flower version in pyproject.toml.
-
-    python -m fedfer.federation.forked_clientapps --runtime-api-address 127.0.0.1:PORT
+    python -m fedfer.flower.forked_clientapps --runtime-api-address 127.0.0.1:PORT
 """
 
 from __future__ import annotations
@@ -36,7 +34,7 @@ import importlib
 import os
 import time
 
-from fedfer.federation.object_pulls import shorten_clientapp_pulls
+from fedfer.flower.internals import run_clientapp_task, shorten_clientapp_pulls, task_acquirer
 
 WARM_MODULES = ("numpy", "torch", "sklearn.metrics", "scipy.stats", "flwr.clientapp", "flwr.app")
 POLL_S = 0.2
@@ -48,26 +46,12 @@ def serve(runtime_api_address: str, poll_seconds: float = POLL_S) -> None:
         importlib.import_module(name)
     _warm_optimizer()
     shorten_clientapp_pulls()  # the children inherit it
-    from flwr.proto.runtime_pb2 import AcquireTaskRequest
-    from flwr.supercore.constant import TaskType
-    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
-    from flwr.supercore.retry import make_simple_http_retry_invoker
-    from flwr.supercore.runtime import RuntimeHttpClient
-
-    client = RuntimeHttpClient.from_server_address(
-        server_address=runtime_api_address,
-        insecure=True,
-        root_certificates=None,
-        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
-        retry_invoker=make_simple_http_retry_invoker(),
-    )
-    request = AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP.value])
+    acquire = task_acquirer(runtime_api_address)
     while True:
         _reap_children()
-        response = client.AcquireTask(request)
-        has_task = response.HasField("task") and bool(response.token)
-        if has_task and os.fork() == 0:
-            _run_task(runtime_api_address, response.token)
+        token = acquire()
+        if token is not None and os.fork() == 0:
+            _run_task(runtime_api_address, token)
         time.sleep(poll_seconds)
 
 
@@ -86,10 +70,8 @@ def _warm_optimizer() -> None:
 
 def _run_task(runtime_api_address: str, token: str) -> None:
     """In the child: Flower's ClientApp process body; it ends the process itself (flwr_exit)."""
-    from flwr.supernode.runtime.run_clientapp import run_clientapp
-
     try:
-        run_clientapp(runtime_api_address=runtime_api_address, token=token, insecure=True, parent_pid=os.getppid())
+        run_clientapp_task(runtime_api_address, token, os.getppid())
     finally:
         os._exit(0)  # never return into the parent's loop
 

@@ -1,0 +1,323 @@
+"""The run config of a federation, `[tool.flwr.app.config]`: every key declared once, here.
+
+Each key is the field that holds it, declared with `fedfer.settings.setting` (default, kebab-case
+key, accepted values, help, `fedfer` flag). `FederationConfig` is what the ServerApp and ClientApp
+read from Flower's run config, what `fedfer prepare` writes into a run folder's run_config.toml and
+what the `fedfer run` / `prepare` / `deploy` flags build (`fedfer.runs.options`); pyproject.toml
+repeats the defaults for a bare `flwr run .`, and tests/test_config.py keeps the two equal.
+
+Two defaults were chosen deliberately where flags and the run config once disagreed:
+- `client-eval` is on: every fedfer run is a study of labelled subjects whose report needs the
+  clients' label-derived counts, and a subject without labels has no clip to count, so nothing
+  label-derived leaves it either way; `--no-client-eval` (client-eval = false) keeps even the
+  counts home and asks the clients for no evaluation at all.
+- `subjects-per-node` is 50: a crowd node serves 50 subjects and replies once, so the runtime's
+  per-message cost is paid per group (`fedfer.federation.group`; simulations/bench_scale.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fedfer.config import (
+    AGGREGATIONS,
+    BATCHNORM_CHOICES,
+    CENTRAL_LABELS,
+    CODECS,
+    DEFAULT_BATCHNORM,
+    PAYLOADS,
+    PIXEL_TEACHER,
+    PROTOCOLS,
+)
+from fedfer.settings import Accepts, above, at_least, check_values, key_of, one_of, setting, values_of, with_values
+
+ROBUST = "faults, update checks and robust aggregation"  # flag groups of `fedfer run --help`
+CROWD = "scale: a crowd of feature-level synthetic subjects"
+DEFAULT_DP_CLIPPING_NORM = 1.0  # above the median L2 norm (0.82) of a client's v() update on clean `small` runs
+
+
+@dataclass(frozen=True)
+class PersonalizeConfig:
+    """A client's unlabeled personalization (§ Personalization of the method)."""
+
+    max_per_class: int = setting(
+        20, "max-per-class", "P: pseudo-labelled videos kept per class", accepts=at_least(1), flag=True, aliases=("-P",)
+    )
+    p_threshold: float = setting(
+        0.5,
+        "p-threshold",
+        "minimum mean probability of a pseudo label: videos below it are dropped",
+        accepts=Accepts(lambda x: 0 <= x < 1, "a probability in [0, 1)"),
+        flag=True,
+    )
+    epochs: int = setting(2, "local-epochs", "local fine-tuning epochs", accepts=at_least(0), flag=True)
+    lr: float = setting(
+        1e-3, "learning-rate", "local learning rate (Adam)", accepts=above(0), flag=True, aliases=("--lr",)
+    )
+    batch_size: int = setting(16, "batch-size", "local batch size", accepts=at_least(1), flag=True)
+    seed: int = setting(0, "seed", "seed of local training, plus the client's partition id (fedfer: the run's --seed)")
+
+
+@dataclass(frozen=True)
+class CrowdConfig:
+    """A federation of feature-level synthetic subjects (`fedfer.synth.crowd`), a systems workload.
+
+    With a `model`, node p serves crowd subjects [p·S, (p+1)·S) of `size` (S = `subjects_per_node`),
+    each drawn from (`seed`, index) when the node is sampled, and replies with their weighted partial
+    average and summed weight (FedAvg's result is that of one node per subject)."""
+
+    model: str = setting("", "crowd-model", "crowd model .npz; empty: the run's own subjects, one per node")
+    size: int = setting(
+        0,
+        "crowd-size",
+        "federate a crowd of N feature-level synthetic subjects fitted to the run's test subjects instead of the "
+        "subjects themselves: a systems workload for scale, with no report; 0: off",
+        accepts=at_least(0),
+        flag=True,
+        aliases=("--crowd",),
+        group=CROWD,
+    )
+    seed: int = setting(0, "crowd-seed", "seed of the crowd's subjects", flag=True, group=CROWD)
+    subjects_per_node: int = setting(
+        50,
+        "subjects-per-node",
+        "crowd subjects each simulated node serves, replying with their weighted partial average",
+        accepts=at_least(1),
+        flag=True,
+        group=CROWD,
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.model)
+
+
+@dataclass(frozen=True)
+class RobustConfig:
+    """What the server accepts and how it combines it: faults and hostile updates must not reach v().
+
+    Every reply is checked before aggregation (v()'s exact keys, shapes and dtypes, finite values,
+    and the L2 norm of its change from the global v()); a refused reply is recorded with its reason
+    and left out. The norm bound's default is about 4× the largest change measured on clean runs of
+    the small world (1.28, the largest `update_norm` the server logged in their rounds.json).
+    """
+
+    aggregation: str = setting(
+        "fedavg",
+        "aggregation",
+        "how accepted v() updates are combined, with Flower's strategies: FedAvg, FedMedian, FedTrimmedAvg, Krum, "
+        "MultiKrum",
+        accepts=one_of(AGGREGATIONS),
+        flag=True,
+        group=ROBUST,
+    )
+    validate: bool = setting(
+        True,
+        "validate-updates",
+        "check every reply's shapes, dtypes, finiteness and norm bound before aggregation; off: average what "
+        "arrives (comparisons only)",
+        flag=True,
+        group=ROBUST,
+    )
+    max_update_norm: float = setting(
+        5.0,
+        "max-update-norm",
+        "refuse an update whose L2 distance from the global v() exceeds this; 0 = no bound",
+        accepts=at_least(0),
+        flag=True,
+        group=ROBUST,
+    )
+    min_replies: int = setting(
+        1,
+        "min-replies",
+        "stop the run when a round has fewer accepted replies",
+        accepts=at_least(1),
+        flag=True,
+        group=ROBUST,
+    )
+    round_timeout: float = setting(
+        3600.0,
+        "round-timeout",
+        "seconds the server waits for a round's replies (Flower's timeout); later ones are recorded as failures",
+        accepts=above(0),
+        flag=True,
+        group=ROBUST,
+    )
+    trim_beta: float = setting(
+        0.2,
+        "trim-beta",
+        "FedTrimmedAvg (aggregation trimmed): share cut at each end per coordinate",
+        accepts=Accepts(lambda x: 0 <= x < 0.5, "a share in [0, 0.5)"),
+        flag=True,
+        group=ROBUST,
+    )
+    num_malicious: int = setting(
+        1,
+        "num-malicious",
+        "Krum / MultiKrum: the number f of hostile clients they tolerate",
+        accepts=at_least(0),
+        flag=True,
+        group=ROBUST,
+    )
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Central differential privacy of v()'s updates with Flower's wrappers: each client clips its update
+    (new v() minus the received one, all arrays as one vector) to L2 norm `clipping_norm` before it leaves
+    (`fixedclipping_mod`); the server averages the clipped updates uniformly and adds Gaussian noise of
+    standard deviation noise_multiplier × clipping_norm / sampled clients
+    (`DifferentialPrivacyClientSideFixedClipping`). Off while `clipping_norm` is 0. The personalized v()
+    a subject keeps on its device is not covered: it never leaves, and it is neither clipped nor noised."""
+
+    noise_multiplier: float = setting(
+        0.0,
+        "dp-noise-multiplier",
+        "differential privacy: noise multiplier z of the server's Gaussian noise (std z × C / sampled clients); "
+        "0 with a clipping norm clips without noise",
+        accepts=at_least(0),
+        flag=True,
+        aliases=("--dp-noise",),
+    )
+    clipping_norm: float = setting(
+        0.0,
+        "dp-clipping-norm",
+        "differential privacy: L2 clipping norm C of each client's v() update; 0 = no differential privacy (the "
+        f"flag is {DEFAULT_DP_CLIPPING_NORM} when only a noise multiplier is given)",
+        accepts=Accepts(lambda x: x >= 0, "a number >= 0 (0: no differential privacy)"),
+        flag=True,
+        aliases=("--dp-clip",),
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.clipping_norm > 0
+
+
+@dataclass(frozen=True)
+class FederationConfig:
+    """One federated run, as `[tool.flwr.app.config]` describes it (see the module docstring)."""
+
+    num_server_rounds: int = setting(
+        2, "num-server-rounds", "FedAvg rounds", accepts=at_least(1), flag=True, aliases=("--rounds",)
+    )
+    fraction_train: float = setting(
+        1.0,
+        "fraction-train",
+        "share of clients sampled per round",
+        accepts=Accepts(lambda x: 0 < x <= 1, "a number in (0, 1]"),
+        flag=True,
+    )
+    num_clients: int = setting(
+        2, "num-clients", "the server waits until this many SuperNodes are connected", accepts=at_least(1)
+    )
+    personalize: PersonalizeConfig = PersonalizeConfig()
+    # Paths of the run's prepared state, filled in by `fedfer prepare` / `run` / `deploy`.
+    run_dir: str = setting("", "run-dir", "where the server writes rounds, checkpoints and evaluations")
+    central_checkpoint: str = setting("", "central-checkpoint", "the central v() the federation starts from")
+    ifer_checkpoint: str = setting("", "ifer-checkpoint", "g(), the clients' pseudo-labeller (empty: pixel teacher)")
+    teacher: str = setting("affectnet", "teacher", "which pseudo-labeller (TEACHERS, or 'checkpoint' for a given g())")
+    subjects_file: str = setting("", "subjects-file", "JSON list of subject directories, in partition-id order")
+    central_eval: bool = setting(
+        True,
+        "central-eval",
+        "the server scores the central v() on the subjects' labelled clips after each round; off: a deployment "
+        "whose SuperLink host holds no labels (the report then has no central-model tables)",
+        flag=True,
+    )
+    batchnorm: str = setting(
+        DEFAULT_BATCHNORM,
+        "batchnorm",
+        "v()'s BatchNorm convention; must match the central checkpoint",
+        accepts=one_of(BATCHNORM_CHOICES),
+    )
+    payload: str = setting(
+        "v",
+        "payload",
+        "what travels both ways: v (the method), g+v or f+g+v (g() and f() sent and averaged but not trained by "
+        "the clients: bytes only)",
+        accepts=one_of(PAYLOADS),
+        flag=True,
+    )
+    codec_up: str = setting("float32", "codec-up", "how clients write their replies", accepts=one_of(CODECS), flag=True)
+    codec_down: str = setting(
+        "float32", "codec-down", "how the server writes its messages", accepts=one_of(CODECS), flag=True
+    )
+    crowd: CrowdConfig = CrowdConfig()
+    robust: RobustConfig = RobustConfig()
+    resume_round: int = setting(
+        0,
+        "resume-round",
+        "start from the central v() checkpointed after this round (0: a new run)",
+        accepts=at_least(0),
+    )
+    faults: str = setting(
+        "",
+        "faults",
+        "inject client faults for tests and studies: kind@partition,… with kind raise, hang, shape, dtype, nan, "
+        "scale100, signflip, labelflip (fedfer.federation.faults)",
+        flag=True,
+        group=ROBUST,
+    )
+    protocol: str = setting(
+        "transductive",
+        "protocol",
+        "transductive: each subject adapts on all its clips and is scored on them (the paper); held-out: its clips "
+        "are halved per label (seeded), it adapts on one half and is scored on the other (seed 002)",
+        accepts=one_of(PROTOCOLS),
+        flag=True,
+    )
+    central_labels: str = setting(
+        "hard",
+        "central-labels",
+        "what the central v() is trained on: hard plurality labels (the paper) or the clips' vote distributions "
+        "with the KL divergence (needs per-clip votes: --labels av or face)",
+        accepts=one_of(CENTRAL_LABELS),
+        flag=True,
+    )
+    client_eval: bool = setting(
+        True,
+        "client-eval",
+        "clients send label-derived counts (cm-personal, cm-pseudo: their personalized v() and pseudo labels "
+        "scored on their labelled clips); off, the report has no personalized-model tables",
+        flag=True,
+    )
+    privacy: PrivacyConfig = PrivacyConfig()
+    audit_dir: str = setting("", "audit-dir", "when set, every client writes a description of each reply it sends here")
+
+    def __post_init__(self) -> None:
+        check_values(self, self.to_run_config())
+        if self.privacy.enabled and self.codec_up == "int8":
+            raise ValueError(
+                f"{key_of(self, 'privacy', 'clipping_norm')} > 0 with {key_of(self, 'codec_up')} = 'int8': Flower's "
+                "clipping would act on 8-bit codes; use float32 or float16 uplink codes with differential privacy"
+            )
+
+    @classmethod
+    def from_run_config(cls, run_config: dict[str, Any]) -> FederationConfig:
+        """Build from Flower's run config; every key must be known (a typo is an error, not a default)."""
+        return with_values(cls(), run_config)
+
+    def to_run_config(self) -> dict[str, Any]:
+        """The run config (kebab-case keys) that `from_run_config` reads back into this object."""
+        return values_of(self)
+
+    def check_prepared(self) -> None:
+        """Raise when the paths a federation starts from are unset or missing, naming the remedy."""
+        names = ["run_dir", "central_checkpoint", "subjects_file"]
+        if self.teacher != PIXEL_TEACHER:  # the pixel teacher is a model file of fedfer's cache, not a g()
+            names.append("ifer_checkpoint")
+        unset = [key_of(self, name) for name in names if not getattr(self, name)]
+        missing = [  # the run folder itself is made by the server
+            f"{key_of(self, name)}={getattr(self, name)}"
+            for name in names[1:]
+            if getattr(self, name) and not Path(getattr(self, name)).exists()
+        ]
+        if unset or missing:
+            raise ValueError(
+                "this run is not prepared "
+                f"({'unset: ' + ', '.join(unset) if unset else 'missing: ' + ', '.join(missing)}): "
+                "run `fedfer prepare` (same flags as `fedfer run`), then the `flwr run` line it prints"
+            )
