@@ -38,6 +38,13 @@ AGGREGATIONS = ("fedavg", "median", "trimmed", "krum", "multikrum")
 # (plurality labels, the paper, or vote distributions with the KL divergence, fedfer.model.soft_labels).
 PROTOCOLS = ("transductive", "held-out")
 CENTRAL_LABELS = ("hard", "distribution")
+# A client's pseudo-labelling beyond the paper (fedfer.model.personalize): how g()'s clip probabilities
+# are corrected for the subject's label shift, combined with the received v()'s, thresholded per
+# class, and what v() is fine-tuned towards. The first of each is the paper's rule.
+TEACHER_SHIFTS = ("none", "em", "prior")
+COMBINE_RULES = ("teacher", "agree", "product")
+THRESHOLD_RULES = ("fixed", "flexmatch", "freematch")
+LOCAL_LABELS = ("hard", "soft")
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,20 @@ from fedfer.config import (
     BATCHNORM_CHOICES,
     CENTRAL_LABELS,
     CODECS,
+    COMBINE_RULES,
     DEFAULT_BATCHNORM,
+    LOCAL_LABELS,
     PAYLOADS,
     PIXEL_TEACHER,
     PROTOCOLS,
+    TEACHER_SHIFTS,
+    THRESHOLD_RULES,
 )
 from fedfer.settings import Accepts, above, at_least, check_values, key_of, one_of, setting, values_of, with_values
 
 ROBUST = "faults, update checks and robust aggregation"  # flag groups of `fedfer run --help`
 CROWD = "scale: a crowd of feature-level synthetic subjects"
+BEYOND = "pseudo-labelling beyond the paper (fedfer.model.personalize)"
 DEFAULT_DP_CLIPPING_NORM = 1.0  # above the median L2 norm (0.82) of a client's v() update on clean `small` runs
 
 
@@ -58,6 +63,66 @@ class PersonalizeConfig:
     )
     batch_size: int = setting(16, "batch-size", "local batch size", accepts=at_least(1), flag=True)
     seed: int = setting(0, "seed", "seed of local training, plus the client's partition id (fedfer: the run's --seed)")
+    # Beyond the paper (each off by default; only v() still leaves the client, nothing new travels).
+    teacher_shift: str = setting(
+        "none",
+        "teacher-shift",
+        "correct g()'s clip probabilities for the subject's own class prior before selecting: label-shift EM "
+        "(em) or alignment to class-prior (prior); none: the paper",
+        accepts=one_of(TEACHER_SHIFTS),
+        flag=True,
+        group=BEYOND,
+    )
+    class_prior: str = setting(
+        "",
+        "class-prior",
+        "comma-separated class shares the prior shift aligns to (fedfer prepare: the central training clips'); "
+        "empty: uniform",
+        group=BEYOND,
+    )
+    combine: str = setting(
+        "teacher",
+        "combine",
+        "second opinion of the received v() on the same clips: keep clips where both argmaxes agree (agree) or "
+        "use the normalised product (product); teacher: g() alone, the paper",
+        accepts=one_of(COMBINE_RULES),
+        flag=True,
+        group=BEYOND,
+    )
+    threshold_rule: str = setting(
+        "fixed",
+        "threshold-rule",
+        "per-class thresholds: FlexMatch- or FreeMatch-style, lower for classes g() rarely calls confidently; "
+        "fixed: p-threshold for all, the paper",
+        accepts=one_of(THRESHOLD_RULES),
+        flag=True,
+        group=BEYOND,
+    )
+    adabn: bool = setting(
+        False,
+        "adabn",
+        "re-estimate v()'s BatchNorm statistics on the subject's own clips before pseudo-labelling (AdaBN)",
+        flag=True,
+        group=BEYOND,
+    )
+    entropy_epochs: int = setting(
+        0,
+        "entropy-epochs",
+        "epochs of entropy minimisation with a diversity term on v()'s BatchNorm scales and shifts "
+        "(TENT / SHOT style), before pseudo-labelling; 0: off",
+        accepts=at_least(0),
+        flag=True,
+        group=BEYOND,
+    )
+    local_labels: str = setting(
+        "hard",
+        "local-labels",
+        "fine-tune towards the pseudo label (hard, the paper) or towards g()'s (corrected) clip distribution "
+        "with the KL divergence (soft, seed 002)",
+        accepts=one_of(LOCAL_LABELS),
+        flag=True,
+        group=BEYOND,
+    )
 
 
 @dataclass(frozen=True)

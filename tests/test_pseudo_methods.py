@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
 from fedfer.model.frame_adaptation import adapt_batchnorm, information_maximisation
 from fedfer.model.heads import VFERHead
+from fedfer.model.inference import predict_proba
+from fedfer.model.personalize import personalize
 from fedfer.model.pseudo import adaptive_thresholds, select_pseudo_labels
 from fedfer.model.teacher_shift import align_to_prior, combine_with_student, em_label_shift
+from fedfer.runconfig import PersonalizeConfig
 
 
 def _skewed_probabilities(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -100,3 +105,70 @@ def test_information_maximisation_trains_only_normalisation_and_sharpens_predict
     assert learned and all(k.startswith("frame.") and (k.endswith(".weight") or k.endswith(".bias")) for k in learned)
     assert all(isinstance(dict(v.named_modules())[k.rsplit(".", 1)[0]], torch.nn.BatchNorm1d) for k in learned)
     assert all(p.requires_grad for p in v.parameters())
+
+
+# ------------------------------------------------------------------------------ through personalize()
+
+
+def _subject(seed: int) -> tuple[VFERHead, list[np.ndarray], np.ndarray]:
+    """A v(), 40 clips and a teacher that calls class 0 confidently, class 1 timidly, class 2 rarely."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    p = np.zeros((40, 3))
+    p[:24] = [0.85, 0.1, 0.05]
+    p[24:36] = [0.2, 0.45, 0.35]
+    p[36:] = [0.3, 0.2, 0.5]
+    p = p + rng.uniform(0, 0.02, p.shape)
+    return VFERHead(3), _clips(rng, 40, shift=1.0), (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _selected(config: PersonalizeConfig, seed: int = 5) -> tuple[set[int], VFERHead, np.ndarray]:
+    v, clips, p = _subject(seed)
+    result = personalize(v, p, clips, replace(config, epochs=0) if config.epochs == 2 else config)
+    return set(result.pseudo.indices.tolist()), v, p
+
+
+def test_each_pseudo_labelling_setting_changes_the_selection_as_it_claims() -> None:
+    paper, _, p = _selected(PersonalizeConfig())
+    assert paper and not paper & set(range(24, 36))  # class 1 never reaches 0.5
+
+    em, _, _ = _selected(PersonalizeConfig(teacher_shift="em"))
+    assert em == set(select_pseudo_labels(em_label_shift(p)[0], 20, 0.5).indices.tolist()) and em != paper
+
+    prior, _, _ = _selected(PersonalizeConfig(teacher_shift="prior", class_prior="0.2,0.6,0.2"))
+    assert prior == set(select_pseudo_labels(align_to_prior(p, np.array([0.2, 0.6, 0.2])), 20, 0.5).indices.tolist())
+    assert len(prior & set(range(24, 36))) > 0  # the timid class 1 now passes
+
+    flex, _, _ = _selected(PersonalizeConfig(threshold_rule="flexmatch"))
+    assert set(range(24, 36)) & flex and paper < flex
+
+    agree, v, _ = _selected(PersonalizeConfig(combine="agree"))
+    student = predict_proba(v, _subject(5)[1]).argmax(1)
+    assert agree <= {i for i in paper if student[i] == p[i].argmax()}
+
+
+def test_adabn_and_entropy_settings_adapt_v_before_it_trains() -> None:
+    _, adapted, _ = _selected(PersonalizeConfig(adabn=True))
+    frames = np.concatenate(_subject(5)[1])
+    assert torch.allclose(adapted.frame[0].running_mean, torch.from_numpy(frames.mean(0)), atol=1e-4)
+
+    reference = _subject(5)[0].state_dict()
+    _, sharpened, _ = _selected(PersonalizeConfig(entropy_epochs=3, lr=1e-2))
+    moved = {k for k, t in sharpened.state_dict().items() if not torch.equal(t, reference[k])}
+    learned = {k for k in moved if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
+    assert learned and all(
+        isinstance(dict(sharpened.named_modules())[k.rsplit(".", 1)[0]], torch.nn.BatchNorm1d) for k in learned
+    )
+
+
+def test_soft_local_labels_train_towards_the_teachers_distribution() -> None:
+    """Hard labels push v() to certainty on its pseudo-labelled clips; soft ones towards g()'s own
+    confidence (about 0.85 on the confident clips)."""
+    config = PersonalizeConfig(epochs=30, lr=1e-2, max_per_class=40)
+    outcomes = {}
+    for labels in ("hard", "soft"):
+        v, clips, p = _subject(6)
+        result = personalize(v, p, clips, replace(config, local_labels=labels))
+        confident = [i for i in result.pseudo.indices if i < 24]
+        outcomes[labels] = predict_proba(v, [clips[i] for i in confident])[:, 0].mean()
+    assert outcomes["hard"] > 0.97 and abs(outcomes["soft"] - 0.85) < abs(outcomes["hard"] - 0.85)

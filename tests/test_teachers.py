@@ -161,7 +161,8 @@ def test_fedfer_run_on_a_crema_d_directory_without_affectnet(crema_only: dict, c
     root = crema_only["root"]
     flags = [*crema_only["flags"], "--results", str(root / "results"), "--clients", "2", "--rounds", "1"]
 
-    assert cli.main(["run", *flags, "-P", "5", "--p-threshold", "0.3"]) == 0
+    beyond = ["--teacher-shift", "prior", "--threshold-rule", "flexmatch", "--adabn"]  # the clients read them
+    assert cli.main(["run", *flags, "-P", "5", "--p-threshold", "0.3", *beyond]) == 0
 
     out = capsys.readouterr().out
     assert "pseudo-labeller: crema-frames (no --affectnet" in out
@@ -173,6 +174,9 @@ def test_fedfer_run_on_a_crema_d_directory_without_affectnet(crema_only: dict, c
     assert options["teacher_used"] == "crema-frames" and options["affectnet"] is None
     values = tomllib.loads((run_dir / "run_config.toml").read_text())
     assert values["teacher"] == "crema-frames"
+    assert (values["teacher-shift"], values["threshold-rule"], values["adabn"]) == ("prior", "flexmatch", True)
+    prior = [float(x) for x in values["class-prior"].split(",")]  # the central training clips' shares
+    assert len(prior) == 6 and abs(sum(prior) - 1) < 1e-4
     assert values["ifer-checkpoint"] == str(crema_only["crema-frames"].ifer.resolve())  # the clients' g()
 
 

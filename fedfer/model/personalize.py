@@ -2,6 +2,15 @@
 
 f() and the teacher (g(), or an external model) stay frozen and are only run; v() is fine-tuned
 with plain, unweighted cross-entropy, because the selection already caps each class at P videos.
+
+The paper's rule is the default of every `PersonalizeConfig` setting. The others, in the order a
+client applies them (each reads only the subject's clips and what the server sent):
+1. `adabn`: v()'s BatchNorm statistics re-estimated on the subject's clips (fedfer.model.frame_adaptation);
+2. `entropy-epochs`: v()'s BatchNorm affine parameters trained to confident, diverse predictions;
+3. `teacher-shift`: g()'s clip probabilities corrected for the subject's class prior (fedfer.model.teacher_shift);
+4. `combine`: the (adapted) received v()'s predictions on the same clips as a second opinion;
+5. `threshold-rule`: per-class thresholds instead of one p-threshold (fedfer.model.pseudo);
+6. `local-labels`: fine-tune towards the hard pseudo label or the corrected distribution (KL).
 """
 
 from __future__ import annotations
@@ -12,8 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedfer.config import TrainConfig
+from fedfer.model.frame_adaptation import adapt_batchnorm, information_maximisation
 from fedfer.model.heads import VFERHead
-from fedfer.model.pseudo import PseudoLabels, select_pseudo_labels
+from fedfer.model.inference import predict_proba
+from fedfer.model.pseudo import PseudoLabels, adaptive_thresholds, select_pseudo_labels
+from fedfer.model.teacher_shift import combine_with_student, parse_prior, shift_teacher
 from fedfer.model.training import LabelledSet, fit
 from fedfer.runconfig import PersonalizeConfig
 
@@ -41,16 +53,37 @@ def personalize(
     num_classes = v.out.out_features
     if probabilities.shape != (len(clips), num_classes):
         raise ValueError(f"need ({len(clips)}, {num_classes}) teacher probabilities, got {probabilities.shape}")
-    pseudo = select_pseudo_labels(probabilities, config.max_per_class, config.p_threshold)
+    if len(clips) == 0:
+        return PersonalizeResult(select_pseudo_labels(probabilities, config.max_per_class, config.p_threshold), [])
+    if config.adabn:
+        adapt_batchnorm(v, clips)
+    if config.entropy_epochs:
+        information_maximisation(v, clips, config.entropy_epochs, config.lr, config.batch_size, seed=config.seed)
+    targets = pseudo_label_targets(v, probabilities, clips, config)
+    thresholds = adaptive_thresholds(targets, config.p_threshold, config.threshold_rule)
+    pseudo = select_pseudo_labels(targets, config.max_per_class, thresholds)
     if len(pseudo.indices) == 0:
         return PersonalizeResult(pseudo, [])
-    history = fine_tune(v, [clips[i] for i in pseudo.indices], pseudo.labels, config)
+    labels = pseudo.labels if config.local_labels == "hard" else targets[pseudo.indices]
+    history = fine_tune(v, [clips[i] for i in pseudo.indices], labels, config)
     return PersonalizeResult(pseudo, history)
+
+
+def pseudo_label_targets(
+    v: VFERHead, probabilities: np.ndarray, clips: Sequence[np.ndarray], config: PersonalizeConfig
+) -> np.ndarray:
+    """(N, K) the distributions the selection ranks: g()'s clip probabilities after `teacher-shift`
+    and `combine` (with `v`'s own predictions on the clips); g()'s unchanged under the paper's rule."""
+    shifted = shift_teacher(probabilities, config.teacher_shift, parse_prior(config.class_prior, v.out.out_features))
+    if config.combine == "teacher":
+        return shifted
+    return combine_with_student(shifted, predict_proba(v, clips), config.combine)
 
 
 def fine_tune(v: VFERHead, clips: Sequence[np.ndarray], labels: np.ndarray, config: PersonalizeConfig) -> list[float]:
     """The local fine-tuning step alone, on any labels (pseudo, true, or of a simulated labeller):
-    `config`'s epochs, lr and batch size, unweighted cross-entropy, no dev set. Returns the epoch losses."""
+    `config`'s epochs, lr and batch size, unweighted cross-entropy ((N,) class indices) or KL ((N, K)
+    distributions), no dev set. Returns the epoch losses."""
     train = LabelledSet(list(clips), labels)
     stage = TrainConfig(
         stage="vfer",

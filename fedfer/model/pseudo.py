@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from fedfer.config import THRESHOLD_RULES
 from fedfer.model.heads import IFERHead
 
 
@@ -53,7 +54,8 @@ def select_pseudo_labels(probabilities: np.ndarray, max_per_class: int, threshol
 
     probabilities: (N, K) per-video class probabilities; threshold: one value, or (K,) one per
     predicted class (`adaptive_thresholds`). Ties in confidence keep the earlier video, so the
-    selection is deterministic.
+    selection is deterministic. A video with no probability at all (a refusal of
+    `fedfer.model.teacher_shift.combine_with_student`) is never selected.
     """
     if max_per_class < 1:
         raise ValueError(f"max_per_class (P) must be >= 1, got {max_per_class}")
@@ -64,14 +66,11 @@ def select_pseudo_labels(probabilities: np.ndarray, max_per_class: int, threshol
     confidence = probabilities.max(axis=1)
     chosen: list[int] = []
     for k in range(probabilities.shape[1]):
-        candidates = np.flatnonzero((labels == k) & (confidence >= thresholds[k]))
+        candidates = np.flatnonzero((labels == k) & (confidence >= thresholds[k]) & (confidence > 0))
         ranked = candidates[np.argsort(-confidence[candidates], kind="stable")]
         chosen.extend(ranked[:max_per_class].tolist())
     indices = np.array(sorted(chosen), dtype=np.int64)
     return PseudoLabels(indices, labels[indices].astype(np.int64), confidence[indices].astype(np.float32))
-
-
-THRESHOLD_RULES: tuple[str, ...] = ("fixed", "flexmatch", "freematch")
 
 
 def adaptive_thresholds(probabilities: np.ndarray, threshold: float, rule: str) -> np.ndarray:

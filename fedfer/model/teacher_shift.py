@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-COMBINE_RULES: tuple[str, ...] = ("teacher", "agree", "product")
+from fedfer.config import COMBINE_RULES, TEACHER_SHIFTS
 
 
 def _normalise(p: np.ndarray) -> np.ndarray:
@@ -78,3 +78,33 @@ def combine_with_student(teacher: np.ndarray, student: np.ndarray, rule: str) ->
     if rule == "product":
         return _normalise(teacher.astype(np.float64) * student).astype(np.float32)
     raise ValueError(f"unknown combination {rule!r}: use one of {COMBINE_RULES}")
+
+
+def parse_prior(text: str, num_classes: int) -> np.ndarray:
+    """(K,) shares from "s1,s2,…" (the `class-prior` setting); empty → uniform."""
+    if not text.strip():
+        return np.full(num_classes, 1.0 / num_classes, dtype=np.float32)
+    try:
+        shares = np.array([float(x) for x in text.split(",")], dtype=np.float64)
+    except ValueError:
+        shares = np.array([])
+    if shares.shape != (num_classes,) or np.any(shares < 0) or shares.sum() <= 0:
+        raise ValueError(f"class-prior must be {num_classes} comma-separated non-negative shares, got {text!r}")
+    return (shares / shares.sum()).astype(np.float32)
+
+
+def format_prior(shares) -> str:
+    """The `class-prior` setting of (K,) shares."""
+    return ",".join(f"{float(x):.6f}" for x in shares)
+
+
+def shift_teacher(probabilities: np.ndarray, shift: str, prior: np.ndarray) -> np.ndarray:
+    """g()'s (N, K) clip probabilities after the `teacher-shift` setting: unchanged ("none", the paper),
+    label-shift EM ("em") or alignment to `prior` ("prior")."""
+    if shift == "none":
+        return probabilities
+    if shift == "em":
+        return em_label_shift(probabilities)[0]
+    if shift == "prior":
+        return align_to_prior(probabilities, prior)
+    raise ValueError(f"unknown teacher shift {shift!r}: use one of {TEACHER_SHIFTS}")

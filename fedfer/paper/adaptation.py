@@ -39,7 +39,7 @@ from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES, load_v_sta
 from fedfer.model.heads import VFERHead
 from fedfer.model.inference import predict_proba
 from fedfer.model.personalize import fine_tune, personalize
-from fedfer.model.pseudo import select_pseudo_labels
+from fedfer.model.pseudo import PseudoLabels
 from fedfer.runconfig import PersonalizeConfig
 
 FEDPER_LOCAL_PREFIX = "out."  # v()'s output layer: FedPer's personal head
@@ -111,7 +111,11 @@ class Rounds:
 
     state: dict[str, Tensor]
     models: list[VFERHead]
-    selected: list[int]
+    pseudo: list[PseudoLabels]  # per subject: what its method selected this round
+
+    @property
+    def selected(self) -> list[int]:
+        return [len(p.indices) for p in self.pseudo]
 
 
 def personalize_round(
@@ -124,14 +128,15 @@ def personalize_round(
     average: bool,
 ) -> Rounds:
     """Every subject personalizes from its start state; FedAvg of the replies when `average`."""
-    replies, models = [], []
+    replies, models, pseudo = [], [], []
     for subject, probs, start in zip(subjects, probabilities, starts):
         v = with_state(central, start)
         result = personalize(v, probs, subject.adapt, config)
         replies.append((v_state(v), result.num_selected))
         models.append(v)
+        pseudo.append(result.pseudo)
     state = fedavg(replies, previous) if average else previous
-    return Rounds(state, models, [n for _, n in replies])
+    return Rounds(state, models, pseudo)
 
 
 def continue_rounds(
@@ -191,8 +196,8 @@ def federated_variants(
     out = Variants()
     out.first, last = run_rounds(central, subjects, g_probabilities, config, rounds)
     after = with_state(central, last.state)
-    for i, (subject, probs) in enumerate(zip(subjects, g_probabilities)):
-        chosen = select_pseudo_labels(probs, config.max_per_class, config.p_threshold)
+    for i, subject in enumerate(subjects):
+        chosen = out.first.pseudo[i]  # round 1's selection, by the configured method
         truth = subject.adapt_truth[chosen.indices]
         labelled = truth != UNLABELLED
         out.pseudo.append((int((truth[labelled] == chosen.labels[labelled]).sum()), int(labelled.sum())))
@@ -219,7 +224,7 @@ def adapt_subjects(
     out = federated_variants(central, g_probabilities, subjects, config, rounds)
     fedper = continue_rounds(central, subjects, g_probabilities, config, out.first, rounds - 1, "fedper")
     local = continue_rounds(central, subjects, g_probabilities, config, out.first, rounds - 1, "local")
-    for i, (subject, probs) in enumerate(zip(subjects, g_probabilities)):
+    for i, subject in enumerate(subjects):
         out.add("frame_mean_g", frame_mean_test[i].argmax(1))
         out.add("fedper", predicted(fedper.models[i], subject.test))
         out.add("local_only", predicted(local.models[i], subject.test))
@@ -229,7 +234,7 @@ def adapt_subjects(
             if len(known):
                 fine_tune(v, [subject.adapt[j] for j in known], subject.adapt_truth[known], config)
             out.add("oracle", predicted(v, subject.test))
-        chosen = select_pseudo_labels(probs, config.max_per_class, config.p_threshold)
+        chosen = out.first.pseudo[i]
         truth = subject.adapt_truth[chosen.indices]
         picked = chosen.indices[truth != UNLABELLED]
         rng = np.random.default_rng([config.seed, i])

@@ -22,6 +22,7 @@ from fedfer.data.subject import PERSONAL_DIR, write_subject
 from fedfer.federation.resume import last_completed_round, stop_reason
 from fedfer.flower.runtime import write_run_config
 from fedfer.io import atomic_write_json
+from fedfer.model.teacher_shift import format_prior
 from fedfer.runconfig import FederationConfig
 from fedfer.rundir import RunDir
 from fedfer.runs.options import RunOptions
@@ -48,7 +49,12 @@ def run_config_values(options: RunOptions, prepared: Prepared, run: RunDir, num_
     return replace(
         federation,
         num_clients=num_clients,
-        personalize=replace(federation.personalize, seed=options.task.seed),
+        personalize=replace(
+            federation.personalize,
+            seed=options.task.seed,
+            class_prior=federation.personalize.class_prior
+            or format_prior(prepared.label_shares(prepared.split["train"])),
+        ),
         run_dir=str(run.root.resolve()),
         central_checkpoint=str(prepared.vfer.resolve()),
         ifer_checkpoint=str(prepared.ifer.resolve()) if prepared.ifer is not None else "",

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from fedfer.config import FeatureConfig, TrainConfig
 from fedfer.data.datasets import Clip, Task
 from fedfer.io import digest
@@ -104,6 +106,14 @@ class Prepared:
     def ifer(self) -> Path | None:
         """The g() the clients pseudo-label with (None for the pixel teacher)."""
         return self.teacher.checkpoint
+
+    def label_shares(self, actors: Iterable[str]) -> np.ndarray:
+        """(K,) the class shares of `actors`' labelled clips (the central training split's: what the
+        server may tell clients about the class prior; no subject's clips are in it)."""
+        chosen = set(actors)
+        labels = [c.label for c in self.clips if c.actor in chosen and c.label is not None]
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=self.task.num_classes).astype(np.float64)
+        return counts / max(counts.sum(), 1.0)
 
     def sequences(self, actors: Iterable[str]) -> LabelledSet:
         """The labelled clips of `actors`: per-clip (T, 1280) feature sequences and class indices."""

@@ -1,0 +1,206 @@
+"""The personalization effect on unseen calibrated worlds, and pseudo-labelling methods beyond the paper.
+
+    python simulations/study_effect.py --world-seeds 200 201 202 --splits 0 1 2 --out results/effect
+
+Each (world seed, split) is one unit: Table 2's setting (6 classes, audio-visual plurality labels,
+transductive) with every test subject of the world, the central v() and g() of that split, and each
+method of `fedfer.paper.methods` federated from the same central v() for `--rounds` rounds. Writes
+OUT/units/w<world>-s<split>.json (kept; a rerun with the same settings recomputes nothing),
+OUT/effect.json, OUT/effect.md (stamped tables) and OUT/effect.png (paired effects with 95% CIs).
+The worlds 200-209 were set aside before the calibration (simulations/calibrate_world.py) and are
+never used to fit it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from study_args import study_parser
+
+from fedfer.evaluation.effect import Unit, paired, per_class, pseudo_labels
+from fedfer.evaluation.stamp import stamp, stamp_line
+from fedfer.evaluation.stats import mean_ci
+from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.paper.methods import METHODS, REFERENCE, model_key, run_unit, unit_of
+from fedfer.paper.tables import TABLES, GridData
+from fedfer.runs.options import RunOptions, options_from_args
+
+log = logging.getLogger("study_effect")
+TABLE = TABLES["table2"]
+
+
+def class_shares(data: GridData, split: int) -> list[float]:
+    """The central training clips' label shares of `split`: what the server knows, sent as `class-prior`."""
+    prepared = data.prepared(TABLE.num_classes, split)
+    return prepared.label_shares(prepared.split["train"]).tolist()
+
+
+def unit_record(options: RunOptions, world_seed: int, split: int, methods: list[str], clients: int | None) -> dict:
+    data = GridData(replace(options, world_seed=world_seed))
+    ts = data.table_seed(TABLE, split)
+    if clients:
+        ts = replace(ts, subjects=ts.subjects[:clients], g_adapt=ts.g_adapt[:clients], g_test=ts.g_test[:clients])
+    base = replace(options.federation.personalize, seed=split)
+    return run_unit(ts, base, methods, options.federation.num_server_rounds, class_shares(data, split))
+
+
+def units(args, options: RunOptions) -> list[tuple[Unit, dict]]:
+    """Every (world, split) unit and its record, computed once and kept under OUT/units/."""
+    out = []
+    for world_seed in args.world_seeds:
+        for split in args.splits:
+            path = args.out / "units" / f"w{world_seed}-s{split}.json"
+            key = {"methods": args.methods, "clients": options.clients, "world": options.world}
+            key |= {"personalize": repr(options.federation.personalize), "rounds": options.federation.num_server_rounds}
+            record = json.loads(path.read_text()) if path.is_file() else None
+            if record is None or record.get("key") != key:
+                log.info("world %d split %d: %d methods", world_seed, split, len(args.methods))
+                record = {"key": key, **unit_record(options, world_seed, split, args.methods, options.clients)}
+                atomic_write_json(path, record)
+            out.append((unit_of(record, world_seed), record))
+    return out
+
+
+def method_rows(found: list[Unit], records: list[dict], methods: list[str]) -> dict:
+    """Per method: macro F1 and NEU recall (personalized, after FedAvg), the paired effect against the
+    paper's rule, the subject tally and Wilcoxon p, pseudo-label quality, seconds and bytes."""
+    rows = {}
+    neu = found[0].classes.index("NEU")
+    for name in methods:
+        row = {}
+        for stage in ("personalized", "after_fedavg"):
+            model = model_key(name, stage)
+            scores = per_class(found, model)
+            row[stage] = {"macro_f1": scores["macro"]["f1"], "neu_recall": scores["NEU"]["recall"]}
+            against = paired(found, model, model_key(REFERENCE, stage))
+            versus_central = paired(found, model, "central")
+            row[stage] |= {"vs_paper": against, "vs_central": versus_central}
+        quality = pseudo_labels(found, name)
+        row["pseudo"] = quality
+        row["neu_selected"] = quality[found[0].classes[neu]]
+        row["seconds"] = mean_ci([r["client_seconds_per_round"][name] for r in records])
+        rows[name] = row
+    return rows
+
+
+def fmt(interval, signed: bool = False) -> str:
+    return interval.format(signed=signed)
+
+
+def markdown(found: list[Unit], rows: dict, v_bytes: int, args, the_stamp: dict) -> str:
+    """The comparison table, the per-class table, and what each method changes."""
+    central = per_class(found, "central")
+    n_subjects = sum(len(u.subjects) for u in found)
+    lines = [
+        "# Personalization on unseen calibrated worlds",
+        "",
+        f"Table 2's setting on worlds {', '.join(map(str, args.world_seeds))} × splits "
+        f"{', '.join(map(str, args.splits))}: {len(found)} units, {n_subjects} subject-units. Intervals are 95% "
+        "Student-t over units; Δ is the paired difference on the same subjects; the tally counts subjects whose "
+        "weighted F1 rose / stayed / fell, with the two-sided Wilcoxon signed-rank p over them.",
+        "",
+        f"Central v(): macro F1 {fmt(central['macro']['f1'])}, NEU recall {fmt(central['NEU']['recall'])}.",
+        "",
+        "| method | personalized macro F1 | Δ vs central | after FedAvg macro F1 | Δ vs central | Δ vs paper "
+        "(after FedAvg) | NEU recall after FedAvg | subjects ↑/=/↓ vs central (p) | NEU pseudo P / R | "
+        "s per client-round |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        p, a = row["personalized"], row["after_fedavg"]
+        vc = a["vs_central"]
+        neu = row["neu_selected"]
+        trains = METHODS[name].settings.get("epochs", 1) != 0
+        pseudo = f"{100 * neu['precision']:.0f} / {100 * neu['recall']:.0f}" if trains else "—"
+        lines.append(
+            f"| {name} | {fmt(p['macro_f1'])} | {fmt(p['vs_central'].macro_f1, True)} | {fmt(a['macro_f1'])} | "
+            f"{fmt(vc.macro_f1, True)} | {fmt(a['vs_paper'].macro_f1, True) if name != REFERENCE else '—'} | "
+            f"{fmt(a['neu_recall'])} | {vc.improved}/{vc.unchanged}/{vc.worse} (p {vc.wilcoxon_p:.2g}) | {pseudo} | "
+            f"{row['seconds'].mean:.2f} |"
+        )
+    lines += ["", f"Every method sends v() alone: {v_bytes:,} bytes of arrays each way per client and round.", ""]
+    lines += per_class_lines(found, rows) + ["", "## The methods", ""]
+    lines += [f"- **{name}**: {METHODS[name].what}." for name in rows]
+    return "\n".join([*lines, "", stamp_line(the_stamp), ""])
+
+
+def per_class_lines(found: list[Unit], rows: dict) -> list[str]:
+    classes = found[0].classes
+    lines = ["## F1 per class (after FedAvg)", "", "| model | " + " | ".join(classes) + " | macro |"]
+    lines.append("|---" * (len(classes) + 2) + "|")
+    models = [("central", "central"), ("frame-mean g()", "frame_mean_g")]
+    models += [(name, model_key(name, "after_fedavg")) for name in rows]
+    for label, model in models:
+        scores = per_class(found, model)
+        cells = [fmt(scores[c]["f1"]) for c in classes] + [fmt(scores["macro"]["f1"])]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot(rows: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(rows)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    for j, stage in enumerate(("personalized", "after_fedavg")):
+        d = [rows[n][stage]["vs_central"].macro_f1 for n in names]
+        y = np.arange(len(names)) + (0.18 if j else -0.18)
+        ax.errorbar([100 * x.mean for x in d], y, xerr=[100 * x.half_width for x in d], fmt="o", label=stage)
+    ax.axvline(0, color="grey", lw=0.8)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("Δ macro F1 vs the central v() (points, 95% CI over units)")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = study_parser(__doc__, out="results/effect", flags="run")
+    parser.add_argument("--world-seeds", type=int, nargs="+", default=[200, 201, 202])
+    parser.add_argument("--splits", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    args = parser.parse_args(argv)
+    if REFERENCE not in args.methods:
+        parser.error(f"--methods must include the reference, {REFERENCE!r}")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    torch.set_num_threads(args.threads)
+    options = options_from_args(args)
+    found, records = zip(*units(args, options))
+    found, records = list(found), list(records)
+    rows = method_rows(found, records, args.methods)
+    the_stamp = stamp(
+        world=options.world,
+        world_seeds=args.world_seeds,
+        splits=args.splits,
+        rounds=options.federation.num_server_rounds,
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "effect.md", markdown(found, rows, records[0]["v_bytes"], args, the_stamp))
+    atomic_write_json(args.out / "effect.json", {"stamp": the_stamp, "methods": jsonable(rows)})
+    plot(rows, args.out / "effect.png")
+    print((args.out / "effect.md").read_text())
+
+
+def jsonable(value):
+    """Intervals and paired effects as plain numbers."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if hasattr(value, "__dataclass_fields__") or hasattr(value, "__dict__"):
+        return {k: jsonable(v) for k, v in vars(value).items()}
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+if __name__ == "__main__":
+    main()
