@@ -9,11 +9,12 @@ replies as fedfer's strategy measures them, with v() measured the same way besid
 `accuracy` trains the network centrally on a synthetic world's face clips, on the same actor splits
 (the split files `fedfer train` saved in the workspace) and labels as the central v(), and scores
 both on the test actors (macro F1 and accuracy, mean ± 95% CI over seeds). The f()+v() numbers are
-read from the `central_eval.json` that `fedfer train --seed N` wrote; train those first.
+read from the `central_eval.json` that `fedfer train --seed N` wrote, after each seed's training (so
+`fedfer train` may still be running for the later seeds when this starts).
 
-    python simulations/study_r2plus1d.py price --size 32 --out results/r2plus1d/price.json
-    python simulations/study_r2plus1d.py accuracy --workspace data --seeds 0 1 2 --size 32 --epochs 3 \\
-        --out results/r2plus1d/accuracy.json
+    python simulations/study_r2plus1d.py price --frames 16 --size 32 --out results/r2plus1d/price.json
+    python simulations/study_r2plus1d.py accuracy --workspace data --seeds 0 1 2 --frames 16 --size 32 \\
+        --epochs 1 --batch-size 8 --out results/r2plus1d/accuracy.json
 """
 
 from __future__ import annotations
@@ -291,7 +292,6 @@ def accuracy(args: argparse.Namespace) -> dict:
     sampling = ClipSampling(args.frames, args.size)
     config = ClipTrainConfig(epochs=args.epochs, batch_size=args.batch_size)
     world = prepare_world(args.world, args.workspace, seed=args.world_seed, progress=False)
-    fv = {seed: fv_report(args.workspace, world.world_id, seed) for seed in args.seeds}  # before hours of training
     clips = load_clips(world, Task(num_classes=NUM_CLASSES))  # the labels are the same for every seed
     start = time.perf_counter()
     cubes = extract_face_cubes(
@@ -325,7 +325,8 @@ def accuracy(args: argparse.Namespace) -> dict:
             "clips": {"train": len(train), "dev": len(dev), "test": len(test)},
             "r2plus1d": {"macro_f1": report.macro_f1, "accuracy": report.accuracy, "uar": report.uar},
             "r2plus1d_confusion": report.confusion,
-            "fv": {m: fv[seed][m] for m in ("macro_f1", "accuracy", "uar")},
+            # read now, not at the start: `fedfer train` for the later seeds may still be running beside this
+            "fv": {m: fv_report(args.workspace, world.world_id, seed)[m] for m in ("macro_f1", "accuracy", "uar")},
             "train_seconds": train_seconds,
             "history": asdict(history),
         }
@@ -367,7 +368,7 @@ def main() -> None:
     sub.add_argument("--world-seed", type=int, default=0)
     sub.add_argument("--workspace", type=Path, default=Path("data"))
     sub.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    sub.add_argument("--epochs", type=int, default=3)
+    sub.add_argument("--epochs", type=int, default=1)
     sub.add_argument("--batch-size", type=int, default=8)
     sub.add_argument("--threads", type=int, default=2)
     sub.add_argument("--workers", type=int, default=2, help="face-detection processes")
