@@ -115,6 +115,13 @@ def test_grid(world: list[str], tmp_path: Path) -> None:
     assert "table2" in json.loads((tmp_path / "grid" / "grid.json").read_text())["tables"]
 
 
+def test_study_effect(federated: list[str], tmp_path: Path) -> None:
+    flags = ["--world-seeds", "0", "--splits", "0", "--methods", "paper", "em", "--out", tmp_path / "effect"]
+    run("study_effect.py", *federated, *flags, cwd=tmp_path)
+    result = json.loads((tmp_path / "effect" / "effect.json").read_text())
+    assert set(result["methods"]) == {"paper", "em"} and (tmp_path / "effect" / "effect.png").stat().st_size > 0
+
+
 def test_profile_crowd_node(prepared_tiny: Path, tmp_path: Path) -> None:
     assert "| stage | seconds | share |" in run(
         "profile_crowd_node.py", "--prepared", prepared_tiny, "--subjects", "2", cwd=tmp_path
