@@ -126,6 +126,11 @@ def test_a_failed_client_loses_its_row_not_the_report(tmp_path: Path) -> None:
     assert (
         np.asarray(summary["central_before"]["confusion"]).tolist() == np.sum(list(CENTRAL.values()), axis=0).tolist()
     )
+    headline = next(
+        line for line in RunDir(tmp_path).report.read_text().splitlines() if line.startswith("| central model (before)")
+    )
+    assert "on the subjects that answered" in headline
+    assert f"| {100 * summary['central_before_answered']['macro_f1']:.1f} |" in headline
 
 
 def test_a_run_without_central_evaluation_still_reports_the_personal_models(tmp_path: Path) -> None:

@@ -41,10 +41,14 @@ def headline_table(summary: dict) -> list[str]:
     ]
     later = sorted((int(key.rsplit("_", 1)[1]), key) for key in summary if key.startswith("personalized_round_"))
     rows = [*MODEL_ROWS.items(), *((key, f"personalized after FedAvg round {r - 1} (round {r})") for r, key in later)]
+    missing = bool(summary.get("subjects_missing"))
     for key, label in rows:
         if key not in summary:
             continue
         s, p = summary[key], PAPER.get(key, {})
+        if key == "central_before" and missing and "central_before_answered" in summary:
+            # a row never mixes subject sets: beside the personalized row, the subjects that answered
+            s, label = summary["central_before_answered"], f"{label}, on the subjects that answered"
         paper = (p.get("macro", "-"), p.get("micro", "-"))
         lines.append(
             f"| {label} | {_pct(s['macro_f1'])} | {paper[0]} | {_pct(s['weighted_f1'])} | {paper[1]} "
