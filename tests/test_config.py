@@ -48,6 +48,8 @@ def test_flags_are_spelled_as_their_keys_and_keep_the_declared_defaults() -> Non
     assert short == given
     codecs = options_from_args(parse(["run", "--codec", "float16", "--codec-down", "int8"])).federation
     assert (codecs.codec_up, codecs.codec_down) == ("float16", "int8")
+    beyond = options_from_args(parse(["run", "--teacher-shift", "em", "--adabn", "--local-labels", "soft"]))
+    assert beyond.federation.personalize == PersonalizeConfig(teacher_shift="em", adabn=True, local_labels="soft")
 
 
 def test_a_bad_flag_value_is_refused_naming_the_key() -> None:
