@@ -156,7 +156,11 @@ BLOCKS = {"verbs": verbs_table}  # blocks a page may hold between `generated` ma
 
 def paste_generated(text: str) -> str:
     """`text` with every block between `<!-- generated: NAME -->` and `<!-- /generated -->` written again."""
-    return GENERATED.sub(lambda m: m.group(1) + BLOCKS[m.group(2)]() + "\n" + m.group(4), text)
+    from fedfer.publish.result_tables import outside_code
+
+    return outside_code(
+        text, lambda t: GENERATED.sub(lambda m: m.group(1) + BLOCKS[m.group(2)]() + "\n" + m.group(4), t)
+    )
 
 
 def reference_pages() -> dict[Path, str]:

@@ -147,11 +147,25 @@ def render(name: str, results: Path) -> str:
     return "\n".join([*markdown(columns, rows), "", stamp_text(stamp), ""])
 
 
+FENCE = re.compile(r"^```.*?^```[^\n]*$", re.DOTALL | re.MULTILINE)
+
+
+def outside_code(text: str, change: Callable[[str], str]) -> str:
+    """`text` with `change` applied to everything outside fenced code blocks (which may show markers)."""
+    out, start = [], 0
+    for block in FENCE.finditer(text):
+        out += [change(text[start : block.start()]), block.group(0)]
+        start = block.end()
+    return "".join([*out, change(text[start:])])
+
+
 def paste_tables(text: str, results: Path) -> str:
     """`text` with every table between markers written again from `results` (docs/results/)."""
-    return MARKER.sub(lambda m: m.group(1) + render(m.group(2), results) + m.group(4), text)
+    return outside_code(text, lambda t: MARKER.sub(lambda m: m.group(1) + render(m.group(2), results) + m.group(4), t))
 
 
 def marked_tables(text: str) -> list[tuple[str, str]]:
-    """(name, what stands between its markers) of every marked table in `text`."""
-    return [(m.group(2), m.group(3)) for m in MARKER.finditer(text)]
+    """(name, what stands between its markers) of every marked table in `text`, outside code blocks."""
+    found: list[tuple[str, str]] = []
+    outside_code(text, lambda t: found.extend((m.group(2), m.group(3)) for m in MARKER.finditer(t)) or t)
+    return found
