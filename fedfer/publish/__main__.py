@@ -10,8 +10,18 @@ import argparse
 import sys
 from pathlib import Path
 
-from fedfer.publish.reference import REPO, paste_generated, reference_pages
+from fedfer.publish.reference import REPO, cli_page, paste_generated, run_config_page
 from fedfer.publish.result_tables import documents, paste_tables
+from fedfer.publish.run_folder import run_folder_page
+
+
+def reference_pages() -> dict[Path, str]:
+    """Repository-relative path → the reference page's text."""
+    return {
+        Path("docs/reference/cli.md"): cli_page(),
+        Path("docs/reference/run-config.md"): run_config_page(),
+        Path("docs/reference/run-folder.md"): run_folder_page(),
+    }
 
 
 def outputs(root: Path) -> dict[Path, str]:
@@ -23,13 +33,17 @@ def outputs(root: Path) -> dict[Path, str]:
     return wanted
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m fedfer.publish", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--root", type=Path, default=REPO, help=f"the repository (default: {REPO})")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if any generated file differs")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     stale = []
     for path, text in outputs(args.root).items():
         if path.is_file() and path.read_text() == text:

@@ -1,6 +1,6 @@
 """Reference pages written from the code: the command line (`fedfer.cli.build_parser`) and every
-run-config key (the declarations of `fedfer.runconfig.FederationConfig`); the run folder's page comes
-from `fedfer.publish.run_folder`. Each page says where it came from and how to write it again."""
+run-config key (the declarations of `fedfer.runconfig.FederationConfig`); the run folder's page is
+`fedfer.publish.run_folder`'s. Each page says where it came from and how to write it again."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fedfer import cli
+from fedfer.publish.result_tables import outside_code
 from fedfer.runconfig import FederationConfig
 from fedfer.settings import Declared, declared
 
@@ -107,12 +108,12 @@ def toml_value(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str | bool) else repr(value)
 
 
-def flags_of(d: Declared) -> str:
+def flags_of(d: Declared, available: set[str]) -> str:
+    """The `fedfer run` flags of a setting, as far as `fedfer run --help` lists them."""
     s = d.setting
-    if not s.flag:
-        return "–"
     spelled = f"--no-{s.key}" if d.kind is bool and d.default else f"--{s.key}"
-    return ", ".join(f"`{f}`" for f in (spelled, *s.aliases))
+    given = [f for f in (spelled, *s.aliases) if s.flag and f in available]
+    return ", ".join(f"`{f}`" for f in given) or "–"
 
 
 def config_sections() -> list[tuple[str, str, list[Declared]]]:
@@ -136,14 +137,23 @@ def run_config_page() -> str:
         "",
         "Every key of a federation's run config, declared once in `fedfer/runconfig.py`. The same keys are "
         "`[tool.flwr.app.config]` in `pyproject.toml` (the defaults, for a bare `flwr run .`), the "
-        "`run_config.toml` that `fedfer prepare` writes into a run folder, and, where a flag is listed, flags of "
-        "`fedfer run`, `fedfer prepare` and `fedfer deploy`. A switch's flag turns it off when it is on by default "
-        "(`--no-KEY`). A value outside what a key accepts is refused, naming the key.",
+        "`run_config.toml` that `fedfer prepare` writes into a run folder, and, where a flag is listed (as "
+        "`fedfer run --help` lists it), flags of `fedfer run`, `fedfer prepare` and `fedfer deploy`. A key without "
+        "a flag is set in the run config that `flwr run --run-config` reads. A switch's flag turns it off when it "
+        "is on by default (`--no-KEY`). A value outside what a key accepts is refused, naming the key.",
     ]
+    run = verb_parser("run")
+    available = {o for action in run._actions for o in action.option_strings}
     for title, doc, settings in config_sections():
         lines += ["", f"## {title}", ""] + ([doc, ""] if doc else [])
         rows = [
-            [f"`{d.setting.key}`", f"`{toml_value(d.default)}`", d.accepts_text(), flags_of(d), d.setting.help]
+            [
+                f"`{d.setting.key}`",
+                f"`{toml_value(d.default)}`",
+                d.accepts_text(),
+                flags_of(d, available),
+                d.setting.help,
+            ]
             for d in settings
         ]
         lines += table(["key", "default", "accepts", "flag", "what it does"], rows)
@@ -156,19 +166,6 @@ BLOCKS = {"verbs": verbs_table}  # blocks a page may hold between `generated` ma
 
 def paste_generated(text: str) -> str:
     """`text` with every block between `<!-- generated: NAME -->` and `<!-- /generated -->` written again."""
-    from fedfer.publish.result_tables import outside_code
-
     return outside_code(
         text, lambda t: GENERATED.sub(lambda m: m.group(1) + BLOCKS[m.group(2)]() + "\n" + m.group(4), t)
     )
-
-
-def reference_pages() -> dict[Path, str]:
-    """Repository-relative path → the page's text."""
-    from fedfer.publish.run_folder import run_folder_page
-
-    return {
-        Path("docs/reference/cli.md"): cli_page(),
-        Path("docs/reference/run-config.md"): run_config_page(),
-        Path("docs/reference/run-folder.md"): run_folder_page(),
-    }
