@@ -13,7 +13,7 @@ import sys
 
 VERBS: dict[str, str] = {
     "params": "print parameter counts of f(), g(), v() in PyTorch's and the paper's convention",
-    "models": "obtain the face-detector model and the offline backbone weights",
+    "models": "obtain the face-detector model, the offline backbone weights and the FER-2013 teacher",
     "synth": "render the built-in synthetic corpora (CREMA-D, AffectNet, MSP-IMPROV shaped)",
     "features": "detect faces and cache frozen f() features for a folder of videos",
     "train": "train the central heads: g() on still images, v() on training-actor videos",

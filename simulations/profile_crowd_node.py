@@ -2,7 +2,7 @@
 
 The scale benchmark (`bench_scale.py`) measures whole federations; this splits the ClientApp side
 of a round into its stages — drawing a subject's features, g()'s pseudo labels, the 2 epochs of v(),
-building v() from the received state, the partial average — so the README can say which of them a
+building v() from the received state, the partial average — so docs/how-to/scale.md can say which of them a
 faster machine, a smaller clip or a different structure would help.
 
     python simulations/profile_crowd_node.py --prepared results/small-K6-seed0 --subjects 20

@@ -118,7 +118,7 @@ def test_images_run_unprivileged_with_health_checks_and_pinned_versions() -> Non
 def test_the_lab_guide_uses_only_flags_the_commands_have() -> None:
     """Every flag the guide gives `fedfer <verb>`, `flower-superlink` or `flower-supernode` is one
     that command's --help lists (a renamed or dropped flag fails here, not on a lab machine)."""
-    guide = re.sub(r"\\\n\s*", " ", (DOCKER / "README.md").read_text())  # join continued lines
+    guide = re.sub(r"\\\n\s*", " ", (REPO / "docs" / "how-to" / "deploy.md").read_text())  # join continued lines
     used: dict[tuple[str, ...], set[str]] = {}
     for line in guide.splitlines():
         found = re.search(r"(fedfer (?:deploy|prepare|run)|flower-superlink|flower-supernode)\b(.*)", line)

@@ -1,0 +1,171 @@
+"""Results tables pasted into the docs from data: `docs/results/<name>.json`.
+
+A table's place in README.md or a page of docs/ is marked, and everything between the markers is
+written by `paste_tables`:
+
+    <!-- table: grid/summary -->
+    ...the table and its stamp line...
+    <!-- /table -->
+
+`grid/summary` is the table `summary` of docs/results/grid.json; a bare `effect` is the file's first
+(or only) table. A results file is either the generic form
+
+    {"stamp": {...}, "tables": {"summary": {"columns": [...], "rows": [[...], ...], "stamp": {...}}}}
+
+(a table's own "stamp" keys override the file's), or what a study writes itself: simulations/study_effect.py's
+effect.json (table `methods`) and fedfer/calibration/calibration_report.py's calibration.json (tables
+`label_statistics`, `rendered`, `recheck`). Under every table goes its stamp line
+(`fedfer.evaluation.stamp.stamp_line`): commit, date, machine, load, world version and settings. A stamp with
+"transcribed": true marks figures copied from a measurement's own report rather than written by the study.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from fedfer.evaluation.stamp import stamp_line
+
+MARKER = re.compile(r"(<!-- table: ([\w.-]+(?:/[\w.-]+)?) -->\n)(.*?)(<!-- /table -->)", re.DOTALL)
+CALIBRATED = 3  # the first calibrated world version (simulations/calibrate_world.py)
+# How a results file that a study writes comes to docs/results/.
+MAKERS = {
+    "effect": "`python simulations/study_effect.py --out results/effect`, then copy results/effect/effect.json",
+    "calibration": "`python simulations/calibrate_world.py`, then copy results/calibration/calibration.json",
+}
+
+
+def documents(root: Path) -> list[Path]:
+    """README.md and every page under docs/."""
+    return [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return "–" if math.isnan(value) else f"{value:g}"
+    return "–" if value is None else str(value).replace("|", "\\|")
+
+
+def markdown(columns: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+
+
+def interval(value: dict | None, signed: bool = False) -> str:
+    """An `fedfer.evaluation.stats.Interval` as JSON ({mean, half_width, n}), in percent."""
+    if not value or value.get("mean") is None or math.isnan(value["mean"]):
+        return "–"
+    mean = f"{100 * value['mean']:{'+' if signed else ''}.1f}"
+    return mean if value.get("n", 0) < 2 else f"{mean} ± {100 * value['half_width']:.1f}"
+
+
+def effect_methods(data: dict) -> tuple[list[str], list[list[Any]]]:
+    """simulations/study_effect.py's comparison of the methods."""
+    columns = ["method", "personalized macro F1", "Δ vs central", "after FedAvg macro F1", "Δ vs central"]
+    columns += ["Δ vs the paper's rule (after FedAvg)", "NEU recall after FedAvg", "subjects ↑/=/↓ vs central (p)"]
+    rows = []
+    for name, row in data["methods"].items():
+        p, a = row["personalized"], row["after_fedavg"]
+        vc = a["vs_central"]
+        tally = f"{vc['improved']}/{vc['unchanged']}/{vc['worse']} (p {vc['wilcoxon_p']:.2g})"
+        rows.append(
+            [name, interval(p["macro_f1"]), interval(p["vs_central"]["macro_f1"], True), interval(a["macro_f1"])]
+            + [interval(vc["macro_f1"], True), interval(a["vs_paper"]["macro_f1"], True), interval(a["neu_recall"])]
+            + [tally]
+        )
+    return columns, rows
+
+
+def calibration_rows(key: str) -> Callable[[dict], tuple[list[str], list[list[Any]]]]:
+    """fedfer/calibration/calibration_report.py's target / measured rows (percent for label statistics)."""
+
+    def render(data: dict) -> tuple[list[str], list[list[Any]]]:
+        scale = 100 if key == "label_statistics" else 1
+        rows = []
+        for r in data[key]:
+            name = r.get("statistic") or f"{r['table']} {r['class']}"
+            half = "" if r["ci"] is None or math.isnan(r["ci"]) else f" ± {scale * r['ci']:.1f}"
+            measured = f"{scale * r['mean']:.1f}{half}"
+            rows.append([name, f"{scale * r['target']:.1f}", measured, f"±{scale * r['tolerance']:.0f}", r["ok"]])
+        label = "statistic (%)" if key == "label_statistics" else "table, class (F1, %)"
+        return [label, "target", "measured (mean ± 95% CI)", "tolerance", "within"], rows
+
+    return render
+
+
+NATIVE = {  # tables of the files studies write themselves, by the key that marks them
+    "methods": effect_methods,
+    "label_statistics": calibration_rows("label_statistics"),
+    "rendered": calibration_rows("rendered"),
+    "recheck": calibration_rows("recheck"),
+}
+
+
+def tables_of(data: dict) -> dict[str, tuple[list[str], list[list[Any]], dict]]:
+    """Every table of a results file: name → (columns, rows, its stamp)."""
+    stamp = data.get("stamp", {})
+    if "tables" in data:
+        return {name: (t["columns"], t["rows"], {**stamp, **t.get("stamp", {})}) for name, t in data["tables"].items()}
+    return {key: (*render(data), stamp) for key, render in NATIVE.items() if data.get(key)}
+
+
+def stamp_text(stamp: dict) -> str:
+    """The stamp line; a world before the calibrated one says so, and a transcribed table too."""
+    filled = {"commit": "–", "date": "–", "machine": "–", "load": "not recorded", **stamp}
+    version = filled.get("world_version")
+    line = stamp_line({**filled, "world_version": version if version is not None else "–"})
+    if version is None:
+        line = line.replace(" · world v–", " · no synthetic world")
+    elif isinstance(version, int) and version < CALIBRATED:
+        line = line.replace(f"world v{version}", f"world v{version} (uncalibrated)")
+    if stamp.get("transcribed"):
+        line = line.replace("</sub>", " · transcribed</sub>")
+    return line
+
+
+def render(name: str, results: Path) -> str:
+    """The Markdown between the markers of table `name` (`file` or `file/table`)."""
+    file, _, wanted = name.partition("/")
+    path = results / f"{file}.json"
+    if not path.is_file():
+        how = MAKERS.get(file, "the study that measures it")
+        return f"*No figures yet: `docs/results/{file}.json` is written from {how}.*\n"
+    tables = tables_of(json.loads(path.read_text()))
+    if not tables:
+        raise ValueError(f"{path}: no table in it (expected 'tables' or one of {sorted(NATIVE)})")
+    if wanted and wanted not in tables:
+        raise ValueError(f"{path}: no table {wanted!r}; it has {sorted(tables)}")
+    columns, rows, stamp = tables[wanted or next(iter(tables))]
+    return "\n".join([*markdown(columns, rows), "", stamp_text(stamp), ""])
+
+
+FENCE = re.compile(r"^```.*?^```[^\n]*$", re.DOTALL | re.MULTILINE)
+
+
+def outside_code(text: str, change: Callable[[str], str]) -> str:
+    """`text` with `change` applied to everything outside fenced code blocks (which may show markers)."""
+    out, start = [], 0
+    for block in FENCE.finditer(text):
+        out += [change(text[start : block.start()]), block.group(0)]
+        start = block.end()
+    return "".join([*out, change(text[start:])])
+
+
+def paste_tables(text: str, results: Path) -> str:
+    """`text` with every table between markers written again from `results` (docs/results/)."""
+    return outside_code(text, lambda t: MARKER.sub(lambda m: m.group(1) + render(m.group(2), results) + m.group(4), t))
+
+
+def marked_tables(text: str) -> list[tuple[str, str]]:
+    """(name, what stands between its markers) of every marked table in `text`, outside code blocks."""
+    found: list[tuple[str, str]] = []
+    outside_code(text, lambda t: found.extend((m.group(2), m.group(3)) for m in MARKER.finditer(t)) or t)
+    return found
