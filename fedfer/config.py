@@ -45,6 +45,9 @@ TEACHER_SHIFTS = ("none", "em", "prior")
 COMBINE_RULES = ("teacher", "agree", "product")
 THRESHOLD_RULES = ("fixed", "flexmatch", "freematch")
 LOCAL_LABELS = ("hard", "soft")
+# Where a subject's training labels come from: the teacher's pseudo labels (the paper), K of its own
+# labelled clips per class (few-shot), or both (its own labels win on the clips it labelled).
+LABEL_SOURCES = ("teacher", "subject", "both")
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from fedfer.config import (
     CODECS,
     COMBINE_RULES,
     DEFAULT_BATCHNORM,
+    LABEL_SOURCES,
     LOCAL_LABELS,
     PAYLOADS,
     PIXEL_TEACHER,
@@ -111,6 +112,24 @@ class PersonalizeConfig:
         "epochs of entropy minimisation with a diversity term on v()'s BatchNorm scales and shifts "
         "(TENT / SHOT style), before pseudo-labelling; 0: off",
         accepts=at_least(0),
+        flag=True,
+        group=BEYOND,
+    )
+    labels_from: str = setting(
+        "teacher",
+        "labels-from",
+        "what v() is fine-tuned on: the teacher's pseudo labels (teacher, the paper), labelled-per-class of the "
+        "subject's own labelled clips per class (subject, few-shot), or both",
+        accepts=one_of(LABEL_SOURCES),
+        flag=True,
+        group=BEYOND,
+    )
+    labelled_per_class: int = setting(
+        5,
+        "labelled-per-class",
+        "K: clips per class the subject labels itself, drawn at random among its labelled clips "
+        "(labels-from subject or both)",
+        accepts=at_least(1),
         flag=True,
         group=BEYOND,
     )

@@ -172,3 +172,25 @@ def test_soft_local_labels_train_towards_the_teachers_distribution() -> None:
         confident = [i for i in result.pseudo.indices if i < 24]
         outcomes[labels] = predict_proba(v, [clips[i] for i in confident])[:, 0].mean()
     assert outcomes["hard"] > 0.97 and abs(outcomes["soft"] - 0.85) < abs(outcomes["hard"] - 0.85)
+
+
+def test_few_shot_labels_replace_or_join_the_teachers() -> None:
+    """labels-from subject: v() trains on K of the subject's own clips per class, right by definition;
+    both: those and the teacher's selection elsewhere, the subject's label winning on its clips."""
+    v, clips, p = _subject(7)
+    truth = np.array([0] * 20 + [1] * 12 + [2] * 8)
+    truth[5] = -1  # a clip the subject did not label is never a shot
+    shots = personalize(v, p, clips, PersonalizeConfig(labels_from="subject", labelled_per_class=3, epochs=0), truth)
+    assert np.bincount(shots.pseudo.labels, minlength=3).tolist() == [3, 3, 3]
+    assert (truth[shots.pseudo.indices] == shots.pseudo.labels).all() and 5 not in shots.pseudo.indices
+
+    paper = personalize(_subject(7)[0], p, clips, PersonalizeConfig(epochs=0))
+    both = personalize(
+        _subject(7)[0], p, clips, PersonalizeConfig(labels_from="both", labelled_per_class=3, epochs=0), truth
+    )
+    chosen = set(both.pseudo.indices.tolist())
+    assert set(shots.pseudo.indices.tolist()) <= chosen and set(paper.pseudo.indices.tolist()) <= chosen
+    own = {i: truth[i] for i in shots.pseudo.indices}
+    assert all(label == own.get(i, p[i].argmax()) for i, label in zip(both.pseudo.indices, both.pseudo.labels))
+    with pytest.raises(ValueError, match="own labels"):
+        personalize(_subject(7)[0], p, clips, PersonalizeConfig(labels_from="subject"))

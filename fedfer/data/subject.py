@@ -1,8 +1,9 @@
 """One subject's local data, as a client holds it: a manifest of its clips and their features.
 
 A subject directory holds `subject.json`: the subject id, the task's classes, the feature cache
-directory, and its clips (id and, where the subject has them, labels). Labels are used only to
-*measure* the personalized model in studies; personalization itself never reads them.
+directory, and its clips (id and, where the subject has them, labels). Labels measure the
+personalized model in studies; the paper's personalization never reads them, and only the few-shot
+option (`labels-from` subject or both) trains on K of them per class. They never leave the device.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class SubjectData:
     classes: tuple[str, ...]
     clip_ids: list[str]
     features: list[np.ndarray]  # each (T_i, 1280) float16
-    labels: np.ndarray  # (N,) int64, NO_LABEL where unknown; evaluation only
+    labels: np.ndarray  # (N,) int64, NO_LABEL where unknown; evaluation, and few-shot training if asked (labels-from)
     backbone_id: str = ""  # the f() the features come from (as the feature store records it)
     video_dir: Path | None = None  # the subject's own videos, where it holds them
 

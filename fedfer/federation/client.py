@@ -93,7 +93,8 @@ class SubjectClient:
         v = self.new_v(global_state)
         probabilities = self.teacher_probabilities()
         clips = [self.data.features[i] for i in self.adapt]
-        result = personalize(v, probabilities, clips, replace(self.config, seed=seed))
+        own = self.data.labels[self.adapt] if self.config.labels_from != "teacher" else None  # never sent
+        result = personalize(v, probabilities, clips, replace(self.config, seed=seed), own)
         if result.num_selected == 0:
             log.warning(
                 "subject %s: no video reached p-threshold %.2f (highest mean probability %.2f): its v() stays the "

@@ -10,7 +10,9 @@ client applies them (each reads only the subject's clips and what the server sen
 3. `teacher-shift`: g()'s clip probabilities corrected for the subject's class prior (fedfer.model.teacher_shift);
 4. `combine`: the (adapted) received v()'s predictions on the same clips as a second opinion;
 5. `threshold-rule`: per-class thresholds instead of one p-threshold (fedfer.model.pseudo);
-6. `local-labels`: fine-tune towards the hard pseudo label or the corrected distribution (KL).
+6. `labels-from`: train on the pseudo labels, on K of the subject's own labelled clips per class
+   (few-shot, as FedAffect's few-shot learner assumes), or on both;
+7. `local-labels`: fine-tune towards the hard pseudo label or the corrected distribution (KL).
 """
 
 from __future__ import annotations
@@ -43,12 +45,18 @@ class PersonalizeResult:
 
 
 def personalize(
-    v: VFERHead, probabilities: np.ndarray, clips: Sequence[np.ndarray], config: PersonalizeConfig
+    v: VFERHead,
+    probabilities: np.ndarray,
+    clips: Sequence[np.ndarray],
+    config: PersonalizeConfig,
+    own_labels: np.ndarray | None = None,
 ) -> PersonalizeResult:
     """Fine-tune `v` in place on the subject's pseudo-labelled clips (list of (T_i, 1280) features).
 
     probabilities: (N, K) the teacher's mean class probabilities per clip (`clip_probabilities` for
-    g()). With no clip above the threshold, `v` is left unchanged and the result says 0 selected.
+    g()). own_labels: (N,) the subject's own labels of the same clips (-1 where it has none), read
+    only under `labels-from` subject or both. With no clip to train on, `v` is left unchanged and
+    the result says 0 selected; `result.pseudo` holds the labels v() was trained on.
     """
     num_classes = v.out.out_features
     if probabilities.shape != (len(clips), num_classes):
@@ -62,11 +70,43 @@ def personalize(
     targets = pseudo_label_targets(v, probabilities, clips, config)
     thresholds = adaptive_thresholds(targets, config.p_threshold, config.threshold_rule)
     pseudo = select_pseudo_labels(targets, config.max_per_class, thresholds)
+    if config.labels_from != "teacher":
+        pseudo, targets = with_own_labels(pseudo, targets, own_labels, config)
     if len(pseudo.indices) == 0:
         return PersonalizeResult(pseudo, [])
     labels = pseudo.labels if config.local_labels == "hard" else targets[pseudo.indices]
     history = fine_tune(v, [clips[i] for i in pseudo.indices], labels, config)
     return PersonalizeResult(pseudo, history)
+
+
+def few_shot_positions(own_labels: np.ndarray, per_class: int, num_classes: int, seed: int) -> np.ndarray:
+    """Sorted positions of `per_class` clips of each class (fewer where the subject has fewer), drawn
+    at random among the clips the subject labelled: the clips it would label for a few-shot learner."""
+    rng = np.random.default_rng(seed)
+    chosen = []
+    for k in range(num_classes):
+        have = np.flatnonzero(own_labels == k)
+        chosen.extend(rng.choice(have, size=min(per_class, len(have)), replace=False).tolist())
+    return np.array(sorted(chosen), dtype=np.int64)
+
+
+def with_own_labels(
+    pseudo: PseudoLabels, targets: np.ndarray, own_labels: np.ndarray | None, config: PersonalizeConfig
+) -> tuple[PseudoLabels, np.ndarray]:
+    """The training labels under `labels-from` subject (the subject's few-shot clips alone) or both
+    (those, and the teacher's selection elsewhere); a labelled clip's target becomes its one-hot label."""
+    if own_labels is None:
+        raise ValueError(f"labels-from {config.labels_from} needs the subject's own labels of its clips")
+    own_labels = np.asarray(own_labels, dtype=np.int64)
+    num_classes = targets.shape[1]
+    shots = few_shot_positions(own_labels, config.labelled_per_class, num_classes, config.seed)
+    keep = [] if config.labels_from == "subject" else [i for i in pseudo.indices if i not in set(shots.tolist())]
+    indices = np.array(sorted([*shots.tolist(), *keep]), dtype=np.int64)
+    labels = np.where(np.isin(indices, shots), own_labels[indices], targets[indices].argmax(axis=1))
+    targets = targets.copy()
+    targets[shots] = np.eye(num_classes, dtype=targets.dtype)[own_labels[shots]]
+    confidence = targets[indices].max(axis=1).astype(np.float32)
+    return PseudoLabels(indices, labels.astype(np.int64), confidence), targets
 
 
 def pseudo_label_targets(

@@ -131,7 +131,7 @@ def personalize_round(
     replies, models, pseudo = [], [], []
     for subject, probs, start in zip(subjects, probabilities, starts):
         v = with_state(central, start)
-        result = personalize(v, probs, subject.adapt, config)
+        result = personalize(v, probs, subject.adapt, config, subject.adapt_truth)
         replies.append((v_state(v), result.num_selected))
         models.append(v)
         pseudo.append(result.pseudo)

@@ -67,6 +67,21 @@ METHODS: dict[str, Method] = {
             "no pseudo labels: 2 epochs of entropy minimisation with diversity on v()'s BatchNorm affine parameters",
         ),
         Method("soft", {"local_labels": "soft"}, "fine-tuned towards g()'s clip distribution with the KL divergence"),
+        Method(
+            "fewshot-1",
+            {"labels_from": "subject", "labelled_per_class": 1},
+            "no teacher: v() fine-tuned on 1 clip per class that the subject labelled itself (6 labels)",
+        ),
+        Method(
+            "fewshot-5",
+            {"labels_from": "subject", "labelled_per_class": 5},
+            "no teacher: v() fine-tuned on 5 clips per class that the subject labelled itself (30 labels)",
+        ),
+        Method(
+            "paper+5",
+            {"labels_from": "both", "labelled_per_class": 5},
+            "the paper's pseudo labels plus 5 clips per class that the subject labelled itself",
+        ),
     )
 }
 REFERENCE = "paper"
