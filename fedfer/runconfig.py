@@ -41,6 +41,16 @@ from fedfer.settings import Accepts, above, at_least, check_values, key_of, one_
 ROBUST = "faults, update checks and robust aggregation"  # flag groups of `fedfer run --help`
 CROWD = "scale: a crowd of feature-level synthetic subjects"
 BEYOND = "pseudo-labelling beyond the paper (fedfer.model.personalize)"
+
+
+def _choice(choices: tuple[str, ...]) -> dict[str, Any]:
+    return {"accepts": one_of(choices), "flag": True, "group": BEYOND}
+
+
+def _count(low: int) -> dict[str, Any]:
+    return {"accepts": at_least(low), "flag": True, "group": BEYOND}
+
+
 DEFAULT_DP_CLIPPING_NORM = 1.0  # above the median L2 norm (0.82) of a client's v() update on clean `small` runs
 
 
@@ -65,82 +75,45 @@ class PersonalizeConfig:
     batch_size: int = setting(16, "batch-size", "local batch size", accepts=at_least(1), flag=True)
     seed: int = setting(0, "seed", "seed of local training, plus the client's partition id (fedfer: the run's --seed)")
     # Beyond the paper (each off by default; only v() still leaves the client, nothing new travels).
+    # fedfer.model.personalize applies them in this order; docs/explanation/beyond-the-paper.md says what each costs.
     teacher_shift: str = setting(
         "none",
         "teacher-shift",
-        "correct g()'s clip probabilities for the subject's own class prior before selecting: label-shift EM "
-        "(em) or alignment to class-prior (prior); none: the paper",
-        accepts=one_of(TEACHER_SHIFTS),
-        flag=True,
-        group=BEYOND,
+        "correct g() for the subject's class prior: EM or align to class-prior",
+        **_choice(TEACHER_SHIFTS),
     )
     class_prior: str = setting(
-        "",
-        "class-prior",
-        "comma-separated class shares the prior shift aligns to (fedfer prepare: the central training clips'); "
-        "empty: uniform",
-        group=BEYOND,
+        "", "class-prior", "K comma-separated shares for the prior shift; empty: uniform", group=BEYOND
     )
     combine: str = setting(
         "teacher",
         "combine",
-        "second opinion of the received v() on the same clips: keep clips where both argmaxes agree (agree) or "
-        "use the normalised product (product); teacher: g() alone, the paper",
-        accepts=one_of(COMBINE_RULES),
-        flag=True,
-        group=BEYOND,
+        "the received v()'s second opinion: agree with g(), or their product",
+        **_choice(COMBINE_RULES),
     )
     threshold_rule: str = setting(
         "fixed",
         "threshold-rule",
-        "per-class thresholds: FlexMatch- or FreeMatch-style, lower for classes g() rarely calls confidently; "
-        "fixed: p-threshold for all, the paper",
-        accepts=one_of(THRESHOLD_RULES),
-        flag=True,
-        group=BEYOND,
+        "per-class thresholds (FlexMatch, FreeMatch); fixed: p-threshold",
+        **_choice(THRESHOLD_RULES),
     )
     adabn: bool = setting(
-        False,
-        "adabn",
-        "re-estimate v()'s BatchNorm statistics on the subject's own clips before pseudo-labelling (AdaBN)",
-        flag=True,
-        group=BEYOND,
+        False, "adabn", "re-estimate v()'s BatchNorm statistics on the subject's clips", flag=True, group=BEYOND
     )
     entropy_epochs: int = setting(
-        0,
-        "entropy-epochs",
-        "epochs of entropy minimisation with a diversity term on v()'s BatchNorm scales and shifts "
-        "(TENT / SHOT style), before pseudo-labelling; 0: off",
-        accepts=at_least(0),
-        flag=True,
-        group=BEYOND,
+        0, "entropy-epochs", "epochs of entropy minimisation on v()'s BatchNorm affine parameters", **_count(0)
     )
     labels_from: str = setting(
         "teacher",
         "labels-from",
-        "what v() is fine-tuned on: the teacher's pseudo labels (teacher, the paper), labelled-per-class of the "
-        "subject's own labelled clips per class (subject, few-shot), or both",
-        accepts=one_of(LABEL_SOURCES),
-        flag=True,
-        group=BEYOND,
+        "train on pseudo labels, K own labels per class (subject), or both",
+        **_choice(LABEL_SOURCES),
     )
     labelled_per_class: int = setting(
-        5,
-        "labelled-per-class",
-        "K: clips per class the subject labels itself, drawn at random among its labelled clips "
-        "(labels-from subject or both)",
-        accepts=at_least(1),
-        flag=True,
-        group=BEYOND,
+        5, "labelled-per-class", "K: clips per class the subject labels itself", **_count(1)
     )
     local_labels: str = setting(
-        "hard",
-        "local-labels",
-        "fine-tune towards the pseudo label (hard, the paper) or towards g()'s (corrected) clip distribution "
-        "with the KL divergence (soft, seed 002)",
-        accepts=one_of(LOCAL_LABELS),
-        flag=True,
-        group=BEYOND,
+        "hard", "local-labels", "hard pseudo labels, or g()'s clip distribution with KL (soft)", **_choice(LOCAL_LABELS)
     )
 
 
