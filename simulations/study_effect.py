@@ -80,19 +80,19 @@ def method_rows(found: list[Unit], records: list[dict], methods: list[str]) -> d
     """Per method: macro F1 and NEU recall (personalized, after FedAvg), the paired effect against the
     paper's rule, the subject tally and Wilcoxon p, pseudo-label quality, seconds and bytes."""
     rows = {}
-    neu = found[0].classes.index("NEU")
     for name in methods:
         row = {}
         for stage in ("personalized", "after_fedavg"):
             model = model_key(name, stage)
             scores = per_class(found, model)
-            row[stage] = {"macro_f1": scores["macro"]["f1"], "neu_recall": scores["NEU"]["recall"]}
-            against = paired(found, model, model_key(REFERENCE, stage))
-            versus_central = paired(found, model, "central")
-            row[stage] |= {"vs_paper": against, "vs_central": versus_central}
-        quality = pseudo_labels(found, name)
-        row["pseudo"] = quality
-        row["neu_selected"] = quality[found[0].classes[neu]]
+            row[stage] = {
+                "macro_f1": scores["macro"]["f1"],
+                "neu_recall": scores["NEU"]["recall"],
+                "per_class_f1": {c: scores[c]["f1"] for c in found[0].classes},
+                "vs_paper": paired(found, model, model_key(REFERENCE, stage)),
+                "vs_central": paired(found, model, "central"),
+            }
+        row["pseudo"] = pseudo_labels(found, name)
         row["seconds"] = mean_ci([r["client_seconds_per_round"][name] for r in records])
         rows[name] = row
     return rows
@@ -103,7 +103,7 @@ def fmt(interval, signed: bool = False) -> str:
 
 
 def markdown(found: list[Unit], rows: dict, v_bytes: int, args, the_stamp: dict) -> str:
-    """The comparison table, the per-class table, and what each method changes."""
+    """The comparison tables (personalized, after FedAvg), F1 and pseudo labels per class, the methods."""
     central = per_class(found, "central")
     n_subjects = sum(len(u.subjects) for u in found)
     lines = [
@@ -111,44 +111,68 @@ def markdown(found: list[Unit], rows: dict, v_bytes: int, args, the_stamp: dict)
         "",
         f"{TABLES[args.table].name} on worlds {', '.join(map(str, args.world_seeds))} × splits "
         f"{', '.join(map(str, args.splits))}: {len(found)} units, {n_subjects} subject-units. Intervals are 95% "
-        "Student-t over units; Δ is the paired difference on the same subjects; the tally counts subjects whose "
-        "weighted F1 rose / stayed / fell, with the two-sided Wilcoxon signed-rank p over them.",
+        "Student-t over units; Δ is the paired difference on the same subjects; a tally counts subjects whose "
+        "weighted F1 rose / stayed / fell, with the two-sided Wilcoxon signed-rank p over them. Central v(): "
+        f"macro F1 {fmt(central['macro']['f1'])}, NEU recall {fmt(central['NEU']['recall'])}.",
         "",
-        f"Central v(): macro F1 {fmt(central['macro']['f1'])}, NEU recall {fmt(central['NEU']['recall'])}.",
-        "",
-        "| method | personalized macro F1 | Δ vs central | after FedAvg macro F1 | Δ vs central | Δ vs paper "
-        "(after FedAvg) | NEU recall after FedAvg | subjects ↑/=/↓ vs central (p) | NEU pseudo P / R | "
-        "s per client-round |",
-        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, row in rows.items():
-        p, a = row["personalized"], row["after_fedavg"]
-        vc = a["vs_central"]
-        neu = row["neu_selected"]
-        trains = METHODS[name].settings.get("epochs", 1) != 0
-        pseudo = f"{100 * neu['precision']:.0f} / {100 * neu['recall']:.0f}" if trains else "—"
-        lines.append(
-            f"| {name} | {fmt(p['macro_f1'])} | {fmt(p['vs_central'].macro_f1, True)} | {fmt(a['macro_f1'])} | "
-            f"{fmt(vc.macro_f1, True)} | {fmt(a['vs_paper'].macro_f1, True) if name != REFERENCE else '—'} | "
-            f"{fmt(a['neu_recall'])} | {vc.improved}/{vc.unchanged}/{vc.worse} (p {vc.wilcoxon_p:.2g}) | {pseudo} | "
-            f"{row['seconds'].mean:.2f} |"
-        )
-    lines += ["", f"Every method sends v() alone: {v_bytes:,} bytes of arrays each way per client and round.", ""]
-    lines += per_class_lines(found, rows) + ["", "## The methods", ""]
+    for stage, title in (("personalized", "Personalized local models (round 1)"), ("after_fedavg", "After FedAvg")):
+        lines += [f"## {title}", "", *stage_lines(rows, stage), ""]
+    lines += [f"Every method sends v() alone: {v_bytes:,} bytes of arrays each way per client and round.", ""]
+    for stage in ("personalized", "after_fedavg"):
+        lines += [*per_class_lines(found, rows, stage), ""]
+    lines += [*pseudo_lines(found, rows), "", "## The methods", ""]
     lines += [f"- **{name}**: {METHODS[name].what}." for name in rows]
     return "\n".join([*lines, "", stamp_line(the_stamp), ""])
 
 
-def per_class_lines(found: list[Unit], rows: dict) -> list[str]:
+def tally(paired_effect) -> str:
+    return (
+        f"{paired_effect.improved}/{paired_effect.unchanged}/{paired_effect.worse} (p {paired_effect.wilcoxon_p:.2g})"
+    )
+
+
+def stage_lines(rows: dict, stage: str) -> list[str]:
+    lines = [
+        "| method | macro F1 | Δ vs central | subjects ↑/=/↓ vs central (p) | Δ vs paper's rule | "
+        "subjects ↑/=/↓ vs paper's rule (p) | NEU recall | s per client-round |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in rows.items():
+        r = row[stage]
+        versus_paper = "— | —" if name == REFERENCE else f"{fmt(r['vs_paper'].macro_f1, True)} | {tally(r['vs_paper'])}"
+        lines.append(
+            f"| {name} | {fmt(r['macro_f1'])} | {fmt(r['vs_central'].macro_f1, True)} | {tally(r['vs_central'])} | "
+            f"{versus_paper} | {fmt(r['neu_recall'])} | {row['seconds'].mean:.2f} |"
+        )
+    return lines
+
+
+def per_class_lines(found: list[Unit], rows: dict, stage: str) -> list[str]:
     classes = found[0].classes
-    lines = ["## F1 per class (after FedAvg)", "", "| model | " + " | ".join(classes) + " | macro |"]
+    title = {"personalized": "personalized, round 1", "after_fedavg": "after FedAvg"}[stage]
+    lines = [f"## F1 per class ({title})", "", "| model | " + " | ".join(classes) + " | macro |"]
     lines.append("|---" * (len(classes) + 2) + "|")
     models = [("central", "central"), ("frame-mean g()", "frame_mean_g")]
-    models += [(name, model_key(name, "after_fedavg")) for name in rows]
+    models += [(name, model_key(name, stage)) for name in rows]
     for label, model in models:
         scores = per_class(found, model)
         cells = [fmt(scores[c]["f1"]) for c in classes] + [fmt(scores["macro"]["f1"])]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def pseudo_lines(found: list[Unit], rows: dict) -> list[str]:
+    """Precision / recall (%) of the labels each method trained on in round 1, per class, and how many."""
+    classes = found[0].classes
+    lines = ["## Labels trained on in round 1: precision / recall per class (%), and count", ""]
+    lines += ["| method | " + " | ".join(classes) + " | clips |", "|---" * (len(classes) + 2) + "|"]
+    for name, row in rows.items():
+        if METHODS[name].settings.get("epochs", 1) == 0:
+            continue  # trains on no labels
+        q = row["pseudo"]
+        cells = [f"{100 * q[c]['precision']:.0f} / {100 * q[c]['recall']:.0f}" for c in classes]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {sum(int(q[c]['selected']) for c in classes)} |")
     return lines
 
 

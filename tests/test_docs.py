@@ -63,8 +63,11 @@ def test_results_files_of_each_form_render_with_their_stamp(tmp_path: Path) -> N
     interval = {"mean": 0.5, "half_width": 0.02, "n": 9}
     paired = {"macro_f1": {"mean": 0.01, "half_width": 0.01, "n": 9}, "improved": 5, "unchanged": 1, "worse": 3}
     stage = {"macro_f1": interval, "neu_recall": interval, "vs_central": {**paired, "wilcoxon_p": 0.2}}
-    effect = {"stamp": {**stamp, "world_version": 3}, "methods": {"paper": {"personalized": stage, "after_fedavg": {}}}}
-    effect["methods"]["paper"]["after_fedavg"] = {**stage, "vs_paper": {**paired, "wilcoxon_p": 1.0}}
+    stage["vs_paper"] = {**paired, "wilcoxon_p": 1.0}
+    effect = {
+        "stamp": {**stamp, "world_version": 3},
+        "methods": {"paper": {"personalized": stage, "after_fedavg": stage}},
+    }
     row = {"statistic": "ties", "target": 0.063, "mean": 0.07, "ci": 0.01, "tolerance": 0.02, "ok": True}
     calibration = {"stamp": {**stamp, "world_version": 3}, "label_statistics": [row]}
     for name, data in (("generic", generic), ("effect", effect), ("calibration", calibration)):
