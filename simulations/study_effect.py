@@ -237,8 +237,8 @@ def jsonable(value):
     """Intervals and paired effects as plain numbers."""
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
-    if hasattr(value, "__dataclass_fields__") or hasattr(value, "__dict__"):
-        return {k: jsonable(v) for k, v in vars(value).items()}
+    if hasattr(value, "__dataclass_fields__") or hasattr(value, "__dict__"):  # per-subject gains stay in units/
+        return {k: jsonable(v) for k, v in vars(value).items() if k != "subject_gains"}
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
