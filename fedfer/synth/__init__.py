@@ -13,7 +13,24 @@ Module map: expression (AUs, prototypes, envelopes, speech) → actors (identity
 subjects for scale studies, drawn from a model fitted to real or rendered ones).
 """
 
-from fedfer.synth.presets import PRESETS, WorldPreset, get_preset
-from fedfer.synth.world import CORPORA, MANIFEST, read_manifest, render_world
+from importlib import import_module
+from typing import Any
 
-__all__ = ["CORPORA", "MANIFEST", "PRESETS", "WorldPreset", "get_preset", "read_manifest", "render_world"]
+# Loaded on first use: a ClientApp imports `fedfer.synth.crowd` alone, and the renderer's modules need
+# OpenCV, which a SuperNode's image does not carry.
+_HOMES = {
+    "PRESETS": "fedfer.synth.presets",
+    "WorldPreset": "fedfer.synth.presets",
+    "get_preset": "fedfer.synth.presets",
+    "CORPORA": "fedfer.synth.world",
+    "MANIFEST": "fedfer.synth.world",
+    "read_manifest": "fedfer.synth.world",
+    "render_world": "fedfer.synth.world",
+}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'fedfer.synth' has no attribute {name!r}")
