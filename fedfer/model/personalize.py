@@ -100,8 +100,8 @@ def with_own_labels(
     own_labels = np.asarray(own_labels, dtype=np.int64)
     num_classes = targets.shape[1]
     shots = few_shot_positions(own_labels, config.labelled_per_class, num_classes, config.seed)
-    keep = [] if config.labels_from == "subject" else [i for i in pseudo.indices if i not in set(shots.tolist())]
-    indices = np.array(sorted([*shots.tolist(), *keep]), dtype=np.int64)
+    keep = pseudo.indices[~np.isin(pseudo.indices, shots)] if config.labels_from == "both" else shots[:0]
+    indices = np.union1d(shots, keep).astype(np.int64)
     labels = np.where(np.isin(indices, shots), own_labels[indices], targets[indices].argmax(axis=1))
     targets = targets.copy()
     targets[shots] = np.eye(num_classes, dtype=targets.dtype)[own_labels[shots]]

@@ -20,7 +20,7 @@ import numpy as np
 from fedfer.evaluation.effect import SubjectResult, Unit
 from fedfer.federation.protocol import v_state
 from fedfer.model.teacher_shift import format_prior
-from fedfer.paper.adaptation import federated_variants
+from fedfer.paper.adaptation import federated_variants, predicted
 from fedfer.paper.tables import TableSeed
 from fedfer.runconfig import PersonalizeConfig
 
@@ -106,7 +106,10 @@ def run_unit(
             "actor": s.actor,
             "truth": s.test_truth.tolist(),
             "adapt_truth": s.adapt_truth.tolist(),
-            "predictions": {"central": None, "frame_mean_g": ts.g_test[i].argmax(1).tolist()},
+            "predictions": {
+                "central": predicted(ts.central, s.test).tolist(),
+                "frame_mean_g": ts.g_test[i].argmax(1).tolist(),
+            },
             "selected": {},
         }
         for i, s in enumerate(ts.subjects)
@@ -118,7 +121,6 @@ def run_unit(
         variants = federated_variants(ts.central, ts.g_adapt, ts.subjects, config, rounds)
         seconds[name] = (time.perf_counter() - start) / max(1, len(ts.subjects) * rounds)
         for i, record in enumerate(subjects):
-            record["predictions"]["central"] = variants.predictions["central"][i].tolist()
             for stage in ("personalized", "after_fedavg"):
                 record["predictions"][model_key(name, stage)] = variants.predictions[stage][i].tolist()
             chosen = variants.first.pseudo[i]
