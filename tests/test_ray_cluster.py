@@ -110,7 +110,13 @@ def test_a_run_joins_a_running_two_node_ray_cluster_and_clients_run_on_both(
             try:
                 out = tmp_path / "crowd-on-cluster"
                 model = str(crowd_model_of(prepared_tiny, tmp_path))
-                simulate_crowd(prepared_tiny, out, CrowdConfig(model=model, size=4), rounds=1, ray_address=address)
+                simulate_crowd(
+                    prepared_tiny,
+                    out,
+                    CrowdConfig(model=model, size=4, subjects_per_node=1),
+                    rounds=1,
+                    ray_address=address,
+                )
             finally:
                 done.set()
                 watcher.join()
