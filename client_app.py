@@ -12,7 +12,7 @@ from flwr.clientapp import ClientApp
 from fedfer.data.subject import read_subjects_file
 from fedfer.federation.audit import audit_mod
 from fedfer.federation.client import SubjectClient, threads_for_client
-from fedfer.federation.codec import decode_record, encode_record
+from fedfer.federation.codec import decode_record, encode_record, layout_from_config
 from fedfer.federation.faults import client_type, fault_mod
 from fedfer.federation.group import train_crowd_group
 from fedfer.federation.payload import split_payload
@@ -26,6 +26,7 @@ from fedfer.federation.protocol import (
     NODE_DATA_DIR,
     NODE_IFER_CHECKPOINT,
     NUM_EXAMPLES,
+    NUM_LABELLED,
     PARTITION_ID,
     SERVER_ROUND,
     SUBJECTS,
@@ -64,7 +65,8 @@ def train_crowd(msg: Message, context: Context, config: FederationConfig) -> Mes
     crowd = CrowdModel.load(config.crowd.model)
     g, _ = load_head(config.ifer_checkpoint, stage="ifer", classes=crowd.classes)
     indices = subjects_of_node(partition, config.crowd.subjects_per_node, config.crowd.size)
-    global_state = decode_record(msg.content[ARRAYS])
+    layout = layout_from_config(msg.content[CONFIG])
+    global_state = decode_record(msg.content[ARRAYS], layout)
     group = train_crowd_group(global_state, indices, crowd, config.crowd.seed, g, config.personalize, config.batchnorm)
     metrics = {
         NUM_EXAMPLES: group.weight,
@@ -73,8 +75,25 @@ def train_crowd(msg: Message, context: Context, config: FederationConfig) -> Mes
         SUBJECTS: group.subjects,
     }
     return Message(
-        RecordDict({ARRAYS: encode_record(group.state, config.codec_up), METRICS: MetricRecord(metrics)}), reply_to=msg
+        RecordDict(
+            {
+                ARRAYS: encode_record(group.state, config.codec_up, packed=layout is not None),
+                METRICS: MetricRecord(metrics),
+            }
+        ),
+        reply_to=msg,
     )
+
+
+def label_metrics(client: SubjectClient, global_state: dict) -> dict:
+    """The subject's label-derived counts (studies with `client-eval` on): its personalized v() and its
+    pseudo labels scored on its labelled clips, flattened K×K."""
+    result = client.evaluate(global_state)
+    return {
+        NUM_LABELLED: result["num-labelled"],
+        CM_PERSONAL: result["personal"].ravel().tolist(),
+        CM_PSEUDO: result["pseudo"].ravel().tolist(),
+    }
 
 
 # The audit is outermost: it sees the reply as it leaves. The fault mod changes nothing unless the run
@@ -86,14 +105,17 @@ def train(msg: Message, context: Context) -> Message:
         return train_crowd(msg, context, config)
     client, config, partition = subject_client(context)
     server_round = int(msg.content[CONFIG][SERVER_ROUND])
+    layout = layout_from_config(msg.content[CONFIG])  # None: one array per tensor
     # g() and f() of a wider payload are not trained here: they go back as they came (see payload.py).
-    global_state, extras = split_payload(decode_record(msg.content[ARRAYS]))
+    global_state, extras = split_payload(decode_record(msg.content[ARRAYS], layout))
     state, selected, loss = client.personalize_round(
         global_state, server_round, seed=config.personalize.seed + partition
     )
-    metrics = MetricRecord({NUM_EXAMPLES: selected, PARTITION_ID: partition, TRAIN_LOSS: loss})
-    arrays = encode_record({**state, **extras}, config.codec_up)
-    return Message(RecordDict({ARRAYS: arrays, METRICS: metrics}), reply_to=msg)
+    metrics = {NUM_EXAMPLES: selected, PARTITION_ID: partition, TRAIN_LOSS: loss}
+    if config.client_eval and config.scores_in_train:
+        metrics |= label_metrics(client, global_state)
+    arrays = encode_record({**state, **extras}, config.codec_up, packed=layout is not None)
+    return Message(RecordDict({ARRAYS: arrays, METRICS: MetricRecord(metrics)}), reply_to=msg)
 
 
 @app.evaluate(mods=[audit_mod])
@@ -102,13 +124,7 @@ def evaluate(msg: Message, context: Context) -> Message:
     if not config.client_eval:  # label-derived counts leave only in studies that ask for them
         metrics = MetricRecord({NUM_EXAMPLES: 0, PARTITION_ID: partition})
         return Message(RecordDict({METRICS: metrics}), reply_to=msg)
-    result = client.evaluate(split_payload(decode_record(msg.content[ARRAYS]))[0])
-    metrics = MetricRecord(
-        {
-            NUM_EXAMPLES: result["num-labelled"],
-            PARTITION_ID: partition,
-            CM_PERSONAL: result["personal"].ravel().tolist(),
-            CM_PSEUDO: result["pseudo"].ravel().tolist(),
-        }
-    )
+    layout = layout_from_config(msg.content[CONFIG])
+    counts = label_metrics(client, split_payload(decode_record(msg.content[ARRAYS], layout))[0])
+    metrics = MetricRecord({NUM_EXAMPLES: counts.pop(NUM_LABELLED), PARTITION_ID: partition, **counts})
     return Message(RecordDict({METRICS: metrics}), reply_to=msg)

@@ -40,9 +40,13 @@ def main(grid: Grid, context: Context) -> None:
         round_offset=offset,
         earlier_rounds=earlier_rounds(run, offset),
         uniform=config.privacy.enabled,
+        pack=config.pack_arrays,
         fraction_train=config.fraction_train,
-        # Clients evaluate only in studies with labels; a crowd is a systems workload: no client evaluation.
-        fraction_evaluate=1.0 if config.client_eval and not config.crowd.enabled else 0.0,
+        # Clients evaluate only in studies with labels, in their train replies or in an exchange of its own;
+        # a crowd is a systems workload: no client evaluation.
+        fraction_evaluate=1.0
+        if config.client_eval and not config.scores_in_train and not config.crowd.enabled
+        else 0.0,
         min_train_nodes=1,
         min_evaluate_nodes=1,
         min_available_nodes=config.num_clients,

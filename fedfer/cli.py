@@ -20,8 +20,8 @@ VERBS: dict[str, str] = {
     "evaluate": "evaluate a checkpoint on test clips: metrics JSON, Markdown table, confusion PNG",
     "prepare": "prepare a run folder and print the `flwr run` line that federates it (Flower-native route)",
     "run": "the main job: a federated personalization simulation on Flower, with its report",
-    "deploy": "the same federation as real SuperLink/SuperNode processes on this machine; or a lab's credentials, "
-    "SuperNode data and compose files",
+    "deploy": "the same federation as real SuperLink/SuperNode processes on this machine",
+    "lab": "prepare a lab of several machines: credentials (certs), SuperNode data (nodes), compose files (compose)",
     "predict": "run a trained or personalized v() on videos or a camera, frame by frame (streaming)",
     "export": "export f()+v() (streaming) and g() to ONNX with a JSON card, for devices",
 }

@@ -302,6 +302,13 @@ class FederationConfig:
     codec_down: str = setting(
         "float32", "codec-down", "how the server writes its messages", accepts=one_of(CODECS), flag=True
     )
+    pack_arrays: bool = setting(
+        True,
+        "pack-arrays",
+        "each message carries v()'s tensors as one array (their codes concatenated: the same bytes), not one array "
+        "per tensor: Flower stores and moves each array as an object of its own, one request each",
+        flag=True,
+    )
     crowd: CrowdConfig = CrowdConfig()
     robust: RobustConfig = RobustConfig()
     resume_round: int = setting(
@@ -339,6 +346,13 @@ class FederationConfig:
         "client-eval",
         "clients send label-derived counts (cm-personal, cm-pseudo: their personalized v() and pseudo labels "
         "scored on their labelled clips); off, the report has no personalized-model tables",
+        flag=True,
+    )
+    scores_in_train: bool = setting(
+        True,
+        "scores-in-train",
+        "with client-eval: the counts ride in each train reply, scored right after personalizing, so a round is "
+        "one exchange; off: a separate evaluate exchange per round sends the same counts",
         flag=True,
     )
     privacy: PrivacyConfig = PrivacyConfig()

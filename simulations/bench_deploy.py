@@ -5,13 +5,16 @@ test-suite fixture) with the same seeds: once as a Flower simulation, once as a 
 3 SuperNodes on loopback (TLS and node authentication unless --insecure). Prints a Markdown table.
 
     python simulations/bench_deploy.py [--rounds 2] [--insecure] [--modes simulation subprocess forked] [--out DIR]
-        [--no-client-eval] [--timeline]
+        [--wires per-tensor packed+evaluate packed] [--no-client-eval] [--timeline]
 
 Deployment modes are how each SuperNode runs its ClientApps: `subprocess` (Flower's default, a
-fresh Python process per message) or `forked` (`fedfer.flower.forked_clientapps`).
+fresh Python process per message) or `forked` (`fedfer.flower.forked_clientapps`). Wires are how a
+round's messages are laid out (`WIRES`): `per-tensor` sends v() as its 22 arrays and the clients'
+scores in an evaluate exchange of their own; `packed+evaluate` packs v() into one array; `packed`
+(the default run config) also carries the scores in the train reply, one exchange per round.
 
-Seconds per round are the strategy's (configure_train → aggregate_evaluate, so one train and one
-evaluate exchange); "server bytes" are the serialized train messages the ServerApp measured (both
+Seconds per round are the strategy's (configure_train → aggregate_evaluate: the train exchange, and
+the evaluate exchange where there is one); "server bytes" are the serialized train messages the ServerApp measured (both
 ways); "SuperLink bytes" are what the SuperLink itself counted for the whole run (`flwr ls`,
 network-traffic: train and evaluate messages, divided by the number of rounds). A simulation has no
 network, so the SuperLink reports nothing there. "Wire bytes" are what the SuperNodes' TCP
@@ -41,6 +44,11 @@ from fedfer.runs.simulate import simulate_prepared
 from fedfer.testing import build_fake_run
 
 MB = 1e6
+WIRES = {  # run-config values of each wire
+    "per-tensor": {"pack-arrays": False, "scores-in-train": False},
+    "packed+evaluate": {"pack-arrays": True, "scores-in-train": False},
+    "packed": {"pack-arrays": True, "scores-in-train": True},
+}
 
 
 def round_figures(run_dir: Path) -> tuple[list[float], float]:
@@ -51,25 +59,27 @@ def round_figures(run_dir: Path) -> tuple[list[float], float]:
 
 
 def measure(
-    root: Path, rounds: int, modes: list[str], insecure: bool = False, client_eval: bool = True
-) -> dict[str, dict]:
-    """Run the fake 3-subject run once per mode under `root`; per mode: `flwr run` seconds, seconds per
-    round, server-measured bytes per round and the SuperLink's traffic (deployments). Without
-    `client_eval` the server sends no evaluate messages: one exchange per round."""
+    root: Path, rounds: int, modes: list[str], wires: list[str], insecure: bool = False, client_eval: bool = True
+) -> dict[tuple[str, str], dict]:
+    """Run the fake 3-subject run once per mode and wire under `root`; per run: `flwr run` seconds,
+    seconds per round, server-measured bytes per round and the SuperLink's traffic (deployments).
+    Without `client_eval` the clients send no scores: one exchange per round whatever the wire."""
     values = {**build_fake_run(root / "prepared"), "num-server-rounds": rounds, "client-eval": client_eval}
     runs = {}
     for mode in modes:
-        run_dir = root / mode
-        values_here = {**values, "run-dir": str(run_dir.resolve())}
-        if mode == "simulation":
-            runs[mode] = simulate_prepared(run_dir, values_here)
-        else:
-            with CountingRelay() as relay:
-                runs[mode] = deploy_prepared(
-                    run_dir, values_here, insecure=insecure, launcher=mode, node_route=relay.route
-                )
-            runs[mode]["wire"] = wire_figures(relay, runs[mode]["superlink_traffic"], clients=3)
-        runs[mode]["rounds"], runs[mode]["server_bytes"] = round_figures(run_dir)
+        for wire in wires:
+            run_dir = root / f"{mode}-{wire}"
+            values_here = {**values, **WIRES[wire], "run-dir": str(run_dir.resolve())}
+            if mode == "simulation":
+                run = simulate_prepared(run_dir, values_here)
+            else:
+                with CountingRelay() as relay:
+                    run = deploy_prepared(
+                        run_dir, values_here, insecure=insecure, launcher=mode, node_route=relay.route
+                    )
+                run["wire"] = wire_figures(relay, run["superlink_traffic"], clients=3)
+            run["rounds"], run["server_bytes"] = round_figures(run_dir)
+            runs[mode, wire] = run
     return runs
 
 
@@ -95,6 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--modes", nargs="+", default=["simulation", "subprocess"], choices=("simulation", *CLIENTAPP_LAUNCHERS)
     )
+    parser.add_argument(
+        "--wires", nargs="+", default=["packed"], choices=list(WIRES), help="message layouts to compare (WIRES)"
+    )
     parser.add_argument("--out", type=Path, help="keep the runs here (default: a temporary directory)")
     parser.add_argument(
         "--no-client-eval",
@@ -113,17 +126,19 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["FLWR_LOG_LEVEL"] = "DEBUG"  # the Flower processes inherit it (fedfer's flower_env)
     with tempfile.TemporaryDirectory() as tmp:
         root = args.out or Path(tmp)
-        runs = measure(root, args.rounds, args.modes, args.insecure, args.client_eval)
-        timelines = {mode: timeline(root / mode) for mode in runs if mode != "simulation" and args.timeline}
+        runs = measure(root, args.rounds, args.modes, args.wires, args.insecure, args.client_eval)
+        timelines = {
+            key: timeline(root / f"{key[0]}-{key[1]}") for key in runs if key[0] != "simulation" and args.timeline
+        }
     security = "insecure" if args.insecure else "TLS + node auth"
-    evaluation = "train and evaluate messages" if args.client_eval else "train messages only"
+    evaluation = "with the clients' scores" if args.client_eval else "no client scores"
     print(f"\n3 clients, {args.rounds} rounds ({evaluation}), fake features; one v() is about 0.85 MB\n")
     print(
-        "| mode | `flwr run` s | s per round | server bytes / round (MB) | SuperLink in / out per round (MB) "
+        "| mode | wire | `flwr run` s | s per round | server bytes / round (MB) | SuperLink in / out per round (MB) "
         "| wire to / from SuperLink, run (MB) | framing in / out |"
     )
-    print("|---|---|---|---|---|---|---|")
-    for mode, r in runs.items():
+    print("|---|---|---|---|---|---|---|---|")
+    for (mode, wire_name), r in runs.items():
         traffic, wire = r.get("superlink_traffic"), r.get("wire")
         link = (
             f"{traffic['inbound_bytes'] / args.rounds / MB:.2f} / {traffic['outbound_bytes'] / args.rounds / MB:.2f}"
@@ -138,11 +153,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         label = f"deployment, {mode} ClientApps ({security})" if traffic else mode
         print(
-            f"| {label} | {r['flower_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['rounds'])} | "
+            f"| {label} | {wire_name} | {r['flower_seconds']:.1f} | {', '.join(f'{s:.1f}' for s in r['rounds'])} | "
             f"{r['server_bytes'] / MB:.2f} | {link} | {on_wire} |"
         )
-    for mode, table in timelines.items():
-        print(f"\nSeconds of each exchange, {mode} ClientApps (means over nodes and rounds):\n")
+    for (mode, wire_name), table in timelines.items():
+        print(f"\nSeconds of each exchange, {mode} ClientApps, {wire_name} (means over nodes and rounds):\n")
         print(markdown(table))
 
 

@@ -9,9 +9,19 @@ import pytest
 import torch
 
 from fedfer.config import CODECS
-from fedfer.federation.codec import decode, decode_record, encode, encode_record
+from fedfer.federation.codec import (
+    decode,
+    decode_record,
+    encode,
+    encode_record,
+    layout_config,
+    layout_from_config,
+    layout_of,
+    pack,
+    unpack,
+)
 from fedfer.federation.payload import extra_state, split_payload
-from fedfer.federation.protocol import F_PREFIX, G_PREFIX, INT8_AFFINE, v_state
+from fedfer.federation.protocol import F_PREFIX, G_PREFIX, INT8_AFFINE, PACKED, v_state
 from fedfer.model.checkpoint import load_head
 from fedfer.model.heads import VFERHead
 from fedfer.runconfig import FederationConfig
@@ -48,6 +58,33 @@ def test_int8_is_a_quarter_of_float32_and_a_broken_message_is_named() -> None:
         FederationConfig(codec_up="int4")
 
 
+def test_packing_sends_the_same_bytes_as_one_array_and_unpacks_them_exactly() -> None:
+    state = v_state(VFERHead(6))
+    layout = layout_from_config(layout_config(layout_of(state)))  # as the receiver reads it from the config
+    assert layout == {k: tuple(t.shape) for k, t in sorted(state.items())}
+    for codec in CODECS:
+        arrays = encode(state, codec)
+        packed = pack(arrays, layout)
+        tensors = sorted(state)
+        assert packed[PACKED].tobytes() == b"".join(arrays[k].tobytes() for k in tensors), codec
+        assert set(packed) == {PACKED, *([INT8_AFFINE] if codec == "int8" else [])}
+        back = unpack(packed, layout)
+        assert set(back) == set(arrays) and all(
+            back[k].dtype == arrays[k].dtype
+            and back[k].shape == arrays[k].shape
+            and back[k].tobytes() == arrays[k].tobytes()
+            for k in arrays
+        ), codec
+        record = encode_record(state, codec, packed=True)
+        assert len(record) == len(packed) and decode_record(record, layout).keys() == state.keys()
+        assert all(torch.equal(decode_record(record, layout)[k], decode(arrays)[k]) for k in state)
+    with pytest.raises(ValueError, match="without its layout"):
+        decode_record(encode_record(state, "float32", packed=True))
+    short = dict(list(layout.items())[:-1])
+    with pytest.raises(ValueError, match="its layout describes"):
+        unpack(pack(encode(state, "float32"), layout), short)
+
+
 def test_wider_payloads_carry_g_and_f_and_split_back(tmp_path) -> None:
     from fedfer.model.checkpoint import HeadCard, save_head
     from fedfer.model.heads import IFERHead
@@ -68,30 +105,50 @@ def test_wider_payloads_carry_g_and_f_and_split_back(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def codec_runs(tmp_path_factory):
-    """One round of 3 clients (the suite's prepared run of random features), once per codec, from the
-    same central model: real Flower simulations."""
+    """One round of 3 clients (the suite's prepared run of random features), once per codec (v() packed
+    into one array per message), and once in float32 with one array per tensor, from the same central
+    model: real Flower simulations."""
     root = tmp_path_factory.mktemp("codecs")
     values = {**build_fake_run(root / "prepared"), "num-server-rounds": 1}
     runs = {}
-    for codec in CODECS:
-        run = RunDir(root / codec)
-        simulate_prepared(run.root, {**values, "run-dir": str(run.root), "codec-up": codec, "codec-down": codec})
-        runs[codec] = run
+    for name, codec, packed in [*((c, c, True) for c in CODECS), ("unpacked", "float32", False)]:
+        run = RunDir(root / name)
+        simulate_prepared(
+            run.root,
+            {**values, "run-dir": str(run.root), "codec-up": codec, "codec-down": codec, "pack-arrays": packed},
+        )
+        runs[name] = run
     return runs
 
 
 def test_server_decodes_8_bit_replies_and_bytes_shrink(codec_runs) -> None:
     rounds = {codec: json.loads(run.rounds.read_text())[0] for codec, run in codec_runs.items()}
     v_arrays = len(v_state(VFERHead(6)))
-    assert rounds["int8"]["received_dtypes"] == {"uint8": 3 * v_arrays}  # what the wire held
-    assert rounds["float16"]["received_dtypes"] == {"float16": 3 * v_arrays}
-    assert rounds["float32"]["received_dtypes"] == {"float32": 3 * v_arrays}
+    assert rounds["int8"]["received_dtypes"] == {"uint8": 3}  # what the wire held: one packed array per reply
+    assert rounds["float16"]["received_dtypes"] == {"float16": 3}
+    assert rounds["float32"]["received_dtypes"] == {"float32": 3}
+    assert rounds["unpacked"]["received_dtypes"] == {"float32": 3 * v_arrays}
+    assert all(r["received_arrays"] == rounds["unpacked"]["received_arrays"] for r in rounds.values())
     for codec, ratio in (("int8", 0.26), ("float16", 0.51)):
         for way in ("bytes_up_total", "bytes_down_total"):
             assert rounds[codec][way] <= ratio * rounds["float32"][way], (codec, way)
     # The averaged v() the server kept is float32 and loads into v() (decoded, not the codes).
     v, _ = load_head(codec_runs["int8"].central_checkpoint(1), stage="vfer")
     assert all(t.dtype == torch.float32 for t in v.state_dict().values() if t.is_floating_point())
+
+
+def test_packed_and_unpacked_runs_average_the_same_v_to_the_bit(codec_runs) -> None:
+    """Packing changes how v() travels, not what: the float32 runs with and without it keep identical
+    averaged v()s and the same clients' scores, and the packed messages are no larger."""
+    packed, unpacked = (
+        v_state(load_head(codec_runs[n].central_checkpoint(1), stage="vfer")[0]) for n in ("float32", "unpacked")
+    )
+    assert packed.keys() == unpacked.keys() and all(torch.equal(packed[k], unpacked[k]) for k in packed)
+    rounds = {n: json.loads(codec_runs[n].rounds.read_text())[0] for n in ("float32", "unpacked")}
+    scores = {n: sorted(c["evaluate"]["cm-personal"] for c in r["clients"].values()) for n, r in rounds.items()}
+    assert scores["float32"] == scores["unpacked"]
+    for way in ("bytes_up_total", "bytes_down_total"):
+        assert rounds["float32"][way] <= rounds["unpacked"][way], way
 
 
 def norm(state: dict) -> float:

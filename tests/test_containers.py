@@ -46,7 +46,7 @@ def compose_config(command: list[str], *files: Path) -> dict:
 
 
 def test_the_one_host_compose_file_is_the_generators_output() -> None:
-    written = compose.compose_text(range(3), None, "fedfer deploy --compose docker/compose.yaml --nodes 0-2")
+    written = compose.compose_text(range(3), None, "fedfer lab compose docker/compose.yaml --nodes 0-2")
 
     assert (DOCKER / "compose.yaml").read_text() == written, "regenerate docker/compose.yaml (see its header)"
 
@@ -121,12 +121,13 @@ def test_the_lab_guide_uses_only_flags_the_commands_have() -> None:
     guide = re.sub(r"\\\n\s*", " ", (REPO / "docs" / "how-to" / "deploy.md").read_text())  # join continued lines
     used: dict[tuple[str, ...], set[str]] = {}
     for line in guide.splitlines():
-        found = re.search(r"(fedfer (?:deploy|prepare|run)|flower-superlink|flower-supernode)\b(.*)", line)
+        found = re.search(r"(fedfer (?:deploy|prepare|run|lab \w+)|flower-superlink|flower-supernode)\b(.*)", line)
         if found:
             flags = re.findall(r"[\s\[`](--[a-z][a-z-]*)", found.group(2))
             used.setdefault(tuple(found.group(1).split()), set()).update(flags)
+    assert {("fedfer", "lab", "certs"), ("fedfer", "lab", "nodes"), ("fedfer", "lab", "compose")} <= set(used)
     assert {("fedfer", "deploy"), ("flower-superlink",), ("flower-supernode",)} <= set(used)
     for command, flags in used.items():
-        argv = ["python", "-m", "fedfer.cli", command[1]] if command[0] == "fedfer" else list(command)
+        argv = ["python", "-m", "fedfer.cli", *command[1:]] if command[0] == "fedfer" else list(command)
         listed = subprocess.run([*argv, "--help"], capture_output=True, text=True, timeout=120).stdout
         assert flags <= set(re.findall(r"--[a-z][a-z-]*", listed)), command

@@ -155,3 +155,33 @@ def test_exported_node_bundle_holds_the_subject_and_g(prepared: dict, tmp_path: 
         original.clip_ids
     )  # its clips only
     load_head(nodes[1] / bundles.BUNDLE_IFER, stage="ifer")
+
+
+def test_the_lab_verbs_do_one_job_each_and_deploy_names_them(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from fedfer import cli
+    from fedfer.runs.compose import compose_text
+
+    assert cli.main(["lab", "certs", str(tmp_path / "certs"), "--clients", "2", "--host", "10.0.0.5"]) == 0
+    credentials = Credentials(tmp_path / "certs")
+    assert credentials.ca_cert.is_file() and credentials.node_key(1).is_file() and not credentials.node_key(2).exists()
+    names = x509.load_pem_x509_certificate(credentials.server_cert.read_bytes()).extensions.get_extension_for_class(
+        x509.SubjectAlternativeName
+    )
+    assert "10.0.0.5" in {str(ip) for ip in names.value.get_values_for_type(x509.IPAddress)}
+
+    compose = tmp_path / "b.yaml"
+    assert cli.main(["lab", "compose", str(compose), "--nodes", "16-17", "--superlink", "10.0.0.5:9093"]) == 0
+    command = f"fedfer lab compose {compose} --nodes 16-17 --superlink 10.0.0.5:9093"
+    assert compose.read_text() == compose_text(range(16, 18), "10.0.0.5:9093", command)
+    assert set(yaml.safe_load(compose.read_text())["services"]) == {"supernode-16", "supernode-17"}
+
+    capsys.readouterr()
+    for old, new in (
+        (["--make-certs", "x"], "fedfer lab certs"),
+        (["--export-nodes", "x"], "fedfer lab nodes"),
+        (["--compose", "x"], "fedfer lab compose"),
+    ):
+        assert cli.main(["deploy", *old]) == 2
+        assert new in capsys.readouterr().err
+    assert cli.main(["lab", "compose", str(compose), "--superlink", "10.0.0.5:9093"]) == 2  # no --nodes
+    assert "give its --nodes" in capsys.readouterr().err

@@ -24,7 +24,7 @@ from conftest import REPO
 from fedfer import cli
 from fedfer.publish import result_tables
 from fedfer.publish.__main__ import build_parser, outputs, reference_pages
-from fedfer.publish.reference import verb_parser
+from fedfer.publish.reference import job_parsers, verb_parser
 
 RESULTS = REPO / "docs" / "results"
 DOCUMENTS = result_tables.documents(REPO)
@@ -138,7 +138,13 @@ def check_command(tokens: list[str]) -> list[str]:
         rest = tokens[1:] if tokens[0] == "fedfer" else tokens[3:]
         if not rest or rest[0] not in cli.VERBS:
             return [f"no verb: {' '.join(tokens)}"]
-        return [f"fedfer {rest[0]} has no {f}" for f in sorted(flags(rest) - options(verb_parser(rest[0])))]
+        parser, name = verb_parser(rest[0]), f"fedfer {rest[0]}"
+        jobs = job_parsers(parser)
+        if jobs:  # a verb of jobs: `fedfer lab certs ...`
+            if len(rest) < 2 or rest[1] not in jobs:
+                return [f"{name} names no job of {sorted(jobs)}: {' '.join(tokens)}"]
+            parser, name = jobs[rest[1]], f"{name} {rest[1]}"
+        return [f"{name} has no {f}" for f in sorted(flags(rest) - options(parser))]
     if tokens[:3] == ["python", "-m", "fedfer.publish"]:
         return [f"fedfer.publish has no {f}" for f in sorted(flags(tokens) - options(build_parser()))]
     if tokens[:2] == ["python", "-m"] and tokens[2].startswith("fedfer."):

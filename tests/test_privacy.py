@@ -26,8 +26,9 @@ from fedfer.runs.report import write_report
 from fedfer.runs.simulate import simulate_prepared
 from fedfer.testing import build_fake_run
 
-V_SHAPES = {f"arrays/{k}": list(t.shape) for k, t in v_state(VFERHead(6)).items()}
+V_PACKED = {"arrays/packed": [sum(t.numel() for t in v_state(VFERHead(6)).values())]}  # v() as one array
 TRAIN_METRICS = {"metrics/num-examples": 1, "metrics/partition-id": 1, "metrics/train-loss": 1}
+LABEL_COUNTS = {"metrics/num-labelled": 1, "metrics/cm-personal": 36, "metrics/cm-pseudo": 36}
 
 
 def audited_run(root: Path, **overrides) -> tuple[RunDir, list[dict], dict]:
@@ -47,7 +48,7 @@ def test_without_client_eval_clients_send_v_and_three_counts_and_nothing_label_d
     for r in records:
         assert r["type"] == "train" and r["error"] is None and r["refused"] == []
         assert r["records"] == {"arrays": "ArrayRecord", "metrics": "MetricRecord"}
-        assert {k: a["shape"] for k, a in r["arrays"].items()} == V_SHAPES
+        assert {k: a["shape"] for k, a in r["arrays"].items()} == V_PACKED
         assert r["metrics"] == TRAIN_METRICS and r["configs"] == []
         assert 800_000 < r["bytes"] < 900_000  # v()'s 211,782 float32 values and the counts
     assert sorted((r["node"], r["round"]) for r in records) == sorted({(r["node"], k) for r in records for k in (1, 2)})
@@ -75,8 +76,19 @@ def test_dp_clips_each_update_and_adds_the_calibrated_noise(tmp_path: Path) -> N
     log = run.flower_log.read_text()
     assert "central DP noise" in log  # Flower's wrapper says so in the ServerApp's log
 
+    # The study asked for the label-derived counts (client-eval on): they ride in the train replies.
+    assert len(records) == 3 * 2 and all(r["type"] == "train" and r["refused"] == [] for r in records)
+    assert all(r["metrics"] == {**TRAIN_METRICS, **LABEL_COUNTS} for r in records)
+    assert all("evaluate" in c for r in rounds for c in r["clients"].values())  # filed as each round's scores
+
+
+def test_a_separate_evaluate_exchange_sends_the_same_counts(tmp_path: Path) -> None:
+    """scores-in-train off: the counts leave in evaluate replies of their own, and are the same."""
+    inline, _, _ = audited_run(tmp_path / "inline")
+    run, records, _ = audited_run(tmp_path / "separate", **{"scores-in-train": False})
+
     evaluations = [r for r in records if r["type"] == "evaluate"]
-    assert len(evaluations) == 3 * 2  # the study asked for them (client-eval on)
+    assert len(evaluations) == 3 * 2
     for r in evaluations:
         assert r["records"] == {"metrics": "MetricRecord"} and r["refused"] == []
         assert r["metrics"] == {
@@ -86,6 +98,11 @@ def test_dp_clips_each_update_and_adds_the_calibrated_noise(tmp_path: Path) -> N
             "metrics/cm-pseudo": 36,
         }
     assert all(r["metrics"] == TRAIN_METRICS for r in records if r["type"] == "train")
+    scores = [
+        {r["round"]: {c["evaluate"]["partition-id"]: c["evaluate"] for c in r["clients"].values()} for r in rounds}
+        for rounds in (json.loads(inline.rounds.read_text()), json.loads(run.rounds.read_text()))
+    ]
+    assert scores[0] == scores[1]
 
 
 @pytest.fixture(autouse=True)
@@ -101,8 +118,8 @@ def request(kind: str) -> Message:
     return Message(RecordDict(content), dst_node_id=7, message_type=kind)
 
 
-def context(tmp_path: Path, client_eval: bool) -> Context:
-    run_config = {"client-eval": client_eval, "audit-dir": str(tmp_path)}
+def context(tmp_path: Path, client_eval: bool, scores_in_train: bool = True) -> Context:
+    run_config = {"client-eval": client_eval, "scores-in-train": scores_in_train, "audit-dir": str(tmp_path)}
     return Context(run_id=1, node_id=7, node_config={}, state=RecordDict(), run_config=run_config)
 
 
@@ -131,6 +148,23 @@ def test_label_derived_counts_leave_only_when_the_study_asks(tmp_path: Path, cli
     assert reply.has_error() is not client_eval
     if not client_eval:
         assert "metric 'cm-personal'" in reply.error.reason and "metric 'cm-pseudo'" in reply.error.reason
+
+
+@pytest.mark.parametrize(("client_eval", "scores_in_train"), [(False, True), (True, False), (True, True)])
+def test_label_derived_counts_ride_in_a_train_reply_only_when_both_settings_ask(
+    tmp_path: Path, client_eval: bool, scores_in_train: bool
+) -> None:
+    def train(msg: Message, _: Context) -> Message:
+        metrics = {"num-examples": 3, "partition-id": 0, "train-loss": 0.5, "num-labelled": 5}
+        metrics |= {"cm-personal": [1] * 36, "cm-pseudo": [0] * 36}
+        return Message(RecordDict({"arrays": msg.content["arrays"], "metrics": MetricRecord(metrics)}), reply_to=msg)
+
+    reply = audit_mod(request(MessageType.TRAIN), context(tmp_path, client_eval, scores_in_train), train)
+
+    allowed = client_eval and scores_in_train
+    assert reply.has_error() is not allowed
+    if not allowed:
+        assert "metric 'cm-personal'" in reply.error.reason and "metric 'num-labelled'" in reply.error.reason
 
 
 def test_dp_flags_reach_the_run_config_and_default_to_off() -> None:

@@ -194,7 +194,7 @@ def test_bench_deploy_and_its_timeline(tmp_path: Path) -> None:
     flags = ["--modes", "forked", "--rounds", "1", "--insecure", "--timeline", "--out", tmp_path / "deploy"]
     out = run("bench_deploy.py", *flags, cwd=tmp_path)
     assert "deployment, forked ClientApps (insecure)" in out
-    assert "notice" in run("deploy_timeline.py", tmp_path / "deploy" / "forked", cwd=tmp_path)
+    assert "notice" in run("deploy_timeline.py", tmp_path / "deploy" / "forked-packed", cwd=tmp_path)
     assert no_processes_left(tmp_path)
 
 

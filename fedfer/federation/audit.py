@@ -2,12 +2,13 @@
 
 `audit_mod` wraps the ClientApp's functions (the outermost Flower mod, so it sees the reply exactly as
 it goes out, after clipping). Every reply is compared with what `fedfer.federation.protocol` allows: a
-train reply carries the arrays it received (same names, same shapes) and the documented scalar counts;
-an evaluate reply carries the documented counts, and the label-derived matrices only when the run config
-turns `client-eval` on. A reply with anything else is not sent: the client answers with an error that
-names what it refused. With `audit-dir` set, each reply's description (record names, array names and
-shapes, metric names and sizes, serialized bytes) is written there, one JSON file per message, so a
-study or a device owner can read what was sent without trusting the server.
+train reply carries the arrays it received (same names, same shapes: one packed array when v() came
+packed) and the documented scalar counts; an evaluate reply carries the documented counts; the
+label-derived matrices travel only when the run config turns `client-eval` on, in the evaluate reply
+or, with `scores-in-train`, in the train reply. A reply with anything else is not sent: the client
+answers with an error that names what it refused. With `audit-dir` set, each reply's description
+(record names, array names and shapes, metric names and sizes, serialized bytes) is written there, one
+JSON file per message, so a study or a device owner can read what was sent without trusting the server.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Error, Message, Message
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.common.constant import ErrorCode
 
+from fedfer.federation.codec import layout_from_config
 from fedfer.federation.protocol import (
     ARRAYS,
     CONFIG,
@@ -28,6 +30,7 @@ from fedfer.federation.protocol import (
     LABEL_METRICS,
     METRICS,
     SERVER_ROUND,
+    TRAIN_LABEL_METRICS,
     TRAIN_METRICS,
 )
 from fedfer.federation.strategy import message_bytes
@@ -54,17 +57,19 @@ def describe(message: Message) -> dict[str, Any]:
     }
 
 
-def reply_problems(request: Message, reply: Message, client_eval: bool) -> list[str]:
-    """Everything in `reply` beyond what the protocol allows for `request`'s message type; empty if none."""
+def reply_problems(request: Message, reply: Message, config: FederationConfig) -> list[str]:
+    """Everything in `reply` beyond what the protocol and the run `config` allow for `request`'s message
+    type; empty if none."""
     if reply.has_error():
         return []
     kind = request.metadata.message_type
     content = reply.content
     if kind == MessageType.TRAIN:
         allowed_records, allowed_metrics = {ARRAYS: ArrayRecord, METRICS: MetricRecord}, set(TRAIN_METRICS)
+        allowed_metrics |= set(TRAIN_LABEL_METRICS) if config.client_eval and config.scores_in_train else set()
     else:
         allowed_records, allowed_metrics = {METRICS: MetricRecord}, set(EVALUATE_METRICS)
-        allowed_metrics |= set(LABEL_METRICS) if client_eval else set()
+        allowed_metrics |= set(LABEL_METRICS) if config.client_eval else set()
     problems = [
         f"record {name!r} ({type(record).__name__})"
         for name, record in content.items()
@@ -74,11 +79,15 @@ def reply_problems(request: Message, reply: Message, client_eval: bool) -> list[
     if ARRAYS in allowed_records and isinstance(content.get(ARRAYS), ArrayRecord):
         received = {k: list(a.shape) for k, a in request.content[ARRAYS].items()}
         sent = {k: list(a.shape) for k, a in content[ARRAYS].items()}
-        # The 8-bit codec's one table of offsets and steps may travel up when the downlink was float.
+        config_record = request.content.get(CONFIG)
+        layout = layout_from_config(config_record) if isinstance(config_record, ConfigRecord) else None
+        tensors = len(layout) if layout is not None else len(received)
+        # The 8-bit codec's one table of offsets and steps (a row per tensor) may travel up when the
+        # downlink was float.
         problems += [
             f"array {k!r} {shape}"
             for k, shape in sent.items()
-            if received.get(k) != shape and not (k == INT8_AFFINE and shape == [len(received), 2])
+            if received.get(k) != shape and not (k == INT8_AFFINE and shape == [tensors, 2])
         ]
         problems += [f"missing array {k!r}" for k in received if k not in sent and k != INT8_AFFINE]
     metrics = content.get(METRICS)
@@ -99,7 +108,7 @@ def audit_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> M
     """Flower mod: send the reply only if it holds nothing beyond the protocol; record it if asked."""
     reply = call_next(msg, context)
     config = FederationConfig.from_run_config(context.run_config)
-    problems = reply_problems(msg, reply, config.client_eval)
+    problems = reply_problems(msg, reply, config)
     if config.audit_dir:
         kind = msg.metadata.message_type
         server_round = (

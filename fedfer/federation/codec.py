@@ -8,6 +8,12 @@ Decoding reads each array's dtype, so a message describes itself: float16 arrays
 uint8 arrays are mapped back through their row of the `INT8_AFFINE` array (offset, step), in the
 sorted order of the coded names. 8-bit uses the tensor's own range, min to max in 255 steps, so the
 rounding error of each value is at most half a step.
+
+Packing (`pack-arrays`) sends the coded tensors of a message as one array instead of one per tensor:
+Flower stores and moves each array as its own object, one request each, so v()'s 22 arrays cost 22
+round trips per message in a deployment. The packed array is the tensors' codes concatenated in
+sorted name order (the same bytes), and the message's config names them and their shapes
+(`PACKED_NAMES`, `PACKED_SHAPES`), so a receiver unpacks it without knowing v() in advance.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from flwr.app import Array, ArrayRecord
 from torch import Tensor
 
 from fedfer.config import CODECS
-from fedfer.federation.protocol import INT8_AFFINE
+from fedfer.federation.protocol import INT8_AFFINE, PACKED, PACKED_NAMES, PACKED_SHAPES
 
 INT8_LEVELS = 255  # uint8 codes 0..255
 
@@ -78,14 +84,72 @@ def decode(arrays: Mapping[str, np.ndarray]) -> dict[str, Tensor]:
     return out
 
 
-def encode_record(state: Mapping[str, Tensor], codec: str) -> ArrayRecord:
-    """`encode` as the ArrayRecord a message carries."""
-    return ArrayRecord({k: Array(x) for k, x in encode(state, codec).items()})
+Layout = dict[str, tuple[int, ...]]  # tensor name → shape, in the order a packed array holds them (sorted)
 
 
-def decode_record(record: ArrayRecord) -> dict[str, Tensor]:
-    """`decode` of a received ArrayRecord."""
-    return decode({k: record[k].numpy() for k in record})
+def layout_of(state: Mapping[str, Tensor]) -> Layout:
+    """The layout a packed message of `state` has: its names, sorted, and their shapes."""
+    return {k: tuple(state[k].shape) for k in sorted(state)}
+
+
+def layout_config(layout: Layout) -> dict[str, list[str]]:
+    """The config entries that tell a receiver how to unpack: names and shapes ("64,1280"; "" for a scalar)."""
+    return {PACKED_NAMES: list(layout), PACKED_SHAPES: [",".join(map(str, s)) for s in layout.values()]}
+
+
+def layout_from_config(config: Mapping) -> Layout | None:
+    """The layout a received config describes, or None when its message is not packed."""
+    if PACKED_NAMES not in config:
+        return None
+    names, shapes = list(config[PACKED_NAMES]), list(config.get(PACKED_SHAPES, []))
+    if len(names) != len(shapes):
+        raise ValueError(
+            f"{PACKED_NAMES!r} names {len(names)} tensors but {PACKED_SHAPES!r} gives {len(shapes)} shapes: "
+            "the sender's packing is incompatible with this fedfer"
+        )
+    return {n: tuple(int(d) for d in s.split(",") if d) for n, s in zip(names, shapes)}
+
+
+def pack(arrays: Mapping[str, np.ndarray], layout: Layout) -> dict[str, np.ndarray]:
+    """The coded tensors of `layout` as one flat array (their codes concatenated); the 8-bit table stays apart."""
+    packed = {PACKED: np.concatenate([arrays[k].ravel() for k in layout])}
+    if INT8_AFFINE in arrays:
+        packed[INT8_AFFINE] = arrays[INT8_AFFINE]
+    return packed
+
+
+def unpack(arrays: Mapping[str, np.ndarray], layout: Layout) -> dict[str, np.ndarray]:
+    """`pack` undone: the tensors' codes by name, each with its shape."""
+    flat = arrays[PACKED]
+    sizes = [int(np.prod(s)) for s in layout.values()]
+    if flat.ndim != 1 or flat.size != sum(sizes):
+        raise ValueError(
+            f"{PACKED!r} holds {flat.size} values of shape {flat.shape}, but its layout describes {sum(sizes)}"
+        )
+    ends = np.cumsum(sizes)
+    out = {k: flat[end - size : end].reshape(shape) for (k, shape), size, end in zip(layout.items(), sizes, ends)}
+    if INT8_AFFINE in arrays:
+        out[INT8_AFFINE] = arrays[INT8_AFFINE]
+    return out
+
+
+def encode_record(state: Mapping[str, Tensor], codec: str, packed: bool = False) -> ArrayRecord:
+    """`encode` as the ArrayRecord a message carries: one array per tensor, or one in all when `packed`."""
+    arrays = encode(state, codec)
+    if packed:
+        arrays = pack(arrays, layout_of(state))
+    return ArrayRecord({k: Array(x) for k, x in arrays.items()})
+
+
+def decode_record(record: ArrayRecord, layout: Layout | None = None) -> dict[str, Tensor]:
+    """`decode` of a received ArrayRecord, unpacked first when it is packed (through `layout`, which the
+    config of the packed message described)."""
+    arrays = {k: record[k].numpy() for k in record}
+    if PACKED in arrays:
+        if layout is None:
+            raise ValueError(f"a packed message ({PACKED!r}) came without its layout ({PACKED_NAMES!r} in its config)")
+        arrays = unpack(arrays, layout)
+    return decode(arrays)
 
 
 def dtype_counts(record: ArrayRecord) -> Counter[str]:

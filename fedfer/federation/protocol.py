@@ -2,8 +2,10 @@
 
 Every name a message carries is defined here, once; the apps, the strategy and the report import
 them. A train reply holds the record ARRAYS (v()'s state) and METRICS (NUM_EXAMPLES = the number
-of pseudo-labelled videos the subject trained on, PARTITION_ID, TRAIN_LOSS); an evaluate reply
-holds METRICS only (confusion-matrix counts of the subject's labelled clips, in studies).
+of pseudo-labelled videos the subject trained on, PARTITION_ID, TRAIN_LOSS); in studies with labels
+the confusion-matrix counts of the subject's labelled clips ride in it too (`scores-in-train`) or
+leave in an evaluate reply, which holds METRICS only. v()'s state travels as one packed array per
+message (`pack-arrays`, `fedfer.federation.codec`) or one array per tensor.
 
 v()'s state is its 208,838 parameters plus its BatchNorm running statistics (2,944 values): the
 statistics must travel too, because a personalized v() shifts them and an average of weights with
@@ -37,12 +39,17 @@ TRAIN_LOSS = "train-loss"
 SUBJECTS = "subjects"  # how many subjects a node's reply stands for (a crowd node's partial average; else 1)
 CM_PERSONAL = "cm-personal"  # K×K counts (flattened): the personalized v() on the subject's labelled clips
 CM_PSEUDO = "cm-pseudo"  # K×K counts: true label × pseudo label of the selected clips
+NUM_LABELLED = "num-labelled"  # a train reply's count of the labelled clips its cm-personal scored (scores-in-train)
 # Everything a client may send (`fedfer.federation.audit` checks every reply against these): a train
 # reply is ARRAYS (exactly the arrays it received, same shapes) and these scalars; an evaluate reply is
 # METRICS only, with the label-derived matrices only when the run config's `client-eval` is on.
 TRAIN_METRICS = (NUM_EXAMPLES, PARTITION_ID, TRAIN_LOSS, SUBJECTS)
 EVALUATE_METRICS = (NUM_EXAMPLES, PARTITION_ID)
 LABEL_METRICS = (CM_PERSONAL, CM_PSEUDO)  # K×K each
+# With client-eval and scores-in-train on, a train reply carries the label-derived counts too, and how
+# many labelled clips they count (one exchange per round).
+SCORE_COUNT_METRICS = (NUM_LABELLED,)
+TRAIN_LABEL_METRICS = SCORE_COUNT_METRICS + LABEL_METRICS
 # Metrics of the server's own evaluation of the central v().
 MACRO_F1 = "macro-f1"
 MICRO_F1 = "micro-f1"
@@ -54,6 +61,11 @@ F_PREFIX = "f/"
 # extra (N, 2) float32 array holds, for the N coded arrays in sorted name order, the offset and the
 # step of x = offset + step · q.
 INT8_AFFINE = "codec/int8-affine"
+# Packing (`pack-arrays`, fedfer.federation.codec): the coded tensors travel as this one array, and
+# the config of the message that carries it lists their names (sorted) and shapes ("64,1280").
+PACKED = "packed"
+PACKED_NAMES = "packed-names"
+PACKED_SHAPES = "packed-shapes"
 # A SuperNode's node config (deployment; simulation sets PARTITION_ID itself).
 NODE_DATA_DIR = "data-dir"
 NODE_IFER_CHECKPOINT = key_of(FederationConfig, "ifer_checkpoint")  # the run config's g(), per node

@@ -8,7 +8,11 @@ average instead of dividing by zero when every client is in that state.
 Codecs (`fedfer.federation.codec`): what the server sends is written with `codec_down`; every reply
 is decoded to float32 before FedAvg sees it (whatever the client's codec), and the dtypes that
 arrived are logged per round, so a run shows what really travelled. Evaluate messages carry v()
-only, whatever the payload scope.
+only, whatever the payload scope. With `pack`, each message carries its tensors as one array and its
+config names them (`fedfer.federation.codec.pack`); a reply is unpacked with the layout sent.
+
+With `scores_in_train`, the clients' label-derived counts arrive in their train replies: the strategy
+files them as that round's evaluation, exactly where a separate evaluate exchange would have put them.
 
 Every reply is checked before it is averaged (`fedfer.federation.validation`): a refused one, a
 client that raised and one that missed the round's timeout are recorded with their reason, and a
@@ -29,9 +33,25 @@ from flwr.common.serde import message_to_proto
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
 
-from fedfer.federation.codec import decode_record, dtype_counts, encode_record
+from fedfer.federation.codec import (
+    Layout,
+    decode_record,
+    dtype_counts,
+    encode_record,
+    layout_config,
+    layout_from_config,
+    layout_of,
+)
 from fedfer.federation.payload import split_payload
-from fedfer.federation.protocol import ARRAYS, METRICS, NUM_EXAMPLES, PARTITION_ID, SUBJECTS
+from fedfer.federation.protocol import (
+    ARRAYS,
+    METRICS,
+    NUM_EXAMPLES,
+    NUM_LABELLED,
+    PARTITION_ID,
+    SUBJECTS,
+    TRAIN_LABEL_METRICS,
+)
 from fedfer.federation.validation import check_update, error_reason
 from fedfer.flower.progress import log_round
 from fedfer.io import atomic_write_json
@@ -79,6 +99,16 @@ class RoundLog:
         }
 
 
+def split_scores(metrics: dict) -> dict[str, dict]:
+    """A train reply's metrics as the round log files them: 'train', and 'evaluate' when the reply also
+    carries the subject's label-derived counts (`scores-in-train`), in an evaluate reply's own terms."""
+    scores = {k: metrics.pop(k) for k in TRAIN_LABEL_METRICS if k in metrics}
+    if not scores:
+        return {"train": metrics}
+    evaluation = {NUM_EXAMPLES: scores.pop(NUM_LABELLED, 0), PARTITION_ID: metrics.get(PARTITION_ID, -1), **scores}
+    return {"train": metrics, "evaluate": evaluation}
+
+
 class VHeadFedAvg(FedAvg):
     """Flower's FedAvg, weighted by the number of pseudo-labelled videos, recording every round."""
 
@@ -92,9 +122,12 @@ class VHeadFedAvg(FedAvg):
         round_offset: int = 0,
         earlier_rounds: Iterable[dict] = (),
         uniform: bool = False,
+        pack: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(weighted_by_key=NUM_EXAMPLES, **kwargs)
+        self.pack = pack  # one array per message, its layout in the message's config
+        self.layout: Layout | None = None  # of the packed train messages this round (their replies come back so)
         self.uniform = uniform  # every reply weighs 1, videos or none (what DP's noise calibration assumes)
         self.log_path = Path(log_path)
         self.v_keys = sorted(v_keys)  # the only arrays a reply may carry (v(), and g()/f() in wider payloads)
@@ -112,7 +145,8 @@ class VHeadFedAvg(FedAvg):
         server_round += self.round_offset
         log = self.rounds.setdefault(server_round, RoundLog(server_round, started=time.perf_counter()))
         self.global_state = {k: a.numpy() for k, a in arrays.items()}  # float32: updates are checked against it
-        encoded = encode_record(arrays.to_torch_state_dict(), self.codec_down)
+        encoded, config = self.encode(arrays, config)
+        self.layout = layout_from_config(config)
         messages = list(super().configure_train(server_round, encoded, config, grid))
         for m in messages:
             log.bytes_down[str(m.metadata.dst_node_id)] = message_bytes(m)
@@ -136,13 +170,14 @@ class VHeadFedAvg(FedAvg):
             metrics = dict(reply.content[METRICS])
             log.received_dtypes.update(dtype_counts(reply.content[ARRAYS]))
             try:
-                decoded = decode_record(reply.content[ARRAYS])
+                decoded = decode_record(reply.content[ARRAYS], self.layout)
             except ValueError as err:
                 log.clients.setdefault(node, {})["error"] = str(err)
                 continue
             reply.content[ARRAYS] = ArrayRecord(decoded)  # FedAvg averages float32, never the codes
             sent = sorted(decoded)
-            log.clients.setdefault(node, {})["train"] = metrics
+            log.clients.setdefault(node, {}).update(split_scores(metrics))
+            reply.content[METRICS] = MetricRecord(metrics)  # FedAvg aggregates the training counts only
             log.received_keys.update(sent)
             if sent != self.v_keys:
                 log.clients[node]["error"] = (
@@ -187,9 +222,15 @@ class VHeadFedAvg(FedAvg):
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
         """Clients score v() only: the payload's extras stay out of evaluate messages."""
-        v_part, _ = split_payload(arrays.to_torch_state_dict())
-        encoded = encode_record(v_part, self.codec_down)
+        encoded, config = self.encode(ArrayRecord(split_payload(arrays.to_torch_state_dict())[0]), config)
         return super().configure_evaluate(server_round + self.round_offset, encoded, config, grid)
+
+    def encode(self, arrays: ArrayRecord, config: ConfigRecord) -> tuple[ArrayRecord, ConfigRecord]:
+        """`arrays` written with the downlink codec, packed or not, and `config` with the layout if packed."""
+        state = arrays.to_torch_state_dict()
+        if self.pack:
+            config = ConfigRecord({**config, **layout_config(layout_of(state))})
+        return encode_record(state, self.codec_down, packed=self.pack), config
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
         server_round += self.round_offset

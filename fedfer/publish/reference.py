@@ -52,6 +52,15 @@ def verb_parser(verb: str) -> argparse.ArgumentParser:
     return parser
 
 
+def job_parsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """The parsers of a verb's jobs (`fedfer lab certs`), laid out like the verb's; empty for a verb without."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    jobs = dict(sub.choices) if sub is not None else {}
+    for job in jobs.values():
+        job.formatter_class = parser.formatter_class
+    return jobs
+
+
 def flag_rows(parser: argparse.ArgumentParser, actions: list[argparse.Action]) -> list[list[str]]:
     formatter = parser._get_formatter()
     rows = []
@@ -90,15 +99,23 @@ def cli_page() -> str:
     ]
     for verb in cli.VERBS:
         parser = verb_parser(verb)
-        lines += ["", f"## fedfer {verb}", "", parser.description or "", "", "```text", parser.format_usage().strip()]
-        lines += ["```"]
-        for group in parser._action_groups:
-            rows = flag_rows(parser, group._group_actions)
-            if not rows:
-                continue
-            title = {"options": "options", "positional arguments": "arguments"}.get(group.title or "", group.title)
-            lines += ["", f"**{title}**", "", *table(["flag", "default", "what it does"], rows)]
+        lines += ["", f"## fedfer {verb}", "", *parser_section(parser)]
+        for job, job_parser in job_parsers(parser).items():
+            lines += ["", f"### fedfer {verb} {job}", "", *parser_section(job_parser)]
     return "\n".join(lines) + "\n"
+
+
+def parser_section(parser: argparse.ArgumentParser) -> list[str]:
+    """A parser's description, usage line and flag tables (its jobs' are sections of their own)."""
+    lines = [parser.description or "", "", "```text", parser.format_usage().strip(), "```"]
+    for group in parser._action_groups:
+        actions = [a for a in group._group_actions if not isinstance(a, argparse._SubParsersAction)]
+        rows = flag_rows(parser, actions)
+        if not rows:
+            continue
+        title = {"options": "options", "positional arguments": "arguments"}.get(group.title or "", group.title)
+        lines += ["", f"**{title}**", "", *table(["flag", "default", "what it does"], rows)]
+    return lines
 
 
 # ---------------------------------------------------------------- the run config

@@ -187,7 +187,12 @@ def message_rows() -> list[list[str]]:
         if isinstance(n, ast.Assign) and isinstance(n.value, ast.Tuple) and isinstance(n.targets[0], ast.Name)
     }
     notes = comments(source, set(values))
-    where = {"TRAIN_METRICS": "train", "EVALUATE_METRICS": "evaluate", "LABEL_METRICS": "evaluate, `client-eval` on"}
+    where = {
+        "TRAIN_METRICS": "train",
+        "EVALUATE_METRICS": "evaluate",
+        "LABEL_METRICS": "train with `scores-in-train` (the default), else evaluate; `client-eval` on",
+        "SCORE_COUNT_METRICS": "train, `client-eval` and `scores-in-train` on",
+    }
     return [
         [f"`{values[name]}`", reply, notes.get(name, "")]
         for group, reply in where.items()

@@ -1,4 +1,4 @@
-"""Node bundles for lab machines (`fedfer deploy --export-nodes DIR`): one self-contained folder per
+"""Node bundles for lab machines (`fedfer lab nodes DIR`): one self-contained folder per
 SuperNode with the subject's features and the frozen g() (see docker/README.md)."""
 
 from __future__ import annotations
@@ -53,8 +53,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: prepare the run first (`fedfer deploy --export-nodes DIR` with the run's flags "
-            "writes it)"
+            f"{path} not found: prepare the run first (`fedfer lab nodes DIR` with the run's flags writes it)"
         )
     return tomllib.loads(path.read_text())
 

@@ -6,8 +6,8 @@ only that host's services and variables: a SuperNode-only host starts no SuperLi
 address it is given, and needs none of the SuperLink host's paths. Every path comes from one lab
 folder outside the repository, `$FEDFER_LAB` (see docker/README.md):
 
-    certs/ca.crt, certs/server.pem, certs/server.key, certs/supernodes/node-<i>.key   (--make-certs)
-    nodes/node-<i>/        SuperNode i's data bundle (--export-nodes)
+    certs/ca.crt, certs/server.pem, certs/server.key, certs/supernodes/node-<i>.key   (fedfer lab certs)
+    nodes/node-<i>/        SuperNode i's data bundle (fedfer lab nodes)
     data/, results/        the SuperLink host's workspace and results, mounted at the same paths
 
 Mounts use the long syntax, which never creates a missing source (the short one makes it an empty
@@ -33,7 +33,7 @@ IMAGES = {"superlink": f"fedfer-superlink:{__version__}", "supernode": f"fedfer-
 LAB = "${FEDFER_LAB:-/srv/fedfer-lab}"
 USER = "${FEDFER_UID:-1000}:${FEDFER_GID:-1000}"  # the owner of the lab folder: keys are readable by it only
 CERTS = Credentials(Path("/certs"))  # where the containers see the credentials
-LAB_CERTS = Credentials(Path(LAB, "certs"))  # where the host keeps them (`--make-certs $FEDFER_LAB/certs`)
+LAB_CERTS = Credentials(Path(LAB, "certs"))  # where the host keeps them (`fedfer lab certs $FEDFER_LAB/certs`)
 STATE = "/state"  # the SuperLink's database, in a named volume
 NODE_DATA = Path("/data")  # where a SuperNode container sees its bundle
 # A SuperNode holds its ClientApp process (PyTorch, v() and the subject's features) besides itself.
