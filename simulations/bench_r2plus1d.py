@@ -28,9 +28,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from fedfer.data.encoder import FrameEncoder
 from fedfer.data.face_cubes import ClipSampling
+from fedfer.evaluation.stamp import stamp
 from fedfer.io import atomic_write_json
 from fedfer.model.heads import VFERHead
 from fedfer.model.r2plus1d import R2Plus1DFER, SparseCentreLoss
+from fedfer.publish.result_tables import markdown, price_blocks, price_bytes, price_models
 
 NUM_CLASSES = 6
 PAPER = ClipSampling()  # 16 frames of 112 x 112
@@ -212,6 +214,8 @@ def price(args: argparse.Namespace) -> dict:
         "v()": count(f_and_v.v),
     }
     load_start = os.getloadavg()
+    stamped = stamp(frames=args.frames, size=args.size, repeats=args.repeats, torch=torch.__version__)
+    stamped["world_version"] = None  # no synthetic world: random clips
     models = {
         f"R(2+1)D + attention, {PAPER.frames}×{PAPER.size}² (paper)": ("r2plus1d", PAPER.frames, PAPER.size),
         f"R(2+1)D + attention, {trained.frames}×{trained.size}² (trained here)": (
@@ -241,6 +245,7 @@ def price(args: argparse.Namespace) -> dict:
         "v() (fedfer)": v_bytes,
     }
     return {
+        "stamp": stamped,
         "parameters": parameters,
         "models": rows,
         "bytes_up_per_client_per_round": federated,
@@ -252,28 +257,9 @@ def price(args: argparse.Namespace) -> dict:
 
 
 def price_markdown(result: dict) -> str:
-    lines = ["| block | parameters |", "|---|---|"]
-    lines += [f"| {name} | {n:,} |" for name, n in result["parameters"].items()]
-    lines += [
-        "",
-        "| model, input per clip | parameters (trained) | MACs per clip | CPU time per clip, 1 thread "
-        "| wall time per clip, 1 / 2 threads | peak memory | training step on 1 clip: CPU time, 1 thread "
-        "| its peak memory |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for name, row in result["models"].items():
-        inference, step = row["inference"], row["training_step"]
-        lines.append(
-            f"| {name} | {row['parameters'] / 1e6:.2f} M ({row['trained_parameters'] / 1e6:.2f} M) "
-            f"| {row['macs_per_clip'] / 1e9:.2f} G | {inference['seconds']['cpu_1_threads']:.3f} s "
-            f"| {inference['seconds']['wall_1_threads']:.3f} / {inference['seconds']['wall_2_threads']:.3f} s "
-            f"| {inference['peak_above_bare_mib']:,.0f} MiB | {step['seconds']['cpu_1_threads']:.3f} s "
-            f"| {step['peak_above_bare_mib']:,.0f} MiB |"
-        )
-    v_bytes = result["bytes_up_per_client_per_round"]["v() (fedfer)"]
-    lines += ["", "| federated, float32 | bytes up per client per round | × v() |", "|---|---|---|"]
-    lines += [f"| {name} | {b:,} | {b / v_bytes:,.1f} |" for name, b in result["bytes_up_per_client_per_round"].items()]
-    return "\n".join(lines) + "\n"
+    """The three tables as the docs publish them (`fedfer.publish.result_tables`)."""
+    tables = [render(result) for render in (price_blocks, price_models, price_bytes)]
+    return "\n\n".join("\n".join(markdown(columns, rows)) for columns, rows in tables) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:

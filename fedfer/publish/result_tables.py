@@ -13,8 +13,9 @@ written by `paste_tables`:
     {"stamp": {...}, "tables": {"summary": {"columns": [...], "rows": [[...], ...], "stamp": {...}}}}
 
 (a table's own "stamp" keys override the file's), or what a study writes itself: simulations/study_effect.py's
-effect.json (table `methods`) and fedfer/calibration/calibration_report.py's calibration.json (tables
-`label_statistics`, `rendered`, `recheck`). Under every table goes its stamp line
+effect.json (table `methods`), fedfer/calibration/calibration_report.py's calibration.json (tables
+`label_statistics`, `rendered`, `recheck`) and simulations/bench_r2plus1d.py's price.json (tables
+`parameters`, `models`, `bytes_up_per_client_per_round`). Under every table goes its stamp line
 (`fedfer.evaluation.stamp.stamp_line`): commit, date, machine, load, world version and settings. A stamp with
 "transcribed": true marks figures copied from a measurement's own report rather than written by the study.
 """
@@ -36,6 +37,7 @@ CALIBRATED = 3  # the first calibrated world version (simulations/calibrate_worl
 MAKERS = {
     "effect": "`python simulations/study_effect.py --out results/effect`, then copy results/effect/effect.json",
     "calibration": "`python simulations/calibrate_world.py`, then copy results/calibration/calibration.json",
+    "r2plus1d": "`python simulations/bench_r2plus1d.py`, then copy results/r2plus1d/price.json",
 }
 
 
@@ -101,11 +103,45 @@ def calibration_rows(key: str) -> Callable[[dict], tuple[list[str], list[list[An
     return render
 
 
+def price_blocks(data: dict) -> tuple[list[str], list[list[Any]]]:
+    """simulations/bench_r2plus1d.py: parameters of each block."""
+    return ["block", "parameters"], [[name, f"{n:,}"] for name, n in data["parameters"].items()]
+
+
+def price_models(data: dict) -> tuple[list[str], list[list[Any]]]:
+    """simulations/bench_r2plus1d.py: what a clip costs each model on this machine's CPU."""
+    columns = ["model, input per clip", "parameters (trained)", "MACs per clip", "CPU time per clip, 1 thread"]
+    columns += ["wall time per clip, 1 / 2 threads", "peak memory", "training step on 1 clip: CPU time, 1 thread"]
+    columns += ["its peak memory"]
+    rows = []
+    for name, row in data["models"].items():
+        seconds, step = row["inference"]["seconds"], row["training_step"]
+        rows.append(
+            [name, f"{row['parameters'] / 1e6:.2f} M ({row['trained_parameters'] / 1e6:.2f} M)"]
+            + [f"{row['macs_per_clip'] / 1e9:.2f} G", f"{seconds['cpu_1_threads']:.3f} s"]
+            + [f"{seconds['wall_1_threads']:.3f} / {seconds['wall_2_threads']:.3f} s"]
+            + [f"{row['inference']['peak_above_bare_mib']:,.0f} MiB", f"{step['seconds']['cpu_1_threads']:.3f} s"]
+            + [f"{step['peak_above_bare_mib']:,.0f} MiB"]
+        )
+    return columns, rows
+
+
+def price_bytes(data: dict) -> tuple[list[str], list[list[Any]]]:
+    """simulations/bench_r2plus1d.py: bytes a client would send per round to federate each part."""
+    sent = data["bytes_up_per_client_per_round"]
+    v_bytes = sent["v() (fedfer)"]
+    rows = [[name, f"{b:,}", f"{b / v_bytes:,.1f}"] for name, b in sent.items()]
+    return ["federated, float32", "bytes up per client per round", "× v()"], rows
+
+
 NATIVE = {  # tables of the files studies write themselves, by the key that marks them
     "methods": effect_methods,
     "label_statistics": calibration_rows("label_statistics"),
     "rendered": calibration_rows("rendered"),
     "recheck": calibration_rows("recheck"),
+    "parameters": price_blocks,
+    "models": price_models,
+    "bytes_up_per_client_per_round": price_bytes,
 }
 
 
