@@ -16,7 +16,8 @@ Stages, in order (each resumes from what the ones before wrote into --out):
             statistics, the ideal g(), and the central models on splits 0-2;
   report    calibration.md / calibration.json / calibration.png from the files above.
 Times on 2 cores: crowd about 40 min, stills 25, resting 45, rendered 60, recheck 3 h (it renders
-and trains the ten evaluation worlds that the personalization study then reuses), report 3.
+and trains the ten evaluation worlds) or 4 min for its planned part alone (`--rendered-evaluation-seeds`
+with no seed), report 3.
 
 Nothing here imports personalization, pseudo-labelling or federation (tests/test_calibration.py
 checks the import graph), and the report lists the modules that were loaded: no adaptation result
@@ -217,8 +218,9 @@ def stills_of_seed(seed: int) -> dict[str, float]:
     return planned_still_scores({}, preset="full", seeds=(seed,))
 
 
-def recheck_stage(out: Path, options: RunOptions, pool, seeds=EVALUATION_SEEDS) -> dict:
-    """The frozen world (the presets' own defaults, no knob applied) on the evaluation seeds."""
+def recheck_stage(out: Path, options: RunOptions, pool, seeds=EVALUATION_SEEDS, rendered=EVALUATION_SEEDS) -> dict:
+    """The frozen world (the presets' own defaults, no knob applied) on the evaluation seeds: the planned
+    label statistics and ideal stills on `seeds`, the rendered central models on `rendered` (a subset)."""
     if changed(fitted_values(out, "recheck")):
         raise SystemExit(
             "the presets' defaults are not the fitted values yet: freeze the world (write the fitted values into the "
@@ -227,8 +229,8 @@ def recheck_stage(out: Path, options: RunOptions, pool, seeds=EVALUATION_SEEDS) 
         )
     labels = pool.map(labels_of_seed, seeds)
     stills = pool.map(stills_of_seed, seeds)
-    central = rendered_stage(out, options, seeds, EVALUATION_SPLITS)["rows"]
-    return {"label_statistics": labels, "ideal_stills": stills, "central": central}
+    central = rendered_stage(out, options, rendered, EVALUATION_SPLITS)["rows"] if rendered else []
+    return {"seeds": list(seeds), "label_statistics": labels, "ideal_stills": stills, "central": central}
 
 
 def main() -> None:
@@ -245,7 +247,14 @@ def main() -> None:
         type=int,
         nargs="+",
         default=list(EVALUATION_SEEDS),
-        help="unseen worlds the recheck stage renders (each costs about 20 minutes on 2 cores)",
+        help="unseen worlds the recheck stage plans (label statistics, ideal stills: seconds each)",
+    )
+    parser.add_argument(
+        "--rendered-evaluation-seeds",
+        type=int,
+        nargs="*",
+        help="those of them it also renders and trains on, splits 0-2 (each about 20 minutes on 2 cores; "
+        "default: all of --evaluation-seeds; none: the planned part alone)",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -264,7 +273,10 @@ def main() -> None:
             elif stage == "rendered":
                 result = rendered_stage(args.out, options, tuple(args.seeds))
             elif stage == "recheck":
-                result = recheck_stage(args.out, options, pool, tuple(args.evaluation_seeds))
+                rendered = (
+                    args.evaluation_seeds if args.rendered_evaluation_seeds is None else args.rendered_evaluation_seeds
+                )
+                result = recheck_stage(args.out, options, pool, tuple(args.evaluation_seeds), tuple(rendered))
             else:
                 report.write(args.out, REAL_LABELS, tuple(args.seeds), pool)
                 continue

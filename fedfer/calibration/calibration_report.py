@@ -159,12 +159,20 @@ def write(out: Path, real_labels: Path, seeds: Sequence[int], pool) -> dict:
         md += markdown_rows(rows, 1, "table, class")
         md += ["", f"{sum(r['ok'] for r in rows)} of {len(rows)} within tolerance.", ""]
     if recheck:
-        md += ["## Re-checked on the evaluation seeds (frozen world)", ""]
+        planned = recheck.get("seeds", "200-209")
+        md += [f"## Re-checked on the evaluation seeds (frozen world; planned: {planned})", ""]
         rows = label_rows(real, recheck["label_statistics"])
-        md += [f"Label statistics: {sum(r['ok'] for r in rows)} of {len(rows)} within tolerance.", ""]
-        rows = score_rows(STILLS_TARGETS + CENTRAL_TARGETS, [r["scores"] for r in recheck["central"]])
-        result["recheck"] = rows
-        md += markdown_rows(rows, 1, "table, class")
+        result["recheck_label_statistics"] = rows
+        md += markdown_rows(rows, 100, "statistic (%)")
+        md += ["", f"Label statistics: {sum(r['ok'] for r in rows)} of {len(rows)} within tolerance.", ""]
+        if recheck["central"]:
+            rows = score_rows(STILLS_TARGETS + CENTRAL_TARGETS, [r["scores"] for r in recheck["central"]])
+            result["recheck"] = rows
+            rendered_seeds = sorted({r["seed"] for r in recheck["central"]})
+            md += [f"Rendered evaluation worlds {rendered_seeds}, splits 0-2 (F1, %):", ""]
+            md += markdown_rows(rows, 1, "table, class")
+        else:
+            md += ["g() and the central v()s were not re-rendered on the evaluation seeds (no rendered seeds given)."]
         md += [""]
     neutral = ideal_neutral("small", seeds[0])
     result["ideal_neutral"] = neutral

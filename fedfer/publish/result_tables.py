@@ -14,8 +14,9 @@ written by `paste_tables`:
 
 (a table's own "stamp" keys override the file's), or what a study writes itself: simulations/study_effect.py's
 effect.json (table `methods`), fedfer/calibration/calibration_report.py's calibration.json (tables
-`label_statistics`, `rendered`, `recheck`) and simulations/bench_r2plus1d.py's price.json (tables
-`parameters`, `models`, `bytes_up_per_client_per_round`). Under every table goes its stamp line
+`label_statistics`, `rendered`, `recheck`, `recheck_label_statistics`) and
+simulations/bench_r2plus1d.py's price.json (tables `parameters`, `models`,
+`bytes_up_per_client_per_round`). Under every table goes its stamp line
 (`fedfer.evaluation.stamp.stamp_line`): commit, date, machine, load, world version and settings. A stamp with
 "transcribed": true marks figures copied from a measurement's own report rather than written by the study.
 """
@@ -90,14 +91,14 @@ def calibration_rows(key: str) -> Callable[[dict], tuple[list[str], list[list[An
     """fedfer/calibration/calibration_report.py's target / measured rows (percent for label statistics)."""
 
     def render(data: dict) -> tuple[list[str], list[list[Any]]]:
-        scale = 100 if key == "label_statistics" else 1
+        scale = 100 if key.endswith("label_statistics") else 1
         rows = []
         for r in data[key]:
             name = r.get("statistic") or f"{r['table']} {r['class']}"
             half = "" if r["ci"] is None or math.isnan(r["ci"]) else f" ± {scale * r['ci']:.1f}"
             measured = f"{scale * r['mean']:.1f}{half}"
             rows.append([name, f"{scale * r['target']:.1f}", measured, f"±{scale * r['tolerance']:.0f}", r["ok"]])
-        label = "statistic (%)" if key == "label_statistics" else "table, class (F1, %)"
+        label = "statistic (%)" if key.endswith("label_statistics") else "table, class (F1, %)"
         return [label, "target", "measured (mean ± 95% CI)", "tolerance", "within"], rows
 
     return render
@@ -139,6 +140,7 @@ NATIVE = {  # tables of the files studies write themselves, by the key that mark
     "label_statistics": calibration_rows("label_statistics"),
     "rendered": calibration_rows("rendered"),
     "recheck": calibration_rows("recheck"),
+    "recheck_label_statistics": calibration_rows("recheck_label_statistics"),
     "parameters": price_blocks,
     "models": price_models,
     "bytes_up_per_client_per_round": price_bytes,
