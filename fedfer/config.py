@@ -45,6 +45,7 @@ TEACHER_SHIFTS = ("none", "em", "prior")
 COMBINE_RULES = ("teacher", "agree", "product")
 THRESHOLD_RULES = ("fixed", "flexmatch", "freematch")
 LOCAL_LABELS = ("hard", "soft")
+LOCAL_HEADS = ("linear", "prototype")  # how v() learns its labels: cross-entropy, or prototype episodes
 # Where a subject's training labels come from: the teacher's pseudo labels (the paper), K of its own
 # labelled clips per class (few-shot), or both (its own labels win on the clips it labelled).
 LABEL_SOURCES = ("teacher", "subject", "both")

@@ -29,6 +29,7 @@ from fedfer.config import (
     COMBINE_RULES,
     DEFAULT_BATCHNORM,
     LABEL_SOURCES,
+    LOCAL_HEADS,
     LOCAL_LABELS,
     PAYLOADS,
     PIXEL_TEACHER,
@@ -114,6 +115,9 @@ class PersonalizeConfig:
     )
     local_labels: str = setting(
         "hard", "local-labels", "hard pseudo labels, or g()'s clip distribution with KL (soft)", **_choice(LOCAL_LABELS)
+    )
+    local_head: str = setting(
+        "linear", "local-head", "cross-entropy (linear) or few-shot prototype episodes", **_choice(LOCAL_HEADS)
     )
 
 

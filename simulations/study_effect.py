@@ -6,7 +6,8 @@
 Each (world seed, split) is one unit: Table 2's setting (6 classes, audio-visual plurality labels,
 transductive) with every test subject of the world, the central v() and g() of that split, and each
 method of `fedfer.paper.methods` federated from the same central v() for `--rounds` rounds. Writes
-OUT/units/w<world>-s<split>.json (kept; a rerun with the same settings recomputes nothing),
+OUT/units/w<world>-s<split>.json (kept; a rerun with the same settings recomputes nothing, and one
+with more --methods computes only the new methods, on the same subjects and central models),
 OUT/effect.json, OUT/effect.md (stamped tables) and OUT/effect.png (paired effects with 95% CIs).
 The worlds 200-209 were set aside before the calibration (simulations/calibrate_world.py) and are
 never used to fit it.
@@ -29,9 +30,12 @@ from fedfer.evaluation.stats import mean_ci
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.paper.methods import METHODS, REFERENCE, model_key, run_unit, unit_of
 from fedfer.paper.tables import TABLES, GridData
+from fedfer.runconfig import PersonalizeConfig
 from fedfer.runs.options import RunOptions, options_from_args
+from fedfer.settings import values_of
 
 log = logging.getLogger("study_effect")
+DEFAULTS = values_of(PersonalizeConfig())
 SETTINGS = ("table2", "table2-heldout")  # the paper's protocol, or adapting on one half and scoring the other
 
 
@@ -55,22 +59,42 @@ def unit_record(
     )
 
 
+def unit_key(options: RunOptions) -> dict:
+    """What a unit's record depends on besides its methods: the subjects, the world, the rounds and the
+    personalization settings that differ from the defaults (the paper's)."""
+    changed = {k: v for k, v in values_of(options.federation.personalize).items() if v != DEFAULTS[k]}
+    return {"clients": options.clients, "world": options.world, "personalize": changed} | {
+        "rounds": options.federation.num_server_rounds
+    }
+
+
+def with_methods(record: dict, extra: dict) -> dict:
+    """`record` with the methods of `extra`, a record of the same unit (same subjects, same order)."""
+    for subject, more in zip(record["subjects"], extra["subjects"], strict=True):
+        if subject["actor"] != more["actor"]:
+            raise ValueError(f"unit records disagree on their subjects: {subject['actor']} against {more['actor']}")
+        subject["predictions"] |= more["predictions"]
+        subject["selected"] |= more["selected"]
+    record["client_seconds_per_round"] |= extra["client_seconds_per_round"]
+    return record
+
+
 def units(args, options: RunOptions) -> list[tuple[Unit, dict]]:
-    """Every (world, split) unit and its record, computed once and kept under OUT/units/."""
+    """Every (world, split) unit and its record, computed once and kept under OUT/units/; a method the
+    record lacks is computed and added to it."""
     out = []
+    key = unit_key(options)
     for world_seed in args.world_seeds:
         for split in args.splits:
             suffix = "" if args.table == "table2" else f"-{args.table}"
             path = args.out / "units" / f"w{world_seed}-s{split}{suffix}.json"
-            key = {"methods": args.methods, "clients": options.clients, "world": options.world}
-            key |= {"personalize": repr(options.federation.personalize), "rounds": options.federation.num_server_rounds}
             record = json.loads(path.read_text()) if path.is_file() else None
-            if record is None or record.get("key") != key:
-                log.info("world %d split %d: %d methods", world_seed, split, len(args.methods))
-                record = {
-                    "key": key,
-                    **unit_record(options, args.table, world_seed, split, args.methods, options.clients),
-                }
+            record = record if record is not None and record.get("key") == key else None
+            missing = [m for m in args.methods if record is None or m not in record["client_seconds_per_round"]]
+            if missing:
+                log.info("world %d split %d: %d methods", world_seed, split, len(missing))
+                new = {"key": key, **unit_record(options, args.table, world_seed, split, missing, options.clients)}
+                record = new if record is None else with_methods(record, new)
                 atomic_write_json(path, record)
             out.append((unit_of(record, world_seed), record))
     return out

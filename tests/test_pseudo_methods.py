@@ -9,12 +9,13 @@ import pytest
 import torch
 
 from fedfer.model.frame_adaptation import adapt_batchnorm, information_maximisation
-from fedfer.model.heads import VFERHead
+from fedfer.model.heads import FEATURE_DIM, VFERHead, pad_sequences
 from fedfer.model.inference import predict_proba
 from fedfer.model.personalize import personalize
+from fedfer.model.prototypes import embeddings, set_prototype_classifier, train_prototypes
 from fedfer.model.pseudo import adaptive_thresholds, select_pseudo_labels
 from fedfer.model.teacher_shift import align_to_prior, combine_with_student, em_label_shift
-from fedfer.runconfig import PersonalizeConfig
+from fedfer.runconfig import FederationConfig, PersonalizeConfig
 
 
 def _skewed_probabilities(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -194,3 +195,70 @@ def test_few_shot_labels_replace_or_join_the_teachers() -> None:
     assert all(label == own.get(i, p[i].argmax()) for i, label in zip(both.pseudo.indices, both.pseudo.labels))
     with pytest.raises(ValueError, match="own labels"):
         personalize(_subject(7)[0], p, clips, PersonalizeConfig(labels_from="subject"))
+
+
+def _classes_of_clips(rng: np.random.Generator, per_class: int, num_classes: int = 3) -> tuple[list, np.ndarray]:
+    """Clips (8 frames of 1280 features) whose class moves a block of features: separable, noisy."""
+    labels = np.repeat(np.arange(num_classes), per_class)
+    clips = []
+    for k in labels:
+        x = rng.normal(0, 1, (8, FEATURE_DIM)).astype(np.float32)
+        x[:, 100 * k : 100 * k + 100] += 1.5
+        clips.append(x)
+    return clips, labels
+
+
+def test_the_prototype_layer_is_the_nearest_prototype_rule() -> None:
+    """After set_prototype_classifier, v()'s logits are −‖z − c_k‖² up to a per-clip constant, so its
+    prediction is the nearest class mean of the labelled clips' embeddings."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    v = VFERHead(3)
+    clips, labels = _classes_of_clips(rng, 4)
+    set_prototype_classifier(v, clips, labels)
+    with torch.no_grad():
+        z = embeddings(v.eval(), clips)
+        centres = torch.stack([z[torch.from_numpy(labels == k)].mean(0) for k in range(3)])
+        distance = torch.cdist(z, centres).pow(2)
+        logits = v(*pad_sequences([torch.from_numpy(c) for c in clips]))
+    gap = logits + distance  # the same for every class of a clip: ‖z‖²
+    assert torch.allclose(gap, gap[:, :1].expand_as(gap), atol=1e-3)
+    assert (logits.argmax(1) == distance.argmin(1)).all()
+    before = v.out.weight[2].clone()
+    set_prototype_classifier(v, clips[:8], labels[:8])  # class 2 has no clip here: its row stays
+    assert torch.equal(v.out.weight[2], before)
+
+
+def test_prototype_episodes_train_v_to_separate_new_clips() -> None:
+    """5 labelled clips per class: episodes lower their loss and the prototypes classify unseen clips
+    of the same classes better than those of the untrained v(); 1 per class: no episode, prototypes only."""
+    rng = np.random.default_rng(1)
+    clips, labels = _classes_of_clips(rng, 5)
+    test_clips, test_labels = _classes_of_clips(rng, 20)
+    config = PersonalizeConfig(epochs=6, lr=1e-3, seed=0)
+
+    def accuracy(v: VFERHead) -> float:
+        return float((predict_proba(v, test_clips).argmax(1) == test_labels).mean())
+
+    torch.manual_seed(0)
+    untrained = VFERHead(3)
+    set_prototype_classifier(untrained, clips, labels)
+    torch.manual_seed(0)
+    trained = VFERHead(3)
+    history = train_prototypes(trained, clips, labels, config)
+    assert len(history) == 6 and history[-1] < history[0]
+    assert accuracy(trained) >= max(0.9, accuracy(untrained))
+    torch.manual_seed(0)
+    assert train_prototypes(VFERHead(3), clips[::5], labels[::5], config) == []
+
+
+def test_local_head_prototype_is_a_personalization_setting() -> None:
+    v, clips, p = _subject(7)
+    truth = np.array([0] * 20 + [1] * 12 + [2] * 8)
+    start = v.out.weight.detach().clone()
+    config = PersonalizeConfig(labels_from="subject", labelled_per_class=3, local_head="prototype", epochs=1)
+    result = personalize(v, p, clips, config, truth)
+    assert result.num_selected == 9 and len(result.train_loss) == 1
+    assert not torch.equal(v.out.weight, start)
+    with pytest.raises(ValueError, match="local-head"):
+        FederationConfig(personalize=PersonalizeConfig(local_head="relation"))

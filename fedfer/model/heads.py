@@ -100,6 +100,10 @@ class VFERHead(nn.Module):
         Without `lengths`, the leading all-zero frames of each clip are taken as padding (the Keras
         masking rule), so a caller that only pre-pads gets the same answer.
         """
+        return self.out(self.dropout(self.embed(sequences, lengths)))
+
+    def embed(self, sequences: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """The clip embedding the output layer reads: the LSTM's last state, (B, T, 1280) → (B, 64)."""
         _batch, steps, _ = sequences.shape
         if lengths is None:
             lengths = padded_lengths(sequences)
@@ -110,7 +114,7 @@ class VFERHead(nn.Module):
         frames = self.frame(sequences[valid.to(sequences.device)].float())  # (sum(lengths), 64)
         packed = pack_sequence(list(torch.split(frames, lengths.tolist())), enforce_sorted=False)
         _, (h_n, _) = self.lstm(packed)  # h_n: (1, B, 64), in the original batch order
-        return self.out(self.dropout(h_n[-1]))
+        return h_n[-1]
 
 
 def build_head(stage: str, num_classes: int, batchnorm_style: str = DEFAULT_BATCHNORM) -> nn.Module:

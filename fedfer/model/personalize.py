@@ -12,7 +12,9 @@ client applies them (each reads only the subject's clips and what the server sen
 5. `threshold-rule`: per-class thresholds instead of one p-threshold (fedfer.model.pseudo);
 6. `labels-from`: train on the pseudo labels, on K of the subject's own labelled clips per class
    (few-shot, as FedAffect's few-shot learner assumes), or on both;
-7. `local-labels`: fine-tune towards the hard pseudo label or the corrected distribution (KL).
+7. `local-labels`: fine-tune towards the hard pseudo label or the corrected distribution (KL);
+8. `local-head`: cross-entropy fine-tuning, or prototype episodes and a nearest-prototype output layer
+   (fedfer.model.prototypes), on the hard labels.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from fedfer.config import TrainConfig
 from fedfer.model.frame_adaptation import adapt_batchnorm, information_maximisation
 from fedfer.model.heads import VFERHead
 from fedfer.model.inference import predict_proba
+from fedfer.model.prototypes import train_prototypes
 from fedfer.model.pseudo import PseudoLabels, adaptive_thresholds, select_pseudo_labels
 from fedfer.model.teacher_shift import combine_with_student, parse_prior, shift_teacher
 from fedfer.model.training import LabelledSet, fit
@@ -74,9 +77,11 @@ def personalize(
         pseudo, targets = with_own_labels(pseudo, targets, own_labels, config)
     if len(pseudo.indices) == 0:
         return PersonalizeResult(pseudo, [])
+    chosen = [clips[i] for i in pseudo.indices]
+    if config.local_head == "prototype":
+        return PersonalizeResult(pseudo, train_prototypes(v, chosen, pseudo.labels, config))
     labels = pseudo.labels if config.local_labels == "hard" else targets[pseudo.indices]
-    history = fine_tune(v, [clips[i] for i in pseudo.indices], labels, config)
-    return PersonalizeResult(pseudo, history)
+    return PersonalizeResult(pseudo, fine_tune(v, chosen, labels, config))
 
 
 def few_shot_positions(own_labels: np.ndarray, per_class: int, num_classes: int, seed: int) -> np.ndarray:

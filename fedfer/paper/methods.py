@@ -82,6 +82,16 @@ METHODS: dict[str, Method] = {
             {"labels_from": "both", "labelled_per_class": 5},
             "the paper's pseudo labels plus 5 clips per class that the subject labelled itself",
         ),
+        Method(
+            "proto-1",
+            {"labels_from": "subject", "labelled_per_class": 1, "local_head": "prototype"},
+            "no teacher, no training: v()'s output layer becomes the nearest of 6 prototypes, one labelled clip each",
+        ),
+        Method(
+            "proto-5",
+            {"labels_from": "subject", "labelled_per_class": 5, "local_head": "prototype"},
+            "no teacher: v() trained in prototype episodes on 5 labelled clips per class, then their prototypes",
+        ),
     )
 }
 REFERENCE = "paper"
