@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -50,10 +51,15 @@ class StartedProcesses:
 
         monkeypatch.setattr(ProcessGroup, "start", start)
 
-    def leftovers(self, marker: Path) -> list[str]:
+    def leftovers(self, marker: Path, grace: float = 30.0) -> list[str]:
         """Live processes that we started, that belong to their process groups (ClientApps, the
-        ServerApp), or whose command line names `marker` (this test's directory)."""
-        return live_processes(marker, self.pids)
+        ServerApp), or whose command line names `marker` (this test's directory), once they had
+        `grace` seconds to go: Flower's flower-superexec leaves when its parent-pid monitor sees the
+        SuperLink gone, which takes seconds on a busy machine."""
+        deadline = time.monotonic() + grace
+        while (found := live_processes(marker, self.pids)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        return found
 
 
 def live_processes(marker: Path, pids: list[int] | tuple[int, ...] = ()) -> list[str]:

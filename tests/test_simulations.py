@@ -116,10 +116,18 @@ def test_grid(world: list[str], tmp_path: Path) -> None:
 
 
 def test_study_effect(federated: list[str], tmp_path: Path) -> None:
-    flags = ["--world-seeds", "0", "--splits", "0", "--methods", "paper", "em", "--out", tmp_path / "effect"]
+    """Two methods, then a third added to the same unit without recomputing the first two."""
+    flags = ["--world-seeds", "0", "--splits", "0", "--out", tmp_path / "effect", "--methods", "paper", "em"]
     run("study_effect.py", *federated, *flags, cwd=tmp_path)
     result = json.loads((tmp_path / "effect" / "effect.json").read_text())
     assert set(result["methods"]) == {"paper", "em"} and (tmp_path / "effect" / "effect.png").stat().st_size > 0
+    unit = tmp_path / "effect" / "units" / "w0-s0.json"
+    first = json.loads(unit.read_text())
+    run("study_effect.py", *federated, *flags, "proto-5", cwd=tmp_path)
+    grown = json.loads(unit.read_text())
+    assert set(grown["client_seconds_per_round"]) == {"paper", "em", "proto-5"}
+    assert grown["client_seconds_per_round"]["paper"] == first["client_seconds_per_round"]["paper"]  # kept
+    assert set(json.loads((tmp_path / "effect" / "effect.json").read_text())["methods"]) == {"paper", "em", "proto-5"}
 
 
 def test_profile_crowd_node(prepared_tiny: Path, tmp_path: Path) -> None:

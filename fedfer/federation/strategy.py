@@ -32,6 +32,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.common.serde import message_to_proto
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import sample_nodes
 
 from fedfer.federation.codec import (
     Layout,
@@ -147,6 +148,10 @@ class VHeadFedAvg(FedAvg):
         self.global_state = {k: a.numpy() for k, a in arrays.items()}  # float32: updates are checked against it
         encoded, config = self.encode(arrays, config)
         self.layout = layout_from_config(config)
+        # Flower's FedAvg sizes its sample from the nodes connected at this instant and only then waits
+        # for `min_available_nodes`: a SuperNode restarting between rounds would shrink the sample and
+        # leave a random live node out. Waiting first (Flower's own wait, sampling nothing) keeps all in.
+        sample_nodes(grid, self.min_available_nodes, 0)
         messages = list(super().configure_train(server_round, encoded, config, grid))
         for m in messages:
             log.bytes_down[str(m.metadata.dst_node_id)] = message_bytes(m)
