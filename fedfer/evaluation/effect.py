@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import stats
+from sklearn.metrics import f1_score
 
 from fedfer.evaluation.metrics import evaluate_predictions
 from fedfer.evaluation.stats import Interval, mean_ci
@@ -36,6 +37,22 @@ class SubjectResult:
     selected_labels: dict[str, np.ndarray] = field(default_factory=dict)  # method → (M,) pseudo labels
     selected_truth: dict[str, np.ndarray] = field(default_factory=dict)  # method → (M,) true labels (-1: none)
     adapt_truth: np.ndarray | None = None  # (N_adapt,) true labels of the adaptation clips (-1: none)
+    _weighted_f1: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
+
+    def weighted_f1(self, model: str, num_classes: int) -> float:
+        """Weighted F1 of `model` on this subject's test clips (the paper's "micro"), computed once per
+        model: a study compares each model with several references on the same subjects."""
+        if model not in self._weighted_f1:
+            self._weighted_f1[model] = float(
+                f1_score(
+                    self.truth,
+                    self.predictions[model],
+                    labels=list(range(num_classes)),
+                    average="weighted",
+                    zero_division=0,
+                )
+            )
+        return self._weighted_f1[model]
 
 
 @dataclass
@@ -97,12 +114,8 @@ def paired(units: Sequence[Unit], model: str, reference: str) -> Paired:
         if "NEU" in unit.classes:
             k = unit.classes.index("NEU")
             neutral.append(a.recall[k] - b.recall[k])
-        for s in subjects:
-            gain = (
-                evaluate_predictions(s.truth, s.predictions[model], unit.classes).weighted_f1
-                - evaluate_predictions(s.truth, s.predictions[reference], unit.classes).weighted_f1
-            )
-            gains.append(gain)
+        k = len(unit.classes)
+        gains += [s.weighted_f1(model, k) - s.weighted_f1(reference, k) for s in subjects]
     g = np.asarray(gains)
     moved = g[np.abs(g) > UNCHANGED]
     p = float(stats.wilcoxon(moved).pvalue) if len(moved) > 0 else float("nan")
