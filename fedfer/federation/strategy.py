@@ -40,7 +40,6 @@ from fedfer.federation.codec import (
     dtype_counts,
     encode_record,
     layout_config,
-    layout_from_config,
     layout_of,
 )
 from fedfer.federation.payload import split_payload
@@ -103,11 +102,12 @@ class RoundLog:
 def split_scores(metrics: dict) -> dict[str, dict]:
     """A train reply's metrics as the round log files them: 'train', and 'evaluate' when the reply also
     carries the subject's label-derived counts (`scores-in-train`), in an evaluate reply's own terms."""
-    scores = {k: metrics.pop(k) for k in TRAIN_LABEL_METRICS if k in metrics}
+    train = {k: v for k, v in metrics.items() if k not in TRAIN_LABEL_METRICS}
+    scores = {k: v for k, v in metrics.items() if k in TRAIN_LABEL_METRICS}
     if not scores:
-        return {"train": metrics}
-    evaluation = {NUM_EXAMPLES: scores.pop(NUM_LABELLED, 0), PARTITION_ID: metrics.get(PARTITION_ID, -1), **scores}
-    return {"train": metrics, "evaluate": evaluation}
+        return {"train": train}
+    evaluation = {NUM_EXAMPLES: scores.pop(NUM_LABELLED, 0), PARTITION_ID: train.get(PARTITION_ID, -1), **scores}
+    return {"train": train, "evaluate": evaluation}
 
 
 class VHeadFedAvg(FedAvg):
@@ -147,7 +147,7 @@ class VHeadFedAvg(FedAvg):
         log = self.rounds.setdefault(server_round, RoundLog(server_round, started=time.perf_counter()))
         self.global_state = {k: a.numpy() for k, a in arrays.items()}  # float32: updates are checked against it
         encoded, config = self.encode(arrays, config)
-        self.layout = layout_from_config(config)
+        self.layout = layout_of(self.global_state) if self.pack else None  # what the config just named
         # Flower's FedAvg sizes its sample from the nodes connected at this instant and only then waits
         # for `min_available_nodes`: a SuperNode restarting between rounds would shrink the sample and
         # leave a random live node out. Waiting first (Flower's own wait, sampling nothing) keeps all in.
@@ -181,7 +181,9 @@ class VHeadFedAvg(FedAvg):
                 continue
             reply.content[ARRAYS] = ArrayRecord(decoded)  # FedAvg averages float32, never the codes
             sent = sorted(decoded)
-            log.clients.setdefault(node, {}).update(split_scores(metrics))
+            filed = split_scores(metrics)
+            log.clients.setdefault(node, {}).update(filed)
+            metrics = filed["train"]
             reply.content[METRICS] = MetricRecord(metrics)  # FedAvg aggregates the training counts only
             log.received_keys.update(sent)
             if sent != self.v_keys:
