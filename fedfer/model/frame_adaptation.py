@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedfer.model.heads import VFERHead, pad_sequences
+from fedfer.model.heads import VFERHead, pad_clips
 
 
 def _batchnorms(v: VFERHead) -> list[nn.BatchNorm1d]:
@@ -26,8 +26,7 @@ def _batchnorms(v: VFERHead) -> list[nn.BatchNorm1d]:
 def _batches(clips: Sequence[np.ndarray], batch_size: int, rng: np.random.Generator | None = None):
     order = np.arange(len(clips)) if rng is None else rng.permutation(len(clips))
     for start in range(0, len(order), batch_size):
-        chosen = [torch.from_numpy(np.asarray(clips[i], dtype=np.float32)) for i in order[start : start + batch_size]]
-        yield pad_sequences(chosen)
+        yield pad_clips([clips[i] for i in order[start : start + batch_size]])
 
 
 def adapt_batchnorm(v: VFERHead, clips: Sequence[np.ndarray], batch_size: int = 64) -> None:

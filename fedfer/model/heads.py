@@ -14,8 +14,10 @@ does not depend on how much padding surrounds it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_sequence
@@ -150,6 +152,11 @@ def pad_sequences(clips: list[Tensor], max_len: int | None = None) -> tuple[Tens
     for i, (clip, n) in enumerate(zip(clips, lengths)):
         batch[i, steps - n :] = clip[len(clip) - n :]
     return batch, torch.tensor(lengths)
+
+
+def pad_clips(clips: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
+    """`pad_sequences` of (T_i, 1280) feature arrays, as float32 tensors: the batch v() reads."""
+    return pad_sequences([torch.from_numpy(np.asarray(c, dtype=np.float32)) for c in clips])
 
 
 # ------------------------------------------------------------------------ parameter accounting

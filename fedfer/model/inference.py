@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fedfer.model.heads import VFERHead, pad_sequences
+from fedfer.model.heads import VFERHead, pad_clips
 
 Sequences = Sequence[np.ndarray]  # each (T_i, 1280) float16 features of one clip
 
@@ -21,7 +21,7 @@ def logits_for(model: nn.Module, inputs: Sequences | np.ndarray, index: Sequence
     """Run `model` on the items at `index`: feature rows for g(), padded sequences for v(), on the model's device."""
     device = next(model.parameters()).device
     if isinstance(model, VFERHead):
-        batch, lengths = pad_sequences([torch.from_numpy(np.asarray(inputs[i], dtype=np.float32)) for i in index])
+        batch, lengths = pad_clips([inputs[i] for i in index])
         return model(batch.to(device), lengths)
     return model(torch.from_numpy(np.asarray(inputs[list(index)], dtype=np.float32)).to(device))
 

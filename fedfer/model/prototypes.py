@@ -22,14 +22,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fedfer.model.heads import VFERHead, pad_sequences
+from fedfer.model.heads import VFERHead, pad_clips
 from fedfer.runconfig import PersonalizeConfig
 
 
 def embeddings(v: VFERHead, clips: Sequence[np.ndarray]) -> Tensor:
     """(N, 64) v()'s embedding of (T_i, 1280) clips, with v() in whatever mode it is in."""
-    batch, lengths = pad_sequences([torch.from_numpy(np.asarray(c, dtype=np.float32)) for c in clips])
-    return v.embed(batch, lengths)
+    return v.embed(*pad_clips(clips))
 
 
 def prototypes(z: Tensor, labels: Tensor, num_classes: int) -> tuple[Tensor, Tensor]:
