@@ -41,7 +41,7 @@ CENTRAL_LABELS = ("hard", "distribution")
 # A client's pseudo-labelling beyond the paper (fedfer.model.personalize): how g()'s clip probabilities
 # are corrected for the subject's label shift, combined with the received v()'s, thresholded per
 # class, and what v() is fine-tuned towards. The first of each is the paper's rule.
-TEACHER_SHIFTS = ("none", "em", "prior")
+TEACHER_SHIFTS = ("none", "em", "prior", "baseline")
 COMBINE_RULES = ("teacher", "agree", "product")
 THRESHOLD_RULES = ("fixed", "flexmatch", "freematch")
 LOCAL_LABELS = ("hard", "soft")

@@ -6,11 +6,10 @@ read from Flower's run config, what `fedfer prepare` writes into a run folder's 
 what the `fedfer run` / `prepare` / `deploy` flags build (`fedfer.runs.options`); pyproject.toml
 repeats the defaults for a bare `flwr run .`, and tests/test_config.py keeps the two equal.
 
-Two defaults were chosen deliberately where flags and the run config once disagreed:
+Two defaults are deliberate:
 - `client-eval` is on: every fedfer run is a study of labelled subjects whose report needs the
-  clients' label-derived counts, and a subject without labels has no clip to count, so nothing
-  label-derived leaves it either way; `--no-client-eval` (client-eval = false) keeps even the
-  counts home and asks the clients for no evaluation at all.
+  clients' label-derived counts (a subject without labels has no clip to count); `--no-client-eval`
+  keeps even the counts home and asks the clients for no evaluation at all.
 - `subjects-per-node` is 50: a crowd node serves 50 subjects and replies once, so the runtime's
   per-message cost is paid per group (`fedfer.federation.group`; simulations/bench_scale.py).
 """
@@ -80,7 +79,7 @@ class PersonalizeConfig:
     teacher_shift: str = setting(
         "none",
         "teacher-shift",
-        "correct g() for the subject's class prior: EM or align to class-prior",
+        "correct g() for the subject: its class prior (EM, or align to class-prior) or its average face (baseline)",
         **_choice(TEACHER_SHIFTS),
     )
     class_prior: str = setting(
@@ -105,10 +104,7 @@ class PersonalizeConfig:
         0, "entropy-epochs", "epochs of entropy minimisation on v()'s BatchNorm affine parameters", **_count(0)
     )
     labels_from: str = setting(
-        "teacher",
-        "labels-from",
-        "train on pseudo labels, K own labels per class (subject), or both",
-        **_choice(LABEL_SOURCES),
+        "teacher", "labels-from", "pseudo labels, K own labels per class (subject), or both", **_choice(LABEL_SOURCES)
     )
     labelled_per_class: int = setting(
         5, "labelled-per-class", "K: clips per class the subject labels itself", **_count(1)
@@ -368,6 +364,11 @@ class FederationConfig:
             raise ValueError(
                 f"{key_of(self, 'privacy', 'clipping_norm')} > 0 with {key_of(self, 'codec_up')} = 'int8': Flower's "
                 "clipping would act on 8-bit codes; use float32 or float16 uplink codes with differential privacy"
+            )
+        if self.teacher == PIXEL_TEACHER and self.personalize.teacher_shift == "baseline":
+            raise ValueError(
+                f"{key_of(self, 'personalize', 'teacher_shift')} = 'baseline' re-normalises g()'s input features, and "
+                f"the teacher {PIXEL_TEACHER!r} reads pixels: use none, em or prior with it"
             )
 
     @classmethod

@@ -58,6 +58,7 @@ from fedfer.calibration.rendered import (
     render_candidate,
     stills_scores,
     video_scores,
+    world_name,
 )
 from fedfer.calibration.search import Evaluations, fit
 from fedfer.calibration.targets import label_tolerance
@@ -193,20 +194,25 @@ def resting_stage(out: Path, options: RunOptions, splits: tuple[int, ...] = (0, 
 
 
 def rendered_stage(out: Path, options: RunOptions, seeds, splits=(0,)) -> dict:
+    """The central models of each (world seed, split) scored; each row is kept under OUT/scored/ as it
+    is computed (named after the world, so a row of other knob values is never reused) and a rerun
+    computes only the rows it lacks."""
     values = changed(fitted_values(out, "rendered"))
     rows = []
     for seed in seeds:
-        world = render_candidate(values, "small", seed, options.workspace)
         for split in splits:
-            rows.append(
-                {
+            path = out / "scored" / f"{world_name('small', seed, values)}-split{split}.json"
+            if not path.is_file():
+                world = render_candidate(values, "small", seed, options.workspace)
+                row = {
                     "seed": seed,
                     "split": split,
                     "scores": flat_scores(central_scores(world, options, split)),
                     "neutral_confidence": neutral_confidence(world, options, split),
                 }
-            )
-            log.info("world seed %d split %d scored", seed, split)
+                atomic_write_json(path, row)
+                log.info("world seed %d split %d scored", seed, split)
+            rows.append(json.loads(path.read_text()))
     return {"values": values, "rows": rows}
 
 

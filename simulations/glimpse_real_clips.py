@@ -5,6 +5,11 @@ its stills (affectnet) and on its training actors' frames (crema-frames); the re
 are extracted with the same settings. The FER-2013 model reads the clips' face pixels.
 
     python simulations/glimpse_real_clips.py --world small --workspace data
+    python simulations/glimpse_real_clips.py --onset --out results/onset
+
+`--onset` asks only whether the clips start neutral, as a per-clip baseline of g() would need: the
+FER-2013 model's P(neutral) and most frequent class in each tenth of each clip (no world needed);
+with `--out` it also writes OUT/onset.json (stamped, in the format of docs/results/).
 """
 
 from __future__ import annotations
@@ -14,10 +19,21 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 from study_args import study_parser
 
 from fedfer.data.extract import extract_video_features
-from fedfer.data.fer2013 import video_probabilities
+from fedfer.data.faces import CropSettings, open_detector, resolve_detector, video_faces
+from fedfer.data.fer2013 import (
+    FACE_MARGIN,
+    FER2013_CLASSES,
+    INPUT_SIZE,
+    gray_inputs,
+    load_fer2013,
+    video_probabilities,
+)
+from fedfer.evaluation.stamp import stamp
+from fedfer.io import atomic_write_json
 from fedfer.model.checkpoint import load_head
 from fedfer.model.pseudo import clip_probabilities
 from fedfer.runs.options import options_from_args
@@ -26,8 +42,46 @@ from fedfer.runs.study import run_stages
 CLIPS = sorted((Path(__file__).resolve().parents[1] / "tests" / "data" / "crema-d-samples").glob("*.flv"))
 
 
+TENTHS = 10
+
+
+def onset_rows() -> list[list[str]]:
+    """Per clip: its intended class, then P(neutral) (%) and the most frequent class per tenth of its frames."""
+    model = load_fer2013()
+    neutral = FER2013_CLASSES.index("NEU")
+    rows = []
+    with open_detector(resolve_detector("mediapipe")) as faces, torch.inference_mode():
+        for path in CLIPS:
+            crops = video_faces(path, faces, CropSettings(margin=FACE_MARGIN, image_size=INPUT_SIZE)).crops
+            p = torch.softmax(model(gray_inputs(crops)), dim=-1).numpy()  # (T, 7)
+            cells = []
+            for part in np.array_split(p, TENTHS):
+                top = FER2013_CLASSES[int(np.bincount(part.argmax(1), minlength=len(FER2013_CLASSES)).argmax())]
+                cells.append(f"{100 * part[:, neutral].mean():.0f} {top}")
+            rows.append([path.name, path.stem.split("_")[2], str(len(p)), *cells])
+    return rows
+
+
+def onset(out: Path | None) -> None:
+    columns = ["clip", "intended", "frames", *(f"tenth {i + 1}" for i in range(TENTHS))]
+    rows = onset_rows()
+    print("| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
+    print("\n".join("| " + " | ".join(r) + " |" for r in rows))
+    if out is not None:
+        the_stamp = stamp(model="fer2013-mini-xception", detector="mediapipe") | {"world_version": None}
+        table = {"columns": columns, "rows": rows}
+        atomic_write_json(out / "onset.json", {"stamp": the_stamp, "tables": {"onset": table}})
+
+
 def main(argv: list[str] | None = None) -> None:
-    options = options_from_args(study_parser(__doc__, flags="world").parse_args(argv))
+    parser = study_parser(__doc__, flags="world")
+    parser.add_argument("--onset", action="store_true", help="only: do the clips start neutral? (FER-2013, per tenth)")
+    parser.add_argument("--out", type=Path, help="with --onset: write OUT/onset.json")
+    args = parser.parse_args(argv)
+    if args.onset:
+        onset(args.out)
+        return
+    options = options_from_args(args)
     classes = options.task.classes
     answers: dict[str, np.ndarray] = {}  # teacher → (3, K) frame-mean probabilities
     with tempfile.TemporaryDirectory(prefix="fedfer-real-") as tmp:

@@ -8,13 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from fedfer.model.frame_adaptation import adapt_batchnorm, information_maximisation
-from fedfer.model.heads import FEATURE_DIM, VFERHead, pad_sequences
+from fedfer.model.frame_adaptation import adapt_batchnorm, information_maximisation, subject_baseline
+from fedfer.model.heads import FEATURE_DIM, IFERHead, VFERHead, pad_sequences
 from fedfer.model.inference import predict_proba
 from fedfer.model.personalize import personalize
 from fedfer.model.prototypes import embeddings, set_prototype_classifier, train_prototypes
 from fedfer.model.pseudo import adaptive_thresholds, select_pseudo_labels
-from fedfer.model.teacher_shift import align_to_prior, combine_with_student, em_label_shift
+from fedfer.model.teacher_shift import (
+    align_to_prior,
+    combine_with_student,
+    em_label_shift,
+    teacher_clip_probabilities,
+)
 from fedfer.runconfig import FederationConfig, PersonalizeConfig
 
 
@@ -262,3 +267,39 @@ def test_local_head_prototype_is_a_personalization_setting() -> None:
     assert not torch.equal(v.out.weight, start)
     with pytest.raises(ValueError, match="local-head"):
         FederationConfig(personalize=PersonalizeConfig(local_head="relation"))
+
+
+def _patterns(rng: np.random.Generator, num_classes: int = 3) -> np.ndarray:
+    """(K, 1280) what each class adds to a face's features; class 0 (neutral) adds nothing."""
+    patterns = rng.normal(0.0, 1.0, (num_classes, FEATURE_DIM)).astype(np.float32)
+    patterns[0] = 0.0
+    return patterns
+
+
+def test_the_subject_baseline_lets_g_see_neutral_through_a_resting_face() -> None:
+    rng = np.random.default_rng(11)
+    torch.manual_seed(0)
+    patterns = _patterns(rng)
+    labels = rng.integers(0, 3, 600)
+    stills = torch.from_numpy(patterns[labels] + rng.normal(0.0, 1.0, (600, FEATURE_DIM)).astype(np.float32))
+    g = IFERHead(3)
+    optimiser = torch.optim.Adam(g.parameters(), lr=1e-3)
+    for _ in range(100):
+        loss = torch.nn.functional.cross_entropy(g(stills), torch.from_numpy(labels))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    g.eval()
+    resting = 0.8 * patterns[2]  # this subject's face at rest looks like class 2
+    truth = np.repeat(np.arange(3), 10)
+    clips = [patterns[k] + resting + rng.normal(0.0, 1.0, (8, FEATURE_DIM)).astype(np.float32) for k in truth]
+    weights = {k: t.clone() for k, t in g.state_dict().items()}
+    plain = teacher_clip_probabilities(g, clips, "none").argmax(1)
+    based = teacher_clip_probabilities(g, clips, "baseline").argmax(1)
+    assert (plain[truth == 0] == 0).mean() < 0.5  # the resting face hides neutral from g()
+    assert (based[truth == 0] == 0).mean() >= 0.8 and (based == truth).mean() > (plain == truth).mean()
+    assert all(torch.equal(t, g.state_dict()[k]) for k, t in weights.items())  # g() itself is unchanged
+    adapted = subject_baseline(g, clips)
+    assert torch.allclose(adapted.net[0].running_mean, torch.from_numpy(np.concatenate(clips).mean(0)), atol=1e-4)
+    with pytest.raises(ValueError, match="teacher-shift"):
+        FederationConfig(teacher="fer2013-mini-xception", personalize=PersonalizeConfig(teacher_shift="baseline"))

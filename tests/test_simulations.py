@@ -123,11 +123,12 @@ def test_study_effect(federated: list[str], tmp_path: Path) -> None:
     assert set(result["methods"]) == {"paper", "em"} and (tmp_path / "effect" / "effect.png").stat().st_size > 0
     unit = tmp_path / "effect" / "units" / "w0-s0.json"
     first = json.loads(unit.read_text())
-    run("study_effect.py", *federated, *flags, "proto-5", cwd=tmp_path)
+    run("study_effect.py", *federated, *flags, "proto-5", "baseline", cwd=tmp_path)
     grown = json.loads(unit.read_text())
-    assert set(grown["client_seconds_per_round"]) == {"paper", "em", "proto-5"}
+    assert set(grown["client_seconds_per_round"]) == {"paper", "em", "proto-5", "baseline"}
     assert grown["client_seconds_per_round"]["paper"] == first["client_seconds_per_round"]["paper"]  # kept
-    assert set(json.loads((tmp_path / "effect" / "effect.json").read_text())["methods"]) == {"paper", "em", "proto-5"}
+    methods = json.loads((tmp_path / "effect" / "effect.json").read_text())["methods"]
+    assert set(methods) == {"paper", "em", "proto-5", "baseline"}
 
 
 def test_profile_crowd_node(prepared_tiny: Path, tmp_path: Path) -> None:
@@ -150,6 +151,9 @@ def test_bench_predict(tmp_path: Path) -> None:
 
 def test_glimpse_real_clips(world: list[str], tmp_path: Path) -> None:
     assert "1001_DFA_ANG_XX.flv" in run("glimpse_real_clips.py", *world, cwd=tmp_path)
+    run("glimpse_real_clips.py", "--onset", "--out", tmp_path, cwd=tmp_path)
+    table = json.loads((tmp_path / "onset.json").read_text())["tables"]["onset"]
+    assert [row[1] for row in table["rows"]] == ["ANG", "HAP", "NEU"] and len(table["columns"]) == 13
 
 
 def test_study_seeds(federated: list[str], tmp_path: Path) -> None:

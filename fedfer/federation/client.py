@@ -26,7 +26,7 @@ from fedfer.model.checkpoint import HeadCard, load_head, save_head
 from fedfer.model.heads import VFERHead
 from fedfer.model.inference import confusion
 from fedfer.model.personalize import personalize
-from fedfer.model.pseudo import clip_probabilities
+from fedfer.model.teacher_shift import teacher_clip_probabilities
 from fedfer.runconfig import PersonalizeConfig
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class SubjectClient:
             videos = self.data.videos()
             return video_probabilities([videos[i] for i in self.adapt], self.data.classes)
         g, _ = self.ifer
-        return clip_probabilities(g, [self.data.features[i] for i in self.adapt])
+        return teacher_clip_probabilities(g, [self.data.features[i] for i in self.adapt], self.config.teacher_shift)
 
     def new_v(self, state: dict[str, Tensor]) -> VFERHead:
         return load_v_state(VFERHead(len(self.data.classes), batchnorm_style=self.batchnorm_style), state).eval()

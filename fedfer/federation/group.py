@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from fedfer.federation.protocol import load_v_state, v_state
 from fedfer.model.heads import VFERHead
 from fedfer.model.personalize import personalize
-from fedfer.model.pseudo import clip_probabilities
+from fedfer.model.teacher_shift import teacher_clip_probabilities
 from fedfer.runconfig import PersonalizeConfig
 from fedfer.synth.crowd import CrowdModel
 
@@ -51,7 +51,10 @@ def train_crowd_group(
         data = crowd.subject(crowd_seed, index)
         v = load_v_state(VFERHead(k, batchnorm_style=batchnorm), global_state)
         result = personalize(
-            v, clip_probabilities(g, data.features), data.features, replace(config, seed=config.seed + index)
+            v,
+            teacher_clip_probabilities(g, data.features, config.teacher_shift),
+            data.features,
+            replace(config, seed=config.seed + index),
         )
         subjects += 1
         if result.num_selected == 0:

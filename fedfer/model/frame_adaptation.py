@@ -2,6 +2,11 @@
 
 - `adapt_batchnorm` (AdaBN, Li et al., 2017): v()'s BatchNorm statistics re-estimated on the
   subject's own frames; the weights stay, only what "average" means changes.
+- `subject_baseline`: the same for g(), whose first layer is a BatchNorm over f()'s 1280 features,
+  so the subject's average frame (its resting face included) becomes g()'s zero: a per-subject
+  baseline normalisation of the teacher's input. It is computed over all of the subject's frames,
+  not each clip's first ones: CREMA-D's clips do not reliably start neutral
+  (`python simulations/glimpse_real_clips.py --onset`).
 - `information_maximisation` (TENT, Wang et al., 2021; SHOT, Liang et al., 2020): v()'s BatchNorm
   scales and shifts trained to make its predictions on the subject's clips confident (low entropy
   per clip) and diverse (high entropy of the mean prediction, so no class takes all).
@@ -10,17 +15,18 @@ Both touch only BatchNorm parameters and statistics; what a client sends is stil
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from fedfer.model.heads import VFERHead, pad_clips
+from fedfer.model.heads import IFERHead, VFERHead, pad_clips
 
 
-def _batchnorms(v: VFERHead) -> list[nn.BatchNorm1d]:
-    return [m for m in v.modules() if isinstance(m, nn.BatchNorm1d)]
+def _batchnorms(model: nn.Module) -> list[nn.BatchNorm1d]:
+    return [m for m in model.modules() if isinstance(m, nn.BatchNorm1d)]
 
 
 def _batches(clips: Sequence[np.ndarray], batch_size: int, rng: np.random.Generator | None = None):
@@ -29,23 +35,40 @@ def _batches(clips: Sequence[np.ndarray], batch_size: int, rng: np.random.Genera
         yield pad_clips([clips[i] for i in order[start : start + batch_size]])
 
 
+def reestimate_batchnorm(model: nn.Module, batches: Iterable[tuple]) -> None:
+    """Replace the running statistics of every BatchNorm in `model` by a cumulative average over one
+    pass of `batches` (each the positional arguments of one forward call); `model` ends in eval mode."""
+    layers = _batchnorms(model)
+    momenta = [m.momentum for m in layers]
+    for m in layers:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average: every batch counts equally
+    model.train()
+    with torch.no_grad():
+        for batch in batches:
+            model(*batch)
+    for m, momentum in zip(layers, momenta):
+        m.momentum = momentum
+    model.eval()
+
+
 def adapt_batchnorm(v: VFERHead, clips: Sequence[np.ndarray], batch_size: int = 64) -> None:
     """Replace the running statistics of every BatchNorm in `v` by those of the subject's frames
     (a cumulative average over one pass of `clips`, (T_i, 1280) each); `v` is left in eval mode."""
     if not clips:
         raise ValueError("AdaBN needs at least one clip")
-    layers = _batchnorms(v)
-    momenta = [m.momentum for m in layers]
-    for m in layers:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average: every batch counts equally
-    v.train()
-    with torch.no_grad():
-        for batch, lengths in _batches(clips, batch_size):
-            v(batch, lengths)
-    for m, momentum in zip(layers, momenta):
-        m.momentum = momentum
-    v.eval()
+    reestimate_batchnorm(v, _batches(clips, batch_size))
+
+
+def subject_baseline(g: IFERHead, clips: Sequence[np.ndarray]) -> IFERHead:
+    """A copy of g() whose BatchNorm statistics are those of the subject's frames ((T_i, 1280) clips,
+    all frames in one batch: a few thousand per subject); `g` itself is unchanged."""
+    if not clips:
+        raise ValueError("a subject baseline needs at least one clip")
+    frames = torch.from_numpy(np.concatenate([np.asarray(c, dtype=np.float32) for c in clips]))  # (ΣT_i, 1280)
+    adapted = copy.deepcopy(g)
+    reestimate_batchnorm(adapted, [(frames,)])
+    return adapted
 
 
 def information_maximisation(

@@ -13,13 +13,22 @@ server sent.
   prediction is pulled to a target prior, the training actors' label shares.
 - `combine_with_student`: the central v()'s own predictions on the same clips, as a second opinion
   (agreement, or the product of the two distributions).
+- `teacher_clip_probabilities` under `baseline`: not a correction of the probabilities but of g()'s
+  input, so it is applied where they are computed: g()'s BatchNorm statistics re-estimated on the
+  subject's frames (`fedfer.model.frame_adaptation.subject_baseline`), which removes a resting face
+  that a frame model cannot tell from an expression.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from fedfer.config import COMBINE_RULES, TEACHER_SHIFTS
+from fedfer.model.frame_adaptation import subject_baseline
+from fedfer.model.heads import IFERHead
+from fedfer.model.pseudo import clip_probabilities
 
 
 def _normalise(p: np.ndarray) -> np.ndarray:
@@ -98,10 +107,17 @@ def format_prior(shares) -> str:
     return ",".join(f"{float(x):.6f}" for x in shares)
 
 
+def teacher_clip_probabilities(g: IFERHead, clips: Sequence[np.ndarray], shift: str) -> np.ndarray:
+    """(N, K) g()'s frame-mean probabilities of a subject's (T_i, 1280) clips, from a g() whose input
+    baseline is the subject's own frames under `teacher-shift` "baseline", from g() as it is otherwise."""
+    return clip_probabilities(subject_baseline(g, clips) if shift == "baseline" else g, clips)
+
+
 def shift_teacher(probabilities: np.ndarray, shift: str, prior: np.ndarray) -> np.ndarray:
-    """g()'s (N, K) clip probabilities after the `teacher-shift` setting: unchanged ("none", the paper),
-    label-shift EM ("em") or alignment to `prior` ("prior")."""
-    if shift == "none":
+    """g()'s (N, K) clip probabilities after the `teacher-shift` setting: unchanged ("none", the paper,
+    and "baseline", which `teacher_clip_probabilities` applied when computing them), label-shift EM
+    ("em") or alignment to `prior` ("prior")."""
+    if shift in ("none", "baseline"):
         return probabilities
     if shift == "em":
         return em_label_shift(probabilities)[0]

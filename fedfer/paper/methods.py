@@ -49,6 +49,11 @@ METHODS: dict[str, Method] = {
             "g()'s probabilities aligned to the central training clips' class shares (sent in the run config)",
         ),
         Method(
+            "baseline",
+            {"teacher_shift": "baseline"},
+            "g()'s BatchNorm statistics re-estimated on the subject's frames: its average face is g()'s zero",
+        ),
+        Method(
             "flexmatch",
             {"threshold_rule": "flexmatch"},
             "per-class thresholds, lower for classes g() rarely calls confidently on this subject",
@@ -128,7 +133,7 @@ def run_unit(
     for name in methods:
         config = method_config(base, METHODS[name], class_prior)
         start = time.perf_counter()
-        variants = federated_variants(ts.central, ts.g_adapt, ts.subjects, config, rounds)
+        variants = federated_variants(ts.central, ts.teacher(config.teacher_shift), ts.subjects, config, rounds)
         seconds[name] = (time.perf_counter() - start) / max(1, len(ts.subjects) * rounds)
         for i, record in enumerate(subjects):
             for stage in ("personalized", "after_fedavg"):

@@ -18,8 +18,9 @@ import numpy as np
 
 from fedfer.config import SYNTHETIC_PRESETS
 from fedfer.model.checkpoint import load_head
-from fedfer.model.heads import VFERHead
+from fedfer.model.heads import IFERHead, VFERHead
 from fedfer.model.pseudo import clip_probabilities
+from fedfer.model.teacher_shift import teacher_clip_probabilities
 from fedfer.model.training import LabelledSet
 from fedfer.paper.adaptation import UNLABELLED, SubjectView, adapt_subjects, federated_variants, scores, subject_view
 from fedfer.paper.corpora import MSP_IMPROV_CORPUS, Corpus, load_msp_improv_corpus, msp_improv_root
@@ -95,6 +96,14 @@ class TableSeed:
     subjects: list[SubjectView]
     g_adapt: list[np.ndarray]  # per subject (N_adapt, K): g()'s clip probabilities
     g_test: list[np.ndarray]  # per subject (N_test, K)
+    g: IFERHead
+
+    def teacher(self, shift: str) -> list[np.ndarray]:
+        """Per subject (N_adapt, K): what the selection starts from under `teacher-shift` `shift`, g()'s
+        clip probabilities, or under `baseline` those of g() normalised to the subject's own frames."""
+        if shift != "baseline":
+            return self.g_adapt
+        return [teacher_clip_probabilities(self.g, s.adapt, shift) for s in self.subjects]
 
 
 class GridData:
@@ -171,6 +180,7 @@ class GridData:
             subjects,
             [clip_probabilities(g, s.adapt) for s in subjects],
             [clip_probabilities(g, s.test) for s in subjects],
+            g,
         )
 
 
@@ -190,7 +200,7 @@ def run_table_seed(ts: TableSeed, options: RunOptions, grid: GridConfig) -> dict
     synthetic = options.world in SYNTHETIC_PRESETS
     variants = adapt_subjects(
         ts.central,
-        ts.g_adapt,
+        ts.teacher(config.teacher_shift),
         ts.g_test,
         ts.subjects,
         config,
@@ -228,7 +238,7 @@ def sweep(
         else:
             config = replace(config, **{parameter: value})
         if (config, rounds) not in done:
-            variants = federated_variants(ts.central, ts.g_adapt, ts.subjects, config, rounds)
+            variants = federated_variants(ts.central, ts.teacher(config.teacher_shift), ts.subjects, config, rounds)
             result = scores(variants, ts.subjects, ts.classes)
             done[config, rounds] = {
                 "personalized_macro_f1": result["pooled"]["personalized"]["macro_f1"],
