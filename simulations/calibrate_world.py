@@ -13,7 +13,8 @@ Stages, in order (each resumes from what the ones before wrote into --out):
   rendered  the calibration seeds 100-104 rendered, g() and the central v()s trained, Table 1 and
             the "Before" columns scored;
   recheck   the frozen world (the presets' defaults) on the evaluation seeds 200-209: label
-            statistics, the ideal g(), and the central models on splits 0-2;
+            statistics, the ideal g(), and the central models on split 0 (the effect study trains
+            splits 1 and 2 of Table 2 itself);
   report    calibration.md / calibration.json / calibration.png from the files above.
 Times on 2 cores: crowd about 40 min, stills 25, resting 45, rendered 60, recheck 3 h (it renders
 and trains the ten evaluation worlds) or 4 min for its planned part alone (`--rendered-evaluation-seeds`
@@ -259,7 +260,7 @@ def main() -> None:
         "--rendered-evaluation-seeds",
         type=int,
         nargs="*",
-        help="those of them it also renders and trains on, splits 0-2 (each about 20 minutes on 2 cores; "
+        help="those of them it also renders and trains on, split 0 (each about 20 minutes on 2 cores; "
         "default: all of --evaluation-seeds; none: the planned part alone)",
     )
     args = parser.parse_args()

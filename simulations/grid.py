@@ -5,8 +5,9 @@ baselines, statistics over seeds, sensitivity plots and what pseudo-label precis
     python simulations/grid.py --world /data/CREMA-D --affectnet /data/AffectNet \\
         --msp-improv /data/MSP-IMPROV --seeds 0 1 2 --out results/grid-real
 
-Writes OUT/report.md (every table beside the paper's numbers), OUT/grid.json, Figure 3 per table
-(OUT/figure3_<table>.png), OUT/precision_vs_gain.png and one OUT/sweep_<setting>.png per sweep.
+Writes OUT/report.md (every table beside the paper's numbers), OUT/grid.json (every seed's scores),
+OUT/published.json (the docs' grid tables, stamped: copy it to docs/results/grid.json), Figure 3 per
+table (OUT/figure3_<table>.png), OUT/precision_vs_gain.png and one OUT/sweep_<setting>.png per sweep.
 Each finished table-seed is kept in OUT/parts/ and not recomputed by a rerun with the same settings.
 """
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import torch
 from study_args import study_parser
 
+from fedfer.evaluation.stamp import stamp
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.paper.figures import (
     plot_precision_vs_gain,
@@ -28,6 +30,7 @@ from fedfer.paper.figures import (
     precision_correlation,
     table_section,
 )
+from fedfer.paper.published import grid_tables
 from fedfer.paper.tables import TABLES, GridConfig, GridData, run_table_seed, sweep
 from fedfer.runs.options import RunOptions, options_from_args
 
@@ -78,6 +81,18 @@ def main(argv: list[str] | None = None) -> None:
         f"Wall time of this command: {time.monotonic() - started:.0f} s (cached parts not recomputed).",
     ]
     atomic_write_json(args.out / "grid.json", {"tables": results, "sweeps": sweeps, "settings": settings})
+    the_stamp = stamp(
+        world=options.world,
+        world_seed=options.world_seed,
+        image_size=options.features.image_size,
+        batchnorm=options.vfer.batchnorm,
+        teacher=options.teacher or "affectnet",
+        P=p.max_per_class,
+        threshold=p.p_threshold,
+        seeds=" ".join(map(str, grid.seeds)),
+        rounds=rounds,
+    )
+    atomic_write_json(args.out / "published.json", grid_tables(results, sweeps, TABLES, the_stamp))
     atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
     print(f"written: {args.out / 'report.md'}")
 

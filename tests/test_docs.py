@@ -219,3 +219,8 @@ def test_the_prose_says_what_is_true_now_without_its_history() -> None:
         for m in HISTORY.finditer(line)
     ]
     assert found == [], "history belongs in CHANGELOG.md; 'target' needs saying what it is"
+
+
+def test_the_readme_is_a_guide_of_at_most_250_lines() -> None:
+    lines = (REPO / "README.md").read_text().splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines: move detail into docs/ and link it"

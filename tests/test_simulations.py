@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import DATA, REPO, live_processes
 
+from fedfer.publish.result_tables import tables_of
+
 SIMULATIONS = REPO / "simulations"
 HELPERS = {"study_args.py", "comm_report.py"}  # modules the scripts import, not scripts themselves
 SCRIPTS = sorted(p.name for p in SIMULATIONS.glob("*.py") if p.name not in HELPERS)
@@ -113,6 +115,11 @@ def test_study_teachers(world: list[str], tmp_path: Path) -> None:
 def test_grid(world: list[str], tmp_path: Path) -> None:
     run("grid.py", *world, "--tables", "table2", "--seeds", "0", "--sweeps", "--out", tmp_path / "grid", cwd=tmp_path)
     assert "table2" in json.loads((tmp_path / "grid" / "grid.json").read_text())["tables"]
+    published = tables_of(json.loads((tmp_path / "grid" / "published.json").read_text()))
+    columns, rows, stamp = published["summary"]
+    assert columns[2] == "central"
+    assert rows[0][:2] == ["table2", "transductive"] and rows[0][-1] == "56.0 → 58.8 / 57.1"
+    assert published["paired"][1][0][0] == "table2" and stamp["world_version"] and "sweeps" not in published
 
 
 def test_study_effect(federated: list[str], tmp_path: Path) -> None:

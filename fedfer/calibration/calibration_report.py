@@ -168,8 +168,10 @@ def write(out: Path, real_labels: Path, seeds: Sequence[int], pool) -> dict:
         if recheck["central"]:
             rows = score_rows(STILLS_TARGETS + CENTRAL_TARGETS, [r["scores"] for r in recheck["central"]])
             result["recheck"] = rows
-            rendered_seeds = sorted({r["seed"] for r in recheck["central"]})
-            md += [f"Rendered evaluation worlds {rendered_seeds}, splits 0-2 (F1, %):", ""]
+            rendered = sorted({(r["seed"], r["split"]) for r in recheck["central"]})
+            worlds = sorted({seed for seed, _ in rendered})
+            splits = sorted({split for _, split in rendered})
+            md += [f"Rendered evaluation worlds {worlds}, splits {splits} (F1, %):", ""]
             md += markdown_rows(rows, 1, "table, class")
         else:
             md += ["g() and the central v()s were not re-rendered on the evaluation seeds (no rendered seeds given)."]
