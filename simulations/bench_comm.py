@@ -3,7 +3,9 @@
 Every byte figure is read from the server's round log, i.e. measured on the serialized Flower
 messages (`fedfer.federation.strategy.message_bytes`), never computed from parameter counts. Parts,
 each a set of real Flower federations; each part's results are merged into
-`<out>/communication.json`, and `communication.md` / `communication.png` are redrawn from it:
+`<out>/communication.json`, and `communication.md` / `communication.png` are redrawn from it, with
+`published.json`: the docs' tables `codecs`, `payloads`, `growth` of the parts measured, stamped (copy
+it to docs/results/communication.json):
 
 - `codecs`: payload v, codecs float32 / float16 / int8 both ways, on every seed (31 clients,
   2 rounds); bytes, seconds and the macro / weighted F1 of the central model before, the
@@ -39,6 +41,7 @@ from study_args import study_parser
 
 from fedfer.config import CODECS, PAYLOADS
 from fedfer.io import atomic_write_json
+from fedfer.publish.study_settings import settings_of
 from fedfer.runconfig import FederationConfig
 from fedfer.rundir import RunDir
 from fedfer.runs.options import RunOptions, options_from_args
@@ -205,7 +208,9 @@ def main(argv: list[str] | None = None) -> None:
         for key, value in json.loads(other.read_text()).items():
             out[key] = {**out.get(key, {}), **value} if isinstance(value, dict) else out.get(key, value)
     out["world"] = base.world
-    if not args.report_only:
+    if not args.report_only:  # the stamp of the docs' tables; a redraw keeps that of the runs
+        keys = ("world", "world seed", "image size", "batchnorm", "teacher", "P", "threshold")
+        out["settings"] = settings_of(base, *keys)
         if "codecs" in args.parts:
             part_codecs(base, args.seeds, args.codecs, out)
         if "payloads" in args.parts:

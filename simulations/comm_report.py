@@ -1,14 +1,20 @@
-"""The report of `bench_comm.py`: communication.md and communication.png, redrawn from the merged
-communication.json (the tables per part and a figure of bytes and accuracy per codec and payload)."""
+"""The report of `bench_comm.py`: communication.md, communication.png and published.json, redrawn from
+the merged communication.json (the tables per part, a figure of bytes and accuracy per codec and
+payload, and the docs' tables `codecs`, `payloads`, `growth` stamped: copy published.json to
+docs/results/communication.json)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fedfer.config import CODECS, PAYLOADS
-from fedfer.io import atomic_write_bytes, atomic_write_text
+from fedfer.evaluation.stamp import stamp
+from fedfer.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+from fedfer.publish.result_tables import markdown
 
 MODELS = (
     ("central_before", "central before"),
@@ -46,7 +52,7 @@ def codec_rows(out: dict) -> list[dict]:
 
 
 def write_report(out: dict, folder: Path) -> None:
-    """communication.md and communication.png from the merged results `out`."""
+    """communication.md, communication.png and published.json (the docs' tables) from the merged results `out`."""
     lines = ["# Communication per round", ""]
     lines += [
         f"World `{out.get('world', '?')}`; bytes are per client per round, measured on Flower's serialized messages.",
@@ -56,21 +62,20 @@ def write_report(out: dict, folder: Path) -> None:
     lines += codec_section(rows) + scope_section(scopes) + growth_section(out) + deploy_section(out)
     atomic_write_text(folder / "communication.md", "\n".join(lines) + "\n")
     plot(out, rows, scopes, folder / "communication.png")
+    published = published_tables(out, rows, scopes)
+    if published["tables"]:
+        atomic_write_json(folder / "published.json", published)
 
 
-def codec_section(rows: list[dict]) -> list[str]:
-    if not rows:
-        return []
+def codec_table(rows: list[dict]) -> dict:
+    """Bytes, seconds and F1 per codec (docs table `communication/codecs`)."""
     reference = next((r for r in rows if r["codec"] == "float32"), None)
-    lines = ["## Codecs (payload v, both ways)", ""]
-    lines += [
-        "| codec | up bytes | down bytes | × float32 | s/round | "
-        + " | ".join(f"{label} macro / weighted F1" for _, label in MODELS)
-        + " | Δ vs float32, same seeds: personalized / central after (macro; weighted) |",
-        "|---" * (6 + len(MODELS)) + "|",
-    ]
+    columns = ["codec", "up bytes", "down bytes", "× float32", "s/round"]
+    columns += [f"{label} macro / weighted F1" for _, label in MODELS]
+    columns += ["Δ vs float32, same seeds: personalized / central after (macro; weighted)"]
+    table = []
     for r in rows:
-        ratio = r["bytes"][0] / reference["bytes"][0] if reference else float("nan")
+        ratio = f"{r['bytes'][0] / reference['bytes'][0]:.3f}" if reference else "–"
         cells = [
             f"{r[f'{k}/macro_f1'][0]:.1f} ± {r[f'{k}/macro_f1'][1]:.1f} / "
             f"{r[f'{k}/weighted_f1'][0]:.1f} ± {r[f'{k}/weighted_f1'][1]:.1f}"
@@ -81,39 +86,88 @@ def codec_section(rows: list[dict]) -> list[str]:
             for k in ("personalized", "central_after")
             if r.get(f"{k}/macro_f1/delta") is not None
         )
-        lines.append(
-            f"| {r['codec']} | {r['bytes'][0]:,.0f} | {r['bytes'][1]:,.0f} | {ratio:.3f} | {r['seconds']:.1f} | "
-            + " | ".join(cells)
-            + f" | {delta_cell or '(reference)'} |"
-        )
+        delta_cell = delta_cell or ("(reference)" if r["codec"] == "float32" else "–")
+        bytes_cells = [f"{r['bytes'][0]:,.0f}", f"{r['bytes'][1]:,.0f}", ratio, f"{r['seconds']:.1f}"]
+        table.append([r["codec"], *bytes_cells, *cells, delta_cell])
+    return {"columns": columns, "rows": table}
+
+
+def codec_section(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    table = codec_table(rows)
+    lines = ["## Codecs (payload v, both ways)", "", *markdown(table["columns"], table["rows"])]
     return [*lines, "", f"F1 in percent, mean ± sample std over seeds {rows[0]['seeds']}.", ""]
+
+
+def payload_table(scopes: dict) -> dict:
+    """Bytes per client per round of each payload and codec (docs table `communication/payloads`)."""
+    columns = ["payload", "codec", "up bytes", "down bytes", "s/round", "clients"]
+    rows = [[p, c, f"{up:,.0f}", f"{down:,.0f}", f"{s:.1f}", str(n)] for (p, c), (up, down, s, n, _) in scopes.items()]
+    return {"columns": columns, "rows": rows}
 
 
 def scope_section(scopes: dict) -> list[str]:
     if not scopes:
         return []
-    lines = ["## Payload × codec (bytes per client per round)", ""]
-    lines += ["| payload | codec | up bytes | down bytes | s/round | clients |", "|---|---|---|---|---|---|"]
-    lines += [f"| {p} | {c} | {up:,.0f} | {down:,.0f} | {s:.1f} | {n} |" for (p, c), (up, down, s, n) in scopes.items()]
-    return [*lines, ""]
+    table = payload_table(scopes)
+    return ["## Payload × codec (bytes per client per round)", "", *markdown(table["columns"], table["rows"]), ""]
+
+
+def growth_table(out: dict) -> dict:
+    """Bytes and seconds per round against clients and rounds (docs table `communication/growth`)."""
+    columns = ["clients", "rounds", "up bytes / client / round (min–max)", "down bytes / client / round"]
+    rows = []
+    for e in sorted(out["growth"].values(), key=lambda e: (e["num_rounds"], e["clients"])):
+        up_lo, up_hi = min(r["up_min"] for r in e["rounds"]), max(r["up_max"] for r in e["rounds"])
+        seconds = ", ".join(f"{r['seconds']:.1f}" for r in e["rounds"])
+        up, down = per_round_bytes(e)
+        size = [f"{e['clients']:,}", str(e["num_rounds"])]
+        rows.append([*size, f"{up:,.0f} ({up_lo:,}–{up_hi:,})", f"{down:,.0f}", seconds])
+    return {"columns": [*columns, "s per round"], "rows": rows}
 
 
 def growth_section(out: dict) -> list[str]:
     if not out.get("growth"):
         return []
-    lines = ["## Growth (payload v, float32)", ""]
-    lines += [
-        "| clients | rounds | up bytes / client / round (min–max) | down bytes / client / round | s per round |",
-        "|---|---|---|---|---|",
-    ]
-    for e in sorted(out["growth"].values(), key=lambda e: (e["num_rounds"], e["clients"])):
-        up_lo, up_hi = min(r["up_min"] for r in e["rounds"]), max(r["up_max"] for r in e["rounds"])
-        seconds = ", ".join(f"{r['seconds']:.1f}" for r in e["rounds"])
-        up, down = per_round_bytes(e)
-        lines.append(
-            f"| {e['clients']:,} | {e['num_rounds']} | {up:,.0f} ({up_lo:,}–{up_hi:,}) | {down:,.0f} | {seconds} |"
-        )
-    return [*lines, ""]
+    table = growth_table(out)
+    return ["## Growth (payload v, float32)", "", *markdown(table["columns"], table["rows"]), ""]
+
+
+def distinct(values: Iterable[Any]) -> str:
+    """The different values, sorted: "0 1 2" for seeds, "31" when every run had 31 clients."""
+    return " ".join(map(str, sorted(set(values))))
+
+
+def by_payload(values: dict[str, Any]) -> str:
+    """'31 (v), 4 (g+v, f+g+v)': each value with the payloads that had it (just the value when one)."""
+    groups: dict[Any, list[str]] = {}
+    for payload, value in values.items():
+        groups.setdefault(value, []).append(payload)
+    if len(groups) == 1:
+        return str(next(iter(groups)))
+    return ", ".join(f"{value} ({', '.join(payloads)})" for value, payloads in groups.items())
+
+
+def published_tables(out: dict, rows: list[dict], scopes: dict) -> dict:
+    """The docs' tables of the parts measured so far, stamped with the settings bench_comm.py recorded
+    (`out["settings"]`) and, per table, the clients, rounds and seeds its runs had."""
+    settings = out.get("settings", {"world": out.get("world")})
+    codecs = list(out.get("codecs", {}).values())
+    runs = {
+        "clients": distinct(e["rounds"][0]["clients"] for e in codecs),
+        "rounds": distinct(len(e["rounds"]) for e in codecs),
+        "seeds": distinct(e["seed"] for e in codecs),
+    }
+    tables = {"codecs": codec_table(rows)} if rows else {}
+    if scopes:
+        sizes = {"clients": by_payload({p: s[3] for (p, _), s in scopes.items()})}
+        sizes["rounds"] = by_payload({p: s[4] for (p, _), s in scopes.items()})
+        tables["payloads"] = {**payload_table(scopes), "stamp": {"settings": {**settings, **sizes}}}
+    if out.get("growth"):
+        growth_settings = {**settings, "payload": "v", "codec": "float32"}
+        tables["growth"] = {**growth_table(out), "stamp": {"settings": growth_settings}}
+    return {"stamp": stamp(**{**settings, **(runs if codecs else {})}), "tables": tables}
 
 
 def deploy_section(out: dict) -> list[str]:
@@ -159,26 +213,16 @@ def seconds_per_round(entry: dict) -> float:
     return float(np.mean([r["seconds"] for r in entry["rounds"]]))
 
 
-def scope_table(out: dict) -> dict[tuple[str, str], tuple[float, float, float, int]]:
-    """(payload, codec) → (up, down bytes per client per round, seconds per round, clients)."""
+def scope_table(out: dict) -> dict[tuple[str, str], tuple[float, float, float, int, int]]:
+    """(payload, codec) → (up, down bytes per client per round, seconds per round, clients, rounds)."""
     table = {}
     for e in out.get("codecs", {}).values():
         if e["seed"] == min(x["seed"] for x in out["codecs"].values()):
             up, down = per_round_bytes(e)
-            table[("v", e["codec"])] = (
-                up,
-                down,
-                float(np.mean([r["seconds"] for r in e["rounds"]])),
-                e["rounds"][0]["clients"],
-            )
+            table[("v", e["codec"])] = (up, down, seconds_per_round(e), e["rounds"][0]["clients"], len(e["rounds"]))
     for e in out.get("payloads", {}).values():
         up, down = per_round_bytes(e)
-        table[(e["payload"], e["codec"])] = (
-            up,
-            down,
-            float(np.mean([r["seconds"] for r in e["rounds"]])),
-            e["clients"],
-        )
+        table[(e["payload"], e["codec"])] = (up, down, seconds_per_round(e), e["clients"], len(e["rounds"]))
     return dict(sorted(table.items(), key=lambda kv: (PAYLOADS.index(kv[0][0]), CODECS.index(kv[0][1]))))
 
 

@@ -7,6 +7,9 @@ local models never leave the device and are neither clipped nor noised: the guar
 them, and they change here only through the noised central v() of later rounds (round 1 starts from the
 same central v() in every run, so its personalized row shows what clipping and noise did not touch).
 
+Beside `--out` (Markdown) and its .json, `dp-published.json` holds the same table stamped for the docs
+(table `noise`): copy it to docs/results/dp.json.
+
     python simulations/study_dp.py --world small --workspace data --noise 0 0.1 0.3 1.0 \\
         --out results/study_dp.md
     python simulations/study_dp.py --world small --tables-from results/study_dp.json --out results/study_dp.md
@@ -15,13 +18,17 @@ same central v() in every run, so its personalized row shows what clipping and n
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
 from study_args import study_parser
 
+from fedfer.evaluation.stamp import stamp
 from fedfer.federation.privacy import epsilon, sampled_clients
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.publish.result_tables import markdown
+from fedfer.publish.study_settings import settings_of
 from fedfer.runconfig import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig
 from fedfer.rundir import RunDir
 from fedfer.runs.options import RunOptions, options_from_args
@@ -32,13 +39,20 @@ ROWS = (
     ("central_after", "central after FedAvg"),
     ("personalized", "personalized (round 1)"),
 )
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def row(label: str, summary: dict, eps: str) -> str:
-    later = sorted(k for k in summary if k.startswith("personalized_round_"))
-    cells = [f"{100 * summary[key]['macro_f1']:.1f}" for key, _ in ROWS]
-    last = f"{100 * summary[later[-1]]['macro_f1']:.1f}" if later else "-"
-    return f"| {label} | {eps} | {' | '.join(cells)} | {last} |"
+def power_text(x: float) -> str:
+    """`x` as the docs write δ: "10⁻³" for a power of ten, else plainly."""
+    exponent = round(math.log10(x)) if x > 0 else 0
+    return f"10{str(exponent).translate(SUPERSCRIPT)}" if x > 0 and x == 10.0**exponent else f"{x:g}"
+
+
+def setting_label(label: str) -> str:
+    """A setting's row name, with the aggregation it implies: clipping switches FedAvg to uniform weights."""
+    if not label.startswith("z = "):
+        return f"{label} (weighted FedAvg)"
+    return "z = 0 (clipping only, uniform FedAvg)" if float(label[4:]) == 0 else label
 
 
 def epsilon_cell(label: str, rounds: int, clients: int, clip: float, delta: float) -> str:
@@ -49,6 +63,22 @@ def epsilon_cell(label: str, rounds: int, clients: int, clip: float, delta: floa
         return f"{epsilon(PrivacyConfig(float(label[4:]), clip), rounds, clients, delta):.1f}"
     except ImportError:
         return "n/a (pip install flwr[dp])"
+
+
+def noise_table(summaries: dict[str, dict], rounds: int, clip: float, delta: float) -> dict:
+    """The table of the study (docs table `dp/noise`): macro F1 in percent per setting, the personalized
+    models of every round ("-" where a run has no such round)."""
+    keys = [key for key, _ in ROWS] + [f"personalized_round_{r}" for r in range(2, rounds + 1)]
+    plural = "s" if rounds != 1 else ""
+    columns = ["setting", f"ε (δ = {power_text(delta)}, {rounds} round{plural})", *(label for _, label in ROWS)]
+    columns += [f"personalized (round {r})" for r in range(2, rounds + 1)]
+    clients = summaries["no DP"]["num_subjects"]
+    rows = [
+        [setting_label(label), epsilon_cell(label, rounds, clients, clip, delta)]
+        + [f"{100 * s[key]['macro_f1']:.1f}" if key in s else "-" for key in keys]
+        for label, s in summaries.items()
+    ]
+    return {"columns": columns, "rows": rows}
 
 
 def simulate_with_retries(options: RunOptions, attempts: int) -> Path:
@@ -88,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
         summaries[label] = json.loads(RunDir(run_dir).summary.read_text())
     clients = summaries["no DP"]["num_subjects"]
     sampled, rounds = sampled_clients(clients, base.federation.fraction_train), base.federation.num_server_rounds
+    table = noise_table(summaries, rounds, clip, args.delta)
     lines = [
         f"# Differential privacy on world {base.world} (seed {base.task.seed}), {clients} clients, {rounds} rounds",
         "",
@@ -96,15 +127,16 @@ def main(argv: list[str] | None = None) -> None:
         f"for {rounds} releases, each client in every round (Flower's RDP accountant, no sampling "
         "amplification; add-or-remove-one client).",
         "",
-        "| setting | ε | " + " | ".join(label for _, label in ROWS) + " | personalized (last round) |",
-        "|---|---|---|---|---|---|",
-        *(row(label, s, epsilon_cell(label, rounds, clients, clip, args.delta)) for label, s in summaries.items()),
+        *markdown(table["columns"], table["rows"]),
         "",
         "The personalized local models stay on the device and are not covered by the guarantee.",
     ]
     text = "\n".join(lines) + "\n"
     atomic_write_text(args.out, text)
     atomic_write_json(args.out.with_suffix(".json"), summaries)
+    keys = ("world", "world seed", "image size", "seed", "P", "threshold")
+    settings = settings_of(base, *keys, clients=clients, rounds=rounds, C=clip, **{"δ": args.delta})
+    atomic_write_json(args.out.with_name("dp-published.json"), {"stamp": stamp(**settings), "tables": {"noise": table}})
     print(text)
 
 

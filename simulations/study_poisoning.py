@@ -16,12 +16,16 @@ too. A refused client is left out of the round-1 personalized pool, and a hostil
 model is no target (a label flipper's is wrong by design), so scoring the clean run on all N
 would compare different subject sets.
 
+Beside `--out` (Markdown) and its .json of runs, `poisoning-published.json` holds the same table stamped
+for the docs (table `attacks`): copy it to docs/results/poisoning.json.
+
     python simulations/study_poisoning.py --world small --workspace data --settings 10:1 31:3 \\
         --results results/poisoning --out results/study_poisoning.md
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
 from dataclasses import replace
@@ -32,11 +36,14 @@ from study_args import study_parser
 
 from fedfer.data.subject import MANIFEST, read_subjects_file
 from fedfer.evaluation.scoring import report_from_confusion
+from fedfer.evaluation.stamp import stamp
 from fedfer.federation.protocol import CM_PERSONAL
 from fedfer.io import atomic_write_json, atomic_write_text
+from fedfer.publish.result_tables import markdown
+from fedfer.publish.study_settings import settings_of
 from fedfer.runconfig import RobustConfig
 from fedfer.rundir import RunDir
-from fedfer.runs.options import options_from_args
+from fedfer.runs.options import RunOptions, options_from_args
 from fedfer.runs.records import client_evaluations
 from fedfer.runs.simulate import simulate
 
@@ -114,20 +121,34 @@ def runs_of(
     return runs
 
 
-def table(results: dict[str, dict], settings: list[tuple[int, int]], attacks: list[str]) -> list[str]:
+def attacks_table(results: dict[str, dict], settings: list[tuple[int, int]], attacks: list[str]) -> dict:
     """Macro F1 in percent on the setting's honest subjects, per setting, attack and option; the
-    clean run's row first."""
-    lines = ["| clients (hostile) | attack | aggregation | " + " | ".join(c for _, c in COLUMNS) + " |"]
-    lines.append("|---" * (3 + len(COLUMNS)) + "|")
+    clean run's row first (docs table `poisoning/attacks`)."""
+    columns = ["clients (hostile)", "attack", "aggregation", *(c for _, c in COLUMNS)]
+    rows = []
     for key, n, k, attack, option in runs_of(settings, attacks):
         if key not in results:
             continue
         honest = sorted(set(range(n)) - set(hostile(results[f"n{n}-clean"]["selected"], k)))
         s = honest_scores(Path(results[key]["run_dir"]), honest)
-        cells = " | ".join(f"{100 * s[c]:.1f}" if s.get(c) is not None else "-" for c, _ in COLUMNS)
+        cells = [f"{100 * s[c]:.1f}" if s.get(c) is not None else "-" for c, _ in COLUMNS]
         who = f"{n} (0)" if attack == "clean" else f"{n} ({k})"
-        lines.append(f"| {who} | {attack} | {option if attack != 'clean' else 'FedAvg (clean run)'} | {cells} |")
-    return lines
+        rows.append([who, attack, option if attack != "clean" else "FedAvg (clean run)", *cells])
+    return {"columns": columns, "rows": rows}
+
+
+def write_tables(
+    args: argparse.Namespace, base: RunOptions, settings: list[tuple[int, int]], results: dict[str, dict]
+) -> str:
+    """The Markdown table at `--out` and the same table stamped for the docs beside it
+    (poisoning-published.json), so an interrupted study leaves both; returns the Markdown."""
+    table = attacks_table(results, settings, args.attacks)
+    text = "\n".join(markdown(table["columns"], table["rows"])) + "\n"
+    atomic_write_text(args.out, text)
+    keys = ("world", "world seed", "image size", "batchnorm", "teacher", "P", "threshold", "seed", "rounds")
+    published = {"stamp": stamp(**settings_of(base, *keys)), "tables": {"attacks": table}}
+    atomic_write_json(args.out.with_name("poisoning-published.json"), published)
+    return text
 
 
 def result_of(run_dir: Path, faults: str) -> dict:
@@ -169,8 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         run_dir = simulate(options)
         results[key] = result_of(run_dir, faults)
         atomic_write_json(json_path, results)
-        atomic_write_text(args.out, "\n".join(table(results, settings, args.attacks)) + "\n")
-    print("\n".join(table(results, settings, args.attacks)))
+        write_tables(args, base, settings, results)
+    print(write_tables(args, base, settings, results))
 
 
 if __name__ == "__main__":

@@ -9,26 +9,38 @@ model on the drawn faces' pixels (`--fer2013`, computed once for every clip and 
 
     python simulations/study_teachers.py --world small --seeds 0 1 2 --fer2013 --frames-epochs 5 \\
         --out results/study_teachers.md
+
+Beside `--out` (Markdown) and its .json, `teachers-published.json` holds the same table stamped for the
+docs (table `selection`): copy it into docs/results/teachers.json.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from study_args import study_parser
 
+from fedfer.config import SYNTHETIC_PRESETS
 from fedfer.data.datasets import task_classes
 from fedfer.evaluation.metrics import evaluate_predictions
+from fedfer.evaluation.stamp import stamp
 from fedfer.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from fedfer.model.checkpoint import load_head
 from fedfer.model.pseudo import clip_probabilities, select_pseudo_labels
 from fedfer.model.training import train_head
+from fedfer.publish.result_tables import markdown
+from fedfer.publish.study_settings import settings_of
 from fedfer.runs.options import options_from_args
 from fedfer.runs.study import run_stages
-from fedfer.stages.sets import FRAME_SAMPLING, crema_frame_sets
+from fedfer.stages.sets import DEFAULT_FRAME_SAMPLING, FRAME_SAMPLING, FRAMES_PER_CLIP, crema_frame_sets
+
+PIXEL_MODEL = "fer2013-mini-xception"  # the FER-2013 model on the faces' pixels (--fer2013)
+# How the table names the frames each crema-frames g() is trained on (`fedfer.stages.sets.sample_frames`).
+SAMPLING_TEXT = {"uniform": "uniform", "peak": "nearest the peak"}
 
 
 def pixel_probabilities(prepared, cache: Path) -> dict[str, np.ndarray]:
@@ -73,6 +85,37 @@ def score(prepared, probabilities_of, options) -> dict:
     }
 
 
+def teacher_label(name: str, synthetic: bool) -> str:
+    """A teacher's row name: the frames each crema-frames g() was trained on, the faces the FER-2013 model saw."""
+    for sampling, how in SAMPLING_TEXT.items():
+        if name == f"crema-frames ({sampling})":
+            default = " (default)" if sampling == DEFAULT_FRAME_SAMPLING else ""
+            return f"crema-frames, {FRAMES_PER_CLIP} frames {how}{default}"
+    if name == PIXEL_MODEL:
+        return f"{name} ({'drawn faces' if synthetic else 'video frames'})"
+    return name
+
+
+def selection_table(results: dict[str, dict[int, dict]], classes: Sequence[str], synthetic: bool) -> dict:
+    """Per teacher: precision of its selected clips per class (selected counts summed over seeds in
+    brackets), then over all classes, selected clips per seed and the frame-mean macro F1, means over
+    seeds in percent (docs table `teachers/selection`)."""
+    columns = ["teacher", *classes, "all", "selected / seed", "frame-mean macro F1 (all test clips)"]
+    rows = []
+    for name, per_seed in results.items():
+        runs = list(per_seed.values())
+        cells = []
+        for c in classes:
+            n = sum(r["selected"][c] for r in runs)
+            hits = sum((r["precision"][c] or 0) * r["selected"][c] for r in runs)
+            cells.append(f"{100 * hits / n:.0f} ({n})" if n else "- (0)")
+        acc = np.mean([r["accuracy"] for r in runs])
+        sel = np.mean([r["selected_total"] for r in runs])
+        f1 = np.mean([r["frame_mean_macro_f1"] for r in runs])
+        rows.append([teacher_label(name, synthetic), *cells, f"{100 * acc:.1f}", f"{sel:.0f}", f"{100 * f1:.1f}"])
+    return {"columns": columns, "rows": rows}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = study_parser(__doc__, out="results/study_teachers.md", flags="run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -110,12 +153,13 @@ def main(argv: list[str] | None = None) -> None:
             pixels = pixel_probabilities(
                 prepared, args.out.with_name(f"{args.out.stem}-fer2013-{prepared.world.world_id}.npz")
             )
-            results.setdefault("fer2013-mini-xception", {})[seed] = score(
+            results.setdefault(PIXEL_MODEL, {})[seed] = score(
                 prepared, lambda clips, pixels=pixels: np.stack([pixels[c.clip_id] for c in clips]), options
             )
         print(json.dumps({name: r[seed]["accuracy"] for name, r in results.items()}), flush=True)
 
-    classes, p = task_classes(base.task.num_classes), base.federation.personalize
+    p = base.federation.personalize
+    table = selection_table(results, task_classes(base.task.num_classes), base.world in SYNTHETIC_PRESETS)
     lines = [
         f"# Pseudo labels per teacher: {base.world}, seeds {', '.join(map(str, args.seeds))}",
         "",
@@ -123,23 +167,16 @@ def main(argv: list[str] | None = None) -> None:
         "Precision of the selected clips per class (selected counts summed over seeds in brackets); "
         "mean over seeds.",
         "",
-        "| teacher | " + " | ".join(classes) + " | all | selected / seed | frame-mean macro F1 |",
-        "|---" * (len(classes) + 4) + "|",
+        *markdown(table["columns"], table["rows"]),
     ]
-    for name, per_seed in results.items():
-        runs = list(per_seed.values())
-        cells = []
-        for c in classes:
-            n = sum(r["selected"][c] for r in runs)
-            hits = sum((r["precision"][c] or 0) * r["selected"][c] for r in runs)
-            cells.append(f"{100 * hits / n:.0f} ({n})" if n else "- (0)")
-        acc = np.mean([r["accuracy"] for r in runs])
-        sel = np.mean([r["selected_total"] for r in runs])
-        f1 = np.mean([r["frame_mean_macro_f1"] for r in runs])
-        lines.append(f"| {name} | {' | '.join(cells)} | {100 * acc:.1f} | {sel:.0f} | {100 * f1:.1f} |")
     text = "\n".join(lines) + "\n"
     atomic_write_text(args.out, text)
     atomic_write_json(args.out.with_suffix(".json"), {n: {str(s): r for s, r in v.items()} for n, v in results.items()})
+    settings = settings_of(
+        base, "world", "world seed", "image size", "P", "threshold", seeds=" ".join(map(str, args.seeds))
+    )
+    published = {"stamp": stamp(**settings), "tables": {"selection": table}}
+    atomic_write_json(args.out.with_name("teachers-published.json"), published)
     print(text)
 
 

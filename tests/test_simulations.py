@@ -110,6 +110,12 @@ def test_study_personalization(world: list[str], tmp_path: Path) -> None:
 def test_study_teachers(world: list[str], tmp_path: Path) -> None:
     run("study_teachers.py", *world, "--seeds", "0", "--frames-epochs", "1", "--out", tmp_path / "t.md", cwd=tmp_path)
     assert "crema-frames (peak)" in json.loads((tmp_path / "t.json").read_text())
+    published = tables_of(json.loads((tmp_path / "teachers-published.json").read_text()))
+    columns, rows, stamp = published["selection"]
+    assert columns == ["teacher", "ANG", "DIS", "FEA", "HAP", "NEU", "SAD", "all", "selected / seed"] + [
+        "frame-mean macro F1 (all test clips)"
+    ]
+    assert "crema-frames, 8 frames nearest the peak" in [row[0] for row in rows] and stamp["world_version"]
 
 
 def test_grid(world: list[str], tmp_path: Path) -> None:
@@ -163,6 +169,14 @@ def test_glimpse_real_clips(world: list[str], tmp_path: Path) -> None:
     assert [row[1] for row in table["rows"]] == ["ANG", "HAP", "NEU"] and len(table["columns"]) == 13
 
 
+def test_republish_runs_a_study_and_copies_its_docs_tables(tmp_path: Path) -> None:
+    plan = run("republish.py", "--dry-run", cwd=tmp_path)
+    assert "study_effect.py --world-seeds 200" in plan and "expected on 2 cores" in plan
+    flags = ["--only", "onset", "--workdir", tmp_path, "--results", tmp_path / "docs-results", "--no-paste"]
+    run("republish.py", *flags, cwd=tmp_path)
+    assert tables_of(json.loads((tmp_path / "docs-results" / "onset.json").read_text()))["onset"][1]
+
+
 def test_study_seeds(federated: list[str], tmp_path: Path) -> None:
     flags = ["--seeds", "0", "--results", tmp_path / "runs", "--out", tmp_path / "seeds.md"]
     run("study_seeds.py", *federated, *flags, cwd=tmp_path)
@@ -174,6 +188,11 @@ def test_study_dp(federated: list[str], tmp_path: Path) -> None:
     flags = ["--noise", "0.3", "--results", tmp_path / "runs", "--out", tmp_path / "dp.md"]
     run("study_dp.py", *federated, *flags, cwd=tmp_path)
     assert set(json.loads((tmp_path / "dp.json").read_text())) == {"no DP", "z = 0.3"}
+    columns, rows, stamp = tables_of(json.loads((tmp_path / "dp-published.json").read_text()))["noise"]
+    assert columns == ["setting", "ε (δ = 10⁻³, 1 round)", "central before", "central after FedAvg"] + [
+        "personalized (round 1)"
+    ]
+    assert [row[0] for row in rows] == ["no DP (weighted FedAvg)", "z = 0.3"] and stamp["world_version"]
     assert no_processes_left(tmp_path)
 
 
@@ -190,6 +209,16 @@ def test_study_poisoning(federated: list[str], tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert len(json.loads((tmp_path / "p.json").read_text())) == 2  # the clean run and the attacked one
+    columns, rows, stamp = tables_of(json.loads((tmp_path / "poisoning-published.json").read_text()))["attacks"]
+    assert columns == ["clients (hostile)", "attack", "aggregation", "central before", "central after FedAvg"] + [
+        "personalized (round 1)",
+        "personalized (round 2)",
+    ]
+    assert [row[:3] for row in rows] == [
+        ["2 (0)", "clean", "FedAvg (clean run)"],
+        ["2 (1)", "scale100", "validated FedAvg"],
+    ]
+    assert stamp["world_version"]
     assert no_processes_left(tmp_path)
 
 
@@ -198,6 +227,20 @@ def test_bench_comm(world: list[str], tmp_path: Path) -> None:
     run("bench_comm.py", *world, *flags, cwd=tmp_path)  # every test actor of the tiny world: 3
     assert "float16/seed0" in json.loads((tmp_path / "comm" / "communication.json").read_text())["codecs"]
     assert (tmp_path / "comm" / "communication.png").stat().st_size > 0
+    published = tables_of(json.loads((tmp_path / "comm" / "published.json").read_text()))
+    assert set(published) == {"codecs", "payloads"}  # no growth part measured; v's payload rows come with codecs
+    columns, rows, stamp = published["codecs"]
+    assert columns == ["codec", "up bytes", "down bytes", "× float32", "s/round"] + [
+        "central before macro / weighted F1",
+        "personalized (r1) macro / weighted F1",
+        "central after macro / weighted F1",
+        "Δ vs float32, same seeds: personalized / central after (macro; weighted)",
+    ]
+    assert rows[0][0] == "float16" and rows[0][3] == rows[0][-1] == "–"  # no float32 run to compare with
+    assert stamp["world_version"] and stamp["settings"]["seeds"] == "0"
+    columns, rows, stamp = published["payloads"]
+    assert columns == ["payload", "codec", "up bytes", "down bytes", "s/round", "clients"]
+    assert rows[0][:2] == ["v", "float16"] and stamp["world_version"]
     assert no_processes_left(tmp_path)
 
 
