@@ -14,7 +14,7 @@ written by `paste_tables`:
 
 (a table's own "stamp" keys override the file's), or what a study writes itself: simulations/study_effect.py's
 effect.json (table `methods`), fedfer/calibration/calibration_report.py's calibration.json (tables
-`label_statistics`, `rendered`, `recheck`, `recheck_label_statistics`) and
+`label_statistics`, `rendered`, `recheck`, `recheck_label_statistics`, `ideal_neutral`) and
 simulations/bench_r2plus1d.py's price.json (tables `parameters`, `models`,
 `bytes_up_per_client_per_round`). Under every table goes its stamp line
 (`fedfer.evaluation.stamp.stamp_line`): commit, date, machine, load, world version and settings. A stamp with
@@ -110,6 +110,19 @@ def calibration_rows(key: str) -> Callable[[dict], tuple[list[str], list[list[An
     return render
 
 
+def ideal_neutral(data: dict) -> tuple[list[str], list[list[Any]]]:
+    """fedfer/calibration/calibration_report.py: what the best possible g() (the stills annotator's own
+    posterior) sees of Neutral on the planned clips, against the paper's threshold."""
+    n = data["ideal_neutral"]
+    rows = [
+        ["Neutral recall (argmax of the frame mean)", f"{100 * n['neutral_recall']:.1f}%"],
+        ["P(NEU) of the Neutral clips: mean / max", f"{n['p_neu_mean']:.2f} / {n['p_neu_max']:.2f}"],
+        ["Neutral clips whose P(NEU) reaches p-threshold 0.5", f"{100 * n['p_neu_at_threshold']:.1f}%"],
+        *([f"recall {c}", f"{100 * r:.0f}%"] for c, r in n["recall"].items()),
+    ]
+    return ["the ideal g() on the planned clips", "value"], rows
+
+
 def price_blocks(data: dict) -> tuple[list[str], list[list[Any]]]:
     """simulations/bench_r2plus1d.py: parameters of each block."""
     return ["block", "parameters"], [[name, f"{n:,}"] for name, n in data["parameters"].items()]
@@ -147,6 +160,7 @@ NATIVE = {  # tables of the files studies write themselves, by the key that mark
     "rendered": calibration_rows("rendered"),
     "recheck": calibration_rows("recheck"),
     "recheck_label_statistics": calibration_rows("recheck_label_statistics"),
+    "ideal_neutral": ideal_neutral,
     "parameters": price_blocks,
     "models": price_models,
     "bytes_up_per_client_per_round": price_bytes,
