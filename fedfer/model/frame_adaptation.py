@@ -63,9 +63,11 @@ def adapt_batchnorm(v: VFERHead, clips: Sequence[np.ndarray], batch_size: int = 
 def subject_baseline(g: IFERHead, clips: Sequence[np.ndarray]) -> IFERHead:
     """A copy of g() whose BatchNorm statistics are those of the subject's frames ((T_i, 1280) clips,
     all frames in one batch: a few thousand per subject); `g` itself is unchanged."""
-    if not clips:
-        raise ValueError("a subject baseline needs at least one clip")
-    frames = torch.from_numpy(np.concatenate([np.asarray(c, dtype=np.float32) for c in clips]))  # (ΣT_i, 1280)
+    arrays = [np.asarray(c, dtype=np.float32) for c in clips]
+    count = sum(len(a) for a in arrays)
+    if count < 2:
+        raise ValueError(f"a subject baseline needs at least 2 frames to estimate statistics from, got {count}")
+    frames = torch.from_numpy(np.concatenate(arrays))  # (ΣT_i, 1280)
     adapted = copy.deepcopy(g)
     reestimate_batchnorm(adapted, [(frames,)])
     return adapted
