@@ -168,9 +168,8 @@ def write(out: Path, real_labels: Path, seeds: Sequence[int], pool) -> dict:
         if recheck["central"]:
             rows = score_rows(STILLS_TARGETS + CENTRAL_TARGETS, [r["scores"] for r in recheck["central"]])
             result["recheck"] = rows
-            rendered = sorted({(r["seed"], r["split"]) for r in recheck["central"]})
-            worlds = sorted({seed for seed, _ in rendered})
-            splits = sorted({split for _, split in rendered})
+            worlds = sorted({r["seed"] for r in recheck["central"]})
+            splits = sorted({r["split"] for r in recheck["central"]})
             md += [f"Rendered evaluation worlds {worlds}, splits {splits} (F1, %):", ""]
             md += markdown_rows(rows, 1, "table, class")
         else:
