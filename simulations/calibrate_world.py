@@ -203,17 +203,19 @@ def rendered_stage(out: Path, options: RunOptions, seeds, splits=(0,)) -> dict:
     for seed in seeds:
         for split in splits:
             path = out / "scored" / f"{world_name('small', seed, values)}-split{split}.json"
-            if not path.is_file():
-                world = render_candidate(values, "small", seed, options.workspace)
-                row = {
-                    "seed": seed,
-                    "split": split,
-                    "scores": flat_scores(central_scores(world, options, split)),
-                    "neutral_confidence": neutral_confidence(world, options, split),
-                }
-                atomic_write_json(path, row)
-                log.info("world seed %d split %d scored", seed, split)
-            rows.append(json.loads(path.read_text()))
+            if path.is_file():
+                rows.append(json.loads(path.read_text()))
+                continue
+            world = render_candidate(values, "small", seed, options.workspace)
+            row = {
+                "seed": seed,
+                "split": split,
+                "scores": flat_scores(central_scores(world, options, split)),
+                "neutral_confidence": neutral_confidence(world, options, split),
+            }
+            atomic_write_json(path, row)
+            log.info("world seed %d split %d scored", seed, split)
+            rows.append(row)
     return {"values": values, "rows": rows}
 
 

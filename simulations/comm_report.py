@@ -12,9 +12,9 @@ from typing import Any
 import numpy as np
 
 from fedfer.config import CODECS, PAYLOADS
-from fedfer.evaluation.stamp import stamp
 from fedfer.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from fedfer.publish.result_tables import markdown
+from fedfer.publish.study_settings import published
 
 MODELS = (
     ("central_before", "central before"),
@@ -62,9 +62,9 @@ def write_report(out: dict, folder: Path) -> None:
     lines += codec_section(rows) + scope_section(scopes) + growth_section(out) + deploy_section(out)
     atomic_write_text(folder / "communication.md", "\n".join(lines) + "\n")
     plot(out, rows, scopes, folder / "communication.png")
-    published = published_tables(out, rows, scopes)
-    if published["tables"]:
-        atomic_write_json(folder / "published.json", published)
+    docs = published_tables(out, rows, scopes)
+    if docs["tables"]:
+        atomic_write_json(folder / "published.json", docs)
 
 
 def codec_table(rows: list[dict]) -> dict:
@@ -167,7 +167,7 @@ def published_tables(out: dict, rows: list[dict], scopes: dict) -> dict:
     if out.get("growth"):
         growth_settings = {**settings, "payload": "v", "codec": "float32"}
         tables["growth"] = {**growth_table(out), "stamp": {"settings": growth_settings}}
-    return {"stamp": stamp(**{**settings, **(runs if codecs else {})}), "tables": tables}
+    return published(tables, {**settings, **(runs if codecs else {})})
 
 
 def deploy_section(out: dict) -> list[str]:

@@ -19,23 +19,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from study_args import study_parser
 
 from fedfer.data.extract import extract_video_features
-from fedfer.data.faces import CropSettings, open_detector, resolve_detector, video_faces
-from fedfer.data.fer2013 import (
-    FACE_MARGIN,
-    FER2013_CLASSES,
-    INPUT_SIZE,
-    gray_inputs,
-    load_fer2013,
-    video_probabilities,
-)
-from fedfer.evaluation.stamp import stamp
+from fedfer.data.fer2013 import FER2013_CLASSES, frame_probabilities, video_probabilities
 from fedfer.io import atomic_write_json
 from fedfer.model.checkpoint import load_head
 from fedfer.model.pseudo import clip_probabilities
+from fedfer.publish.result_tables import markdown
+from fedfer.publish.study_settings import published
 from fedfer.runs.options import options_from_args
 from fedfer.runs.study import run_stages
 
@@ -47,30 +39,26 @@ TENTHS = 10
 
 def onset_rows() -> list[list[str]]:
     """Per clip: its intended class, then P(neutral) (%) and the most frequent class per tenth of its frames."""
-    model = load_fer2013()
     neutral = FER2013_CLASSES.index("NEU")
     rows = []
-    with open_detector(resolve_detector("mediapipe")) as faces, torch.inference_mode():
-        for path in CLIPS:
-            crops = video_faces(path, faces, CropSettings(margin=FACE_MARGIN, image_size=INPUT_SIZE)).crops
-            p = torch.softmax(model(gray_inputs(crops)), dim=-1).numpy()  # (T, 7)
-            cells = []
-            for part in np.array_split(p, TENTHS):
-                top = FER2013_CLASSES[int(np.bincount(part.argmax(1), minlength=len(FER2013_CLASSES)).argmax())]
-                cells.append(f"{100 * part[:, neutral].mean():.0f} {top}")
-            rows.append([path.name, path.stem.split("_")[2], str(len(p)), *cells])
+    for path, p in zip(CLIPS, frame_probabilities(CLIPS), strict=True):  # p: (T, 7)
+        cells = []
+        for part in np.array_split(p, TENTHS):
+            top = FER2013_CLASSES[int(np.bincount(part.argmax(1), minlength=len(FER2013_CLASSES)).argmax())]
+            cells.append(f"{100 * part[:, neutral].mean():.0f} {top}")
+        rows.append([path.name, path.stem.split("_")[2], str(len(p)), *cells])
     return rows
 
 
 def onset(out: Path | None) -> None:
-    columns = ["clip", "intended", "frames", *(f"tenth {i + 1}" for i in range(TENTHS))]
-    rows = onset_rows()
-    print("| " + " | ".join(columns) + " |\n" + "|---" * len(columns) + "|")
-    print("\n".join("| " + " | ".join(r) + " |" for r in rows))
+    table = {
+        "columns": ["clip", "intended", "frames", *(f"tenth {i + 1}" for i in range(TENTHS))],
+        "rows": onset_rows(),
+    }
+    print("\n".join(markdown(table["columns"], table["rows"])))
     if out is not None:
-        the_stamp = stamp(model="fer2013-mini-xception", detector="mediapipe") | {"world_version": None}
-        table = {"columns": columns, "rows": rows}
-        atomic_write_json(out / "onset.json", {"stamp": the_stamp, "tables": {"onset": table}})
+        settings = {"model": "fer2013-mini-xception", "detector": "mediapipe"}
+        atomic_write_json(out / "onset.json", published({"onset": table}, settings, synthetic_world=False))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -21,7 +21,6 @@ from pathlib import Path
 import torch
 from study_args import study_parser
 
-from fedfer.evaluation.stamp import stamp
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.paper.figures import (
     plot_precision_vs_gain,
@@ -32,6 +31,7 @@ from fedfer.paper.figures import (
 )
 from fedfer.paper.published import grid_tables
 from fedfer.paper.tables import TABLES, GridConfig, GridData, run_table_seed, sweep
+from fedfer.publish.study_settings import published, settings_of
 from fedfer.runs.options import RunOptions, options_from_args
 
 SWEEPS: dict[str, list] = {
@@ -81,18 +81,9 @@ def main(argv: list[str] | None = None) -> None:
         f"Wall time of this command: {time.monotonic() - started:.0f} s (cached parts not recomputed).",
     ]
     atomic_write_json(args.out / "grid.json", {"tables": results, "sweeps": sweeps, "settings": settings})
-    the_stamp = stamp(
-        world=options.world,
-        world_seed=options.world_seed,
-        image_size=options.features.image_size,
-        batchnorm=options.vfer.batchnorm,
-        teacher=options.teacher or "affectnet",
-        P=p.max_per_class,
-        threshold=p.p_threshold,
-        seeds=" ".join(map(str, grid.seeds)),
-        rounds=rounds,
-    )
-    atomic_write_json(args.out / "published.json", grid_tables(results, sweeps, TABLES, the_stamp))
+    keys = ("world", "world seed", "image size", "batchnorm", "teacher", "P", "threshold")
+    settings = settings_of(options, *keys, seeds=" ".join(map(str, grid.seeds)), rounds=rounds)
+    atomic_write_json(args.out / "published.json", published(grid_tables(results, sweeps, TABLES), settings))
     atomic_write_text(args.out / "report.md", "\n".join(lines) + "\n")
     print(f"written: {args.out / 'report.md'}")
 

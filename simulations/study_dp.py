@@ -24,11 +24,10 @@ from pathlib import Path
 
 from study_args import study_parser
 
-from fedfer.evaluation.stamp import stamp
 from fedfer.federation.privacy import epsilon, sampled_clients
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.publish.result_tables import markdown
-from fedfer.publish.study_settings import settings_of
+from fedfer.publish.study_settings import published, settings_of
 from fedfer.runconfig import DEFAULT_DP_CLIPPING_NORM, PrivacyConfig
 from fedfer.rundir import RunDir
 from fedfer.runs.options import RunOptions, options_from_args
@@ -136,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(args.out.with_suffix(".json"), summaries)
     keys = ("world", "world seed", "image size", "seed", "P", "threshold")
     settings = settings_of(base, *keys, clients=clients, rounds=rounds, C=clip, **{"δ": args.delta})
-    atomic_write_json(args.out.with_name("dp-published.json"), {"stamp": stamp(**settings), "tables": {"noise": table}})
+    atomic_write_json(args.out.with_name("dp-published.json"), published({"noise": table}, settings))
     print(text)
 
 

@@ -36,11 +36,10 @@ from study_args import study_parser
 
 from fedfer.data.subject import MANIFEST, read_subjects_file
 from fedfer.evaluation.scoring import report_from_confusion
-from fedfer.evaluation.stamp import stamp
 from fedfer.federation.protocol import CM_PERSONAL
 from fedfer.io import atomic_write_json, atomic_write_text
 from fedfer.publish.result_tables import markdown
-from fedfer.publish.study_settings import settings_of
+from fedfer.publish.study_settings import published, settings_of
 from fedfer.runconfig import RobustConfig
 from fedfer.rundir import RunDir
 from fedfer.runs.options import RunOptions, options_from_args
@@ -146,8 +145,9 @@ def write_tables(
     text = "\n".join(markdown(table["columns"], table["rows"])) + "\n"
     atomic_write_text(args.out, text)
     keys = ("world", "world seed", "image size", "batchnorm", "teacher", "P", "threshold", "seed", "rounds")
-    published = {"stamp": stamp(**settings_of(base, *keys)), "tables": {"attacks": table}}
-    atomic_write_json(args.out.with_name("poisoning-published.json"), published)
+    atomic_write_json(
+        args.out.with_name("poisoning-published.json"), published({"attacks": table}, settings_of(base, *keys))
+    )
     return text
 
 

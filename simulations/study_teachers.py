@@ -27,13 +27,12 @@ from study_args import study_parser
 from fedfer.config import SYNTHETIC_PRESETS
 from fedfer.data.datasets import task_classes
 from fedfer.evaluation.metrics import evaluate_predictions
-from fedfer.evaluation.stamp import stamp
 from fedfer.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from fedfer.model.checkpoint import load_head
 from fedfer.model.pseudo import clip_probabilities, select_pseudo_labels
 from fedfer.model.training import train_head
 from fedfer.publish.result_tables import markdown
-from fedfer.publish.study_settings import settings_of
+from fedfer.publish.study_settings import published, settings_of
 from fedfer.runs.options import options_from_args
 from fedfer.runs.study import run_stages
 from fedfer.stages.sets import DEFAULT_FRAME_SAMPLING, FRAME_SAMPLING, FRAMES_PER_CLIP, crema_frame_sets
@@ -175,8 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_of(
         base, "world", "world seed", "image size", "P", "threshold", seeds=" ".join(map(str, args.seeds))
     )
-    published = {"stamp": stamp(**settings), "tables": {"selection": table}}
-    atomic_write_json(args.out.with_name("teachers-published.json"), published)
+    atomic_write_json(args.out.with_name("teachers-published.json"), published({"selection": table}, settings))
     print(text)
 
 

@@ -15,6 +15,7 @@ probability and mostly stays below the pseudo-label threshold instead of being f
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
@@ -174,20 +175,28 @@ def gray_inputs(crops: np.ndarray) -> Tensor:
     return torch.from_numpy((gray / 255.0 - 0.5) * 2.0).unsqueeze(1)
 
 
-def video_probabilities(
-    videos: list[Path], classes: tuple[str, ...], detector: str = "mediapipe", model: MiniXception | None = None
-) -> np.ndarray:
-    """The method's rule with this model as g(): per video, the mean over its frames of the task probabilities.
+def frame_probabilities(
+    videos: list[Path], detector: str = "mediapipe", model: MiniXception | None = None
+) -> Iterator[np.ndarray]:
+    """Per video, this model's (T, 7) FER-2013 probabilities of each frame's face, in FER2013_CLASSES order.
 
-    videos: N paths → (N, K). Faces are found by the same detector as f()'s (BlazeFace), cropped
-    square with `FACE_MARGIN`; a video without any face raises NoFaceError naming it.
+    Faces are found by the same detector as f()'s (BlazeFace), cropped square with `FACE_MARGIN`; a
+    video without any face raises NoFaceError naming it.
     """
     model = model or load_fer2013()
     settings = CropSettings(margin=FACE_MARGIN, image_size=INPUT_SIZE)
-    out = np.zeros((len(videos), len(classes)), dtype=np.float32)
     with open_detector(resolve_detector(detector)) as faces, torch.inference_mode():
-        for i, path in enumerate(videos):
+        for path in videos:
             crops = video_faces(Path(path), faces, settings).crops
-            probabilities = torch.softmax(model(gray_inputs(crops)), dim=-1).numpy()  # (T, 7)
-            out[i] = task_probabilities(probabilities, classes).mean(axis=0)
+            yield torch.softmax(model(gray_inputs(crops)), dim=-1).numpy()
+
+
+def video_probabilities(
+    videos: list[Path], classes: tuple[str, ...], detector: str = "mediapipe", model: MiniXception | None = None
+) -> np.ndarray:
+    """The method's rule with this model as g(): per video, the mean over its frames of the task probabilities
+    (N paths → (N, K))."""
+    out = np.zeros((len(videos), len(classes)), dtype=np.float32)
+    for i, probabilities in enumerate(frame_probabilities(videos, detector, model)):
+        out[i] = task_probabilities(probabilities, classes).mean(axis=0)
     return out

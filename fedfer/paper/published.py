@@ -1,5 +1,6 @@
 """The grid's tables as the docs publish them: `simulations/grid.py` writes them with their stamp into
-OUT/published.json, in the generic form of `fedfer.publish.result_tables`, so the docs' grid tables
+OUT/published.json, in the generic form of `fedfer.publish.result_tables` (stamped by
+`fedfer.publish.study_settings.published`), so the docs' grid tables
 are the study's own output (copy the file to docs/results/grid.json), never transcribed.
 
 - `summary`: macro F1 of every model per table, mean ± 95% t-interval over seeds, beside the paper's;
@@ -83,10 +84,10 @@ def sweeps_table(sweeps: Mapping[str, list[dict]]) -> dict:
 
 
 def grid_tables(
-    results: Mapping[str, list[dict]], sweeps: Mapping[str, list[dict]], specs: Mapping[str, TableSpec], stamp: dict
-) -> dict:
-    """The published form of a grid run: {"stamp", "tables": {summary, paired[, sweeps]}}."""
+    results: Mapping[str, list[dict]], sweeps: Mapping[str, list[dict]], specs: Mapping[str, TableSpec]
+) -> dict[str, dict]:
+    """The docs' tables of a grid run: summary, paired and (when swept) sweeps."""
     tables = {"summary": summary_table(results, specs), "paired": paired_table(results)}
     if sweeps:
         tables["sweeps"] = sweeps_table(sweeps)
-    return {"stamp": stamp, "tables": tables}
+    return tables

@@ -28,15 +28,21 @@ class Teacher:
     checkpoint: Path | None = None  # the g() the clients load; None for the pixel teacher
 
 
+def default_teacher(has_stills: bool) -> Teacher:
+    """The teacher of a run without --teacher: g() on the world's AffectNet-layout stills where it has
+    them, else on its training actors' video frames."""
+    if has_stills:
+        return Teacher("affectnet", "default: g() trained on the world's AffectNet-layout stills")
+    return Teacher("crema-frames", "no --affectnet: g() trained on the training actors' video frames")
+
+
 def choose_teacher(teacher: str | None, world: World) -> Teacher:
     """The teacher a run asked for (`--teacher`), or the default for its world; the g() is filled in later.
 
     Raises FileNotFoundError when the choice cannot work (affectnet without stills, a missing path).
     """
     if teacher is None:
-        if world.affectnet is not None:
-            return Teacher("affectnet", "default: g() trained on the world's AffectNet-layout stills")
-        return Teacher("crema-frames", "no --affectnet: g() trained on the training actors' video frames")
+        return default_teacher(world.affectnet is not None)
     if teacher == "affectnet":
         require_stills(world)
     if teacher in TEACHERS:
