@@ -6,10 +6,13 @@ here. Every reply passes `fedfer.federation.audit.audit_mod` (nothing beyond the
 with differential privacy on, Flower's clipping (`fedfer.federation.privacy.dp_clipping_mod`).
 """
 
+from pathlib import Path
+
 from flwr.app import Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from fedfer.data.subject import read_subjects_file
+from fedfer.federation.adapt_f import adapt_round
 from fedfer.federation.audit import audit_mod
 from fedfer.federation.client import SubjectClient, threads_for_client
 from fedfer.federation.codec import decode_record, encode_record, layout_from_config
@@ -33,21 +36,26 @@ from fedfer.federation.protocol import (
     TRAIN_LOSS,
 )
 from fedfer.model.checkpoint import load_head
-from fedfer.runconfig import FederationConfig
+from fedfer.runconfig import ADAPT_F_PHASE, FederationConfig
 from fedfer.synth.crowd import CrowdModel, subjects_of_node
 
 app = ClientApp()
 
 
+def subject_dir(context: Context, config: FederationConfig) -> tuple[str, int]:
+    """(the subject's directory, its partition): `data-dir` in the node config (deployment), else its partition's."""
+    partition = int(context.node_config.get(PARTITION_ID, 0))
+    return str(context.node_config.get(NODE_DATA_DIR) or read_subjects_file(config.subjects_file)[partition]), partition
+
+
 def subject_client(context: Context) -> tuple[SubjectClient, FederationConfig, int]:
-    """The subject this node serves: `data-dir` in its node config (deployment), else its partition (simulation)."""
+    """The subject this node serves, ready to personalize."""
     threads_for_client()
     config = FederationConfig.from_run_config(context.run_config)
-    partition = int(context.node_config.get(PARTITION_ID, 0))
-    data_dir = context.node_config.get(NODE_DATA_DIR) or read_subjects_file(config.subjects_file)[partition]
+    data_dir, partition = subject_dir(context, config)
     ifer = context.node_config.get(NODE_IFER_CHECKPOINT) or config.ifer_checkpoint
     client = client_type(config.faults, partition)(
-        str(data_dir),
+        data_dir,
         str(ifer),
         config.personalize,
         context.run_id,
@@ -85,6 +93,19 @@ def train_crowd(msg: Message, context: Context, config: FederationConfig) -> Mes
     )
 
 
+def train_adapt_f(msg: Message, context: Context, config: FederationConfig) -> Message:
+    """Phase adapt-f: the subject trains f()'s last blocks on its own face crops; they and a count go back."""
+    threads_for_client()
+    data_dir, partition = subject_dir(context, config)
+    server_round = int(msg.content[CONFIG][SERVER_ROUND])
+    layout = layout_from_config(msg.content[CONFIG])
+    seed = config.personalize.seed + partition + server_round * config.num_clients
+    state, crops, loss = adapt_round(Path(data_dir), decode_record(msg.content[ARRAYS], layout), config.adapt, seed)
+    metrics = {NUM_EXAMPLES: crops, PARTITION_ID: partition, TRAIN_LOSS: loss}
+    arrays = encode_record(state, config.codec_up, packed=layout is not None)
+    return Message(RecordDict({ARRAYS: arrays, METRICS: MetricRecord(metrics)}), reply_to=msg)
+
+
 def label_metrics(client: SubjectClient, global_state: dict) -> dict:
     """The subject's label-derived counts (studies with `client-eval` on): its personalized v() and its
     pseudo labels scored on its labelled clips, flattened K×K."""
@@ -103,6 +124,8 @@ def train(msg: Message, context: Context) -> Message:
     config = FederationConfig.from_run_config(context.run_config)
     if config.crowd.enabled:
         return train_crowd(msg, context, config)
+    if config.phase == ADAPT_F_PHASE:
+        return train_adapt_f(msg, context, config)
     client, config, partition = subject_client(context)
     server_round = int(msg.content[CONFIG][SERVER_ROUND])
     layout = layout_from_config(msg.content[CONFIG])  # None: one array per tensor

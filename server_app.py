@@ -7,20 +7,46 @@ the central v() is checkpointed and scored after every round, and the run's repo
 the last round ends, so `flwr run .` alone yields the same results folder as `fedfer run`.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 from flwr.app import ArrayRecord, ConfigRecord, Context
 from flwr.serverapp import Grid, ServerApp
 
+from fedfer.federation.adapt_f import AdaptRounds
 from fedfer.federation.aggregation import make_strategy
 from fedfer.federation.privacy import sampled_clients, with_privacy
 from fedfer.federation.resume import earlier_rounds
-from fedfer.federation.server import CentralRounds
+from fedfer.federation.server import CentralRounds, feature_weights
 from fedfer.flower.progress import ProgressGrid
-from fedfer.runconfig import FederationConfig
+from fedfer.runconfig import ADAPT_F_PHASE, FederationConfig
 from fedfer.rundir import RunDir
 
 app = ServerApp()
+
+
+def adapt_f(grid: Grid, config: FederationConfig, run: RunDir) -> None:
+    """The rounds adapting f()'s last blocks (phase adapt-f): FedAvg weighted by face crops, every reply
+    checked (no norm bound: BatchNorm statistics travel with the blocks), the adapted f() written after each."""
+    rounds = AdaptRounds.load(feature_weights(run), config.adapt, run)
+    strategy = make_strategy(
+        replace(config.robust, max_update_norm=0.0),
+        config.num_clients,
+        log_path=run.adapt_rounds,
+        v_keys=list(rounds.initial_state),
+        pack=config.pack_arrays,
+        fraction_train=config.fraction_train,
+        fraction_evaluate=0.0,
+        min_available_nodes=config.num_clients,
+    )
+    strategy.start(
+        grid=ProgressGrid(grid),
+        initial_arrays=ArrayRecord(rounds.initial_state),
+        num_rounds=config.adapt.rounds,
+        train_config=ConfigRecord({}),
+        evaluate_fn=lambda server_round, arrays: rounds.after_round(server_round, arrays.to_torch_state_dict()),
+        timeout=config.robust.round_timeout,
+    )
 
 
 @app.main()
@@ -28,6 +54,9 @@ def main(grid: Grid, context: Context) -> None:
     config = FederationConfig.from_run_config(context.run_config)
     config.check_prepared()
     run = RunDir(config.run_dir)
+    if config.phase == ADAPT_F_PHASE:
+        adapt_f(grid, config, run)
+        return
     central = CentralRounds.load(config, run)
     offset = config.resume_round  # a resumed run starts from the central v() of its last completed round
     strategy = make_strategy(

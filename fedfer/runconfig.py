@@ -6,12 +6,8 @@ read from Flower's run config, what `fedfer prepare` writes into a run folder's 
 what the `fedfer run` / `prepare` / `deploy` flags build (`fedfer.runs.options`); pyproject.toml
 repeats the defaults for a bare `flwr run .`, and tests/test_config.py keeps the two equal.
 
-Two defaults are deliberate:
-- `client-eval` is on: every fedfer run is a study of labelled subjects whose report needs the
-  clients' label-derived counts (a subject without labels has no clip to count); `--no-client-eval`
-  keeps even the counts home and asks the clients for no evaluation at all.
-- `subjects-per-node` is 50: a crowd node serves 50 subjects and replies once, so the runtime's
-  per-message cost is paid per group (`fedfer.federation.group`; simulations/bench_scale.py).
+Deliberate defaults: `client-eval` on (a fedfer run is a study of labelled subjects; `--no-client-eval`
+keeps even the counts home), `subjects-per-node` 50 (the runtime's per-message cost is paid per group).
 """
 
 from __future__ import annotations
@@ -41,14 +37,17 @@ from fedfer.settings import Accepts, above, at_least, check_values, key_of, one_
 ROBUST = "faults, update checks and robust aggregation"  # flag groups of `fedfer run --help`
 CROWD = "scale: a crowd of feature-level synthetic subjects"
 BEYOND = "pseudo-labelling beyond the paper (fedfer.model.personalize)"
+ADAPT = "seed 003: federated contrastive adaptation of f() (fedfer.model.contrastive)"
+ADAPT_F_PHASE = "adapt-f"
+PHASES = ("personalize", ADAPT_F_PHASE)  # which federation one `flwr run` of the apps is
 
 
 def _choice(choices: tuple[str, ...]) -> dict[str, Any]:
     return {"accepts": one_of(choices), "flag": True, "group": BEYOND}
 
 
-def _count(low: int) -> dict[str, Any]:
-    return {"accepts": at_least(low), "flag": True, "group": BEYOND}
+def _count(low: int, group: str = BEYOND) -> dict[str, Any]:
+    return {"accepts": at_least(low), "flag": True, "group": group}
 
 
 DEFAULT_DP_CLIPPING_NORM = 1.0  # above the median L2 norm (0.82) of a client's v() update on clean `small` runs
@@ -138,12 +137,7 @@ class CrowdConfig:
     )
     seed: int = setting(0, "crowd-seed", "seed of the crowd's subjects", flag=True, group=CROWD)
     subjects_per_node: int = setting(
-        50,
-        "subjects-per-node",
-        "crowd subjects each simulated node serves, replying with their weighted partial average",
-        accepts=at_least(1),
-        flag=True,
-        group=CROWD,
+        50, "subjects-per-node", "crowd subjects a node serves, replying with their partial average", **_count(1, CROWD)
     )
 
     @property
@@ -155,11 +149,10 @@ class CrowdConfig:
 class RobustConfig:
     """What the server accepts and how it combines it: faults and hostile updates must not reach v().
 
-    Every reply is checked before aggregation (v()'s exact keys, shapes and dtypes, finite values,
-    and the L2 norm of its change from the global v()); a refused reply is recorded with its reason
-    and left out. The norm bound's default is about 4× the largest change measured on clean runs of
-    the small world (1.28, the largest `update_norm` the server logged in their rounds.json).
-    """
+    Every reply is checked before aggregation (v()'s exact keys, shapes and dtypes, finite values, and the L2 norm
+    of its change from the global v()); a refused reply is recorded with its reason and left out. The norm bound's
+    default is about 4× the largest change measured on clean runs of the small world (1.28, the largest
+    `update_norm` the server logged in their rounds.json)."""
 
     aggregation: str = setting(
         "fedavg",
@@ -187,12 +180,7 @@ class RobustConfig:
         group=ROBUST,
     )
     min_replies: int = setting(
-        1,
-        "min-replies",
-        "stop the run when a round has fewer accepted replies",
-        accepts=at_least(1),
-        flag=True,
-        group=ROBUST,
+        1, "min-replies", "stop the run when a round has fewer accepted replies", **_count(1, ROBUST)
     )
     round_timeout: float = setting(
         3600.0,
@@ -251,6 +239,17 @@ class PrivacyConfig:
     @property
     def enabled(self) -> bool:
         return self.clipping_norm > 0
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    """Rounds of federated SimCLR on f()'s last blocks before the paper's federation runs on the adapted f()
+    (`fedfer.federation.adapt_f`); only the adapted blocks and the projection head travel. 0 rounds: frozen f()."""
+
+    rounds: int = setting(0, "adapt-f-rounds", "FedAvg rounds adapting f() first; 0: f() frozen", **_count(0, ADAPT))
+    blocks: int = setting(2, "adapt-f-blocks", "last MobileNetV2 blocks of f() trained (of 19)", **_count(1, ADAPT))
+    epochs: int = setting(1, "adapt-f-epochs", "local contrastive epochs per adaptation round", **_count(1, ADAPT))
+    frames_per_clip: int = setting(4, "adapt-f-frames", "face crops per clip, evenly spaced", **_count(1, ADAPT))
 
 
 @dataclass(frozen=True)
@@ -357,6 +356,8 @@ class FederationConfig:
     )
     privacy: PrivacyConfig = PrivacyConfig()
     audit_dir: str = setting("", "audit-dir", "when set, every client writes a description of each reply it sends here")
+    adapt: AdaptConfig = AdaptConfig()
+    phase: str = setting("personalize", "phase", "the federation this run of the apps is", accepts=one_of(PHASES))
 
     def __post_init__(self) -> None:
         check_values(self, self.to_run_config())

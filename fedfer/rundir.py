@@ -10,6 +10,8 @@ Standard library only: the apps and the report import it without pulling in any 
     run_config.toml          the run-config overrides handed to `flwr run`
     crowd_model.npz          a crowd run's model of subjects (scale studies)
     server/rounds.json       bytes, seconds and client replies per round (the strategy's log)
+    server/adapt_rounds.json  the rounds adapting f() first (adapt-f-rounds), logged as rounds.json's
+    server/adapted_f.pt      f() with its adapted blocks: a weights file (--weights) the run's features come from
     server/central_round_<r>.json, server/v_round_<r>.pt   the central v() after round r (0 = before)
     logs/                    Flower's log and every process' log
     flwr-home/               the run's own FLWR_HOME (connections, app cache, SuperLink state)
@@ -63,6 +65,15 @@ class RunDir:
     @property
     def rounds(self) -> Path:
         return self.server / "rounds.json"
+
+    @property
+    def adapt_rounds(self) -> Path:
+        return self.server / "adapt_rounds.json"
+
+    @property
+    def adapted_f(self) -> Path:
+        """f() after the federated contrastive rounds: a weights record every `--weights` takes."""
+        return self.server / "adapted_f.pt"
 
     def central_eval(self, server_round: int) -> Path:
         return self.server / f"central_round_{server_round}.json"

@@ -2,13 +2,14 @@
 
 Trains the network centrally on a synthetic world's face clips, on the same actor splits (the split
 files `fedfer train` saved in the workspace) and labels as the central v(), and scores both on the
-test actors (macro F1 and accuracy, mean ± 95% CI over seeds). The f()+v() numbers are read from the
-`central_eval.json` that `fedfer train --seed N` wrote, after each seed's training (so `fedfer
-train` may still be running for the later seeds when this starts). Its price (parameters, MACs,
-latency, memory, bytes per round) is simulations/bench_r2plus1d.py.
+test actors (macro F1 and accuracy, mean ± 95% CI over seeds). The f()+v() numbers are those of
+`fedfer train --seed N` with its default settings (its cached heads, trained here where missing). Its
+price (parameters, MACs, latency, memory, bytes per round) is simulations/bench_r2plus1d.py.
 
-    python simulations/study_r2plus1d.py --workspace data --seeds 0 1 2 --frames 16 --size 32 \\
-        --epochs 1 --batch-size 8 --out results/r2plus1d/accuracy.json
+    python simulations/study_r2plus1d.py --workspace data --world-seed 200 --seeds 0 1 2 --frames 16 \\
+        --size 32 --epochs 3 --batch-size 8 --threads 1 --out results/r2plus1d/accuracy.json
+
+Beside `--out`, accuracy-published.json holds the table stamped for the docs (docs/results/r2plus1d-accuracy.json).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from fedfer.evaluation.stats import mean_ci
 from fedfer.io import atomic_write_json
 from fedfer.model.r2plus1d import R2Plus1DFER, SparseCentreLoss, load_kinetics_encoder
 from fedfer.model.train_clips import ClipTrainConfig, fit_clips, predict_logits
+from fedfer.publish.result_tables import markdown
+from fedfer.publish.study_settings import published
 from fedfer.stages.workspace import actor_split, load_clips, prepare_world
 
 NUM_CLASSES = 6
@@ -38,16 +41,19 @@ PAPER = ClipSampling()  # 16 frames of 112 x 112
 # ------------------------------------------------------------------------------ accuracy
 
 
-def fv_report(workspace: Path, world_id: str, seed: int) -> dict:
-    """The central v()'s test-actor scores that `fedfer train --seed` wrote for this world."""
-    pattern = f"*/vfer-K{NUM_CLASSES}-av-s{seed}-*-eval/central_eval.json"
-    found = sorted((workspace / "models" / world_id).glob(pattern))
-    if len(found) != 1:
-        raise FileNotFoundError(
-            f"expected one {pattern} under {workspace / 'models' / world_id}, found {[str(p) for p in found]}: "
-            f"run `fedfer train --world <preset> --workspace {workspace} --seed {seed}` first (default settings)"
-        )
-    return json.loads(found[0].read_text(encoding="utf-8"))["vfer"]
+def fv_report(args: argparse.Namespace, seed: int) -> dict:
+    """The central f()+v()'s test-actor scores for this world and seed, with `fedfer train`'s default
+    settings: its cached heads (trained now where missing) scored as `fedfer train` scores them."""
+    from fedfer.runs.options import RunOptions
+    from fedfer.runs.study import run_stages
+    from fedfer.stages.central_eval import evaluate_prepared
+
+    options = RunOptions(
+        world=args.world, world_seed=args.world_seed, workspace=args.workspace, task=Task(NUM_CLASSES, seed=seed)
+    )
+    prepared = run_stages(options)
+    report = evaluate_prepared(prepared, prepared.vfer.with_name(f"{prepared.vfer.stem}-eval"))["vfer"]
+    return {"macro_f1": report.macro_f1, "accuracy": report.accuracy, "uar": report.uar}
 
 
 def labelled(clips: list[Clip], actors: list[str], cubes: dict[str, Path], size: int) -> FaceClips:
@@ -94,8 +100,7 @@ def accuracy(args: argparse.Namespace) -> dict:
             "clips": {"train": len(train), "dev": len(dev), "test": len(test)},
             "r2plus1d": {"macro_f1": report.macro_f1, "accuracy": report.accuracy, "uar": report.uar},
             "r2plus1d_confusion": report.confusion,
-            # read now, not at the start: `fedfer train` for the later seeds may still be running beside this
-            "fv": {m: fv_report(args.workspace, world.world_id, seed)[m] for m in ("macro_f1", "accuracy", "uar")},
+            "fv": fv_report(args, seed),
             "train_seconds": train_seconds,
             "history": asdict(history),
         }
@@ -105,22 +110,47 @@ def accuracy(args: argparse.Namespace) -> dict:
     return {**result, "load_average_end": os.getloadavg()}
 
 
-def accuracy_markdown(result: dict) -> str:
+MODELS = (("fv", "f()+v() (fedfer, central)"), ("r2plus1d", "R(2+1)D + attention (seed 004)"))
+
+
+def accuracy_table(result: dict) -> dict:
+    """The docs table `r2plus1d-accuracy`: each model's test-actor scores, mean ± 95% CI over seeds, and the
+    seconds each seed's training took (f()+v(): read from `fedfer train`'s record, where it kept one)."""
     seeds = result["seeds"]
-    lines = [
-        "| model | macro F1 | accuracy (WAR) | UAR | per seed (macro F1) |",
-        "|---|---|---|---|---|",
-    ]
-    for key, name in (("fv", "f()+v() (fedfer, central)"), ("r2plus1d", "R(2+1)D + attention (seed 004)")):
+    columns = ["model, trained centrally", "macro F1", "accuracy (WAR)", "UAR", "per seed (macro F1)"]
+    rows = []
+    for key, name in MODELS:
         cells = [mean_ci([s[key][m] for s in seeds]).format() for m in ("macro_f1", "accuracy", "uar")]
-        per_seed = ", ".join(f"{100 * s[key]['macro_f1']:.1f}" for s in seeds)
-        lines.append(f"| {name} | {' | '.join(cells)} | {per_seed} |")
-    minutes = [s["train_seconds"] / 60 for s in seeds]
-    lines.append(
-        f"\nR(2+1)D training: {', '.join(f'{m:.0f}' for m in minutes)} min per seed on {result['threads']} threads; "
-        f"face crops {result['face_crops_seconds'] / 60:.1f} min (once)."
-    )
+        rows.append([name, *cells, ", ".join(f"{100 * s[key]['macro_f1']:.1f}" for s in seeds)])
+    return {"columns": columns, "rows": rows}
+
+
+def accuracy_markdown(result: dict) -> str:
+    table = accuracy_table(result)
+    minutes = [s["train_seconds"] / 60 for s in result["seeds"]]
+    lines = [
+        *markdown(table["columns"], table["rows"]),
+        "",
+        f"R(2+1)D training: {', '.join(f'{m:.0f}' for m in minutes)} min per seed on {result['threads']} threads; "
+        f"face crops {result['face_crops_seconds'] / 60:.1f} min (once).",
+    ]
     return "\n".join(lines) + "\n"
+
+
+def published_accuracy(result: dict) -> dict:
+    """The table stamped for docs/results/r2plus1d-accuracy.json, with what the training took."""
+    config, sampling = result["config"], result["sampling"]
+    minutes = [round(s["train_seconds"] / 60, 1) for s in result["seeds"]]
+    settings = {
+        "world": result["world"],
+        "seeds": [s["seed"] for s in result["seeds"]],
+        "clip": f"{sampling['frames']} frames of {sampling['size']}² px",
+        "R(2+1)D": f"{config['epochs']} epochs, batch {config['batch_size']}, "
+        f"{'Kinetics-400 weights' if result['kinetics'] else 'from scratch'}",
+        "training minutes per seed": minutes,
+        "threads": result["threads"],
+    }
+    return published({"accuracy": accuracy_table(result)}, settings)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -139,11 +169,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--kinetics", type=Path, help="torchvision's Kinetics-400 R(2+1)D-18 file (default: from scratch)"
     )
+    parser.add_argument("--tables-from", type=Path, help="no training: the tables of this saved result (.json)")
     args = parser.parse_args(argv)
-    result = accuracy(args)
+    result = json.loads(args.tables_from.read_text()) if args.tables_from else accuracy(args)
     atomic_write_json(args.out, result)
+    atomic_write_json(args.out.with_name("accuracy-published.json"), published_accuracy(result))
     print(accuracy_markdown(result))
-    print(json.dumps({"written": str(args.out)}))
+    print(json.dumps({"written": [str(args.out), str(args.out.with_name("accuracy-published.json"))]}))
 
 
 if __name__ == "__main__":

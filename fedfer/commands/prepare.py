@@ -22,6 +22,12 @@ def run(args: argparse.Namespace) -> int:
     from fedfer.runs.study import flwr_run_line, prepare_run
 
     options = options_from_args(args)
+    if options.federation.adapt.rounds:
+        raise ValueError(
+            f"fedfer prepare writes one federation, and --adapt-f-rounds {options.federation.adapt.rounds} needs two "
+            "with a re-extraction of the features between them: use `fedfer run` or `fedfer deploy` to adapt f(), "
+            "or prepare with `--weights` naming an adapted f() (a run's server/adapted_f.pt)"
+        )
     prepared = prepare_run(options)
     env = " ".join(f"{key}={value}" for key, value in QUIET_FLOWER_ENV.items())
     print(f"prepared {prepared.run.root}: {len(prepared.subjects)} subjects, run config {prepared.run.run_config}")

@@ -89,6 +89,26 @@ def extract_face_cubes(
     return {clip_id: folder / f"{clip_id}.npz" for clip_id in paths if (folder / f"{clip_id}.npz").is_file()}
 
 
+def face_frames(
+    videos: Sequence[Path], crop: CropSettings, per_clip: int, detector: str = "mediapipe", min_confidence: float = 0.5
+) -> np.ndarray:
+    """`per_clip` evenly spaced face crops of each video, in this process: (N, S, S, 3) uint8 RGB.
+
+    What a subject's device trains f()'s last blocks on (`fedfer.model.contrastive`): the same detector,
+    tracking and crop as its features, a few frames per clip (neighbouring frames add little). A video
+    that cannot be decoded or shows no face is logged and left out."""
+    pool = DetectorPool(resolve_detector(detector, min_confidence), workers=0)
+    kept = []
+    for path, result in zip(videos, pool.map(try_video_faces, ((Path(v), crop) for v in videos))):
+        if isinstance(result, str):
+            log.warning("skipped %s: %s", path, result)
+            continue
+        kept.append(result.crops[frame_indices(len(result.crops), per_clip)])
+    if not kept:
+        raise ValueError(f"no face in any of the {len(videos)} videos (first: {videos[0] if videos else None})")
+    return np.concatenate(kept)
+
+
 @dataclass
 class FaceClips:
     """Labelled clips in memory: per-clip face crops and class indices."""

@@ -93,6 +93,22 @@ def write_subject(
     return path
 
 
+def read_manifest(directory: Path) -> dict:
+    """A subject's manifest (`subject.json`) as written by `write_subject`, features not loaded.
+
+    Raises FileNotFoundError / ValueError naming the manifest and the remedy."""
+    path = Path(directory) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no {MANIFEST} in {directory}: prepare the subject with `fedfer run` / `fedfer deploy`, or point "
+            "data-dir at a subject directory"
+        )
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not a readable subject manifest ({err}): prepare the run again") from err
+
+
 def load_subject(directory: Path) -> SubjectData:
     """Read a subject's manifest and its cached features.
 
@@ -101,15 +117,7 @@ def load_subject(directory: Path) -> SubjectData:
     from fedfer.data.store import FeatureStore
 
     path = Path(directory) / MANIFEST
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"no {MANIFEST} in {directory}: prepare the subject with `fedfer run` / `fedfer deploy`, or point "
-            "data-dir at a subject directory"
-        )
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not a readable subject manifest ({err}): prepare the run again") from err
+    manifest = read_manifest(directory)
     feature_dir = Path(manifest["feature_dir"])
     if not feature_dir.is_absolute():
         feature_dir = path.parent / feature_dir

@@ -39,6 +39,7 @@ MAKERS = {
     "effect": "`python simulations/study_effect.py --out results/effect`, then copy results/effect/effect.json",
     "calibration": "`python simulations/calibrate_world.py`, then copy results/calibration/calibration.json",
     "r2plus1d": "`python simulations/bench_r2plus1d.py`, then copy results/r2plus1d/price.json",
+    "r2plus1d-accuracy": "`python simulations/study_r2plus1d.py`, then copy results/r2plus1d/accuracy-published.json",
     "grid": "`python simulations/grid.py`, then copy results/grid/published.json",
     "dp": "`python simulations/study_dp.py`, then copy results/dp-published.json",
     "poisoning": "`python simulations/study_poisoning.py`, then copy results/poisoning-published.json",

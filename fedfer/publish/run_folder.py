@@ -28,6 +28,9 @@ SUMMARY_KEYS = {
     "rounds": "per round, as in the table below",
     "subjects_without_pseudo_labels": "subjects none of whose videos reached `p-threshold` in round 1",
     "paper": "the paper's figures the report prints beside the run's",
+    "adapt_f": "with `adapt-f-rounds`: per round of f()'s adaptation, the rounds' fields with `face_crops` per "
+    "subject (FedAvg's weights) and `loss_mean` (the clients' mean NT-Xent loss) instead of `selected_videos`",
+    "adapt_f_seconds": "with `adapt-f-rounds`: the adaptation's federation alone",
     "personalized": "scores of the round-1 personalized models, pooled (the paper's Table 2)",
     "personalized_round_<r>": "scores of the models personalized in round r > 1, from the FedAvg model",
     "central_before": "scores of the central v() before federation (server's evaluation, `central-eval`)",
@@ -99,7 +102,9 @@ def summary_keys() -> list[str]:
         if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name) and n.target.id == "summary"
     )
     keys = dict_keys(initial) + stored_keys(collect, "summary") + stored_keys(collect, "reports")
-    keys += dict_keys(function(source_tree("fedfer.runs.study"), "run_study"))
+    keys += [
+        k for name in ("adapt_f", "run_study") for k in dict_keys(function(source_tree("fedfer.runs.study"), name))
+    ]
     for module, name in (("fedfer.runs.simulate", "simulate_prepared"), ("fedfer.runs.deployment", "deploy_prepared")):
         returns = [n.value for n in ast.walk(function(source_tree(module), name)) if isinstance(n, ast.Return)]
         keys += [k for r in returns if r is not None for k in dict_keys(r)]

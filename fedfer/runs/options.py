@@ -26,7 +26,7 @@ from fedfer.config import (
     TrainConfig,
 )
 from fedfer.data.datasets import Task
-from fedfer.runconfig import BEYOND, CROWD, DEFAULT_DP_CLIPPING_NORM, ROBUST, FederationConfig
+from fedfer.runconfig import ADAPT, BEYOND, CROWD, DEFAULT_DP_CLIPPING_NORM, ROBUST, FederationConfig
 from fedfer.settings import add_setting_flags, given_values
 
 
@@ -188,7 +188,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", help="run name (default: <world>-K<classes>-seed<seed>)")
     parser.add_argument("--verbose", action="store_true", help="show Flower's full log")
-    add_setting_flags(parser, FederationConfig, ("", BEYOND, ROBUST))
+    add_setting_flags(parser, FederationConfig, ("", BEYOND, ADAPT, ROBUST))
     parser.add_argument("--codec", choices=CODECS, help="codec of both directions (sets --codec-up and --codec-down)")
     parser.add_argument(
         "--resume",

@@ -24,7 +24,7 @@ import numpy as np
 from fedfer.data.subject import MANIFEST, read_subjects_file
 from fedfer.evaluation.metrics import ClassificationReport
 from fedfer.evaluation.scoring import report_from_confusion
-from fedfer.federation.protocol import CM_PERSONAL, CM_PSEUDO, NUM_EXAMPLES, PARTITION_ID
+from fedfer.federation.protocol import CM_PERSONAL, CM_PSEUDO, NUM_EXAMPLES, PARTITION_ID, TRAIN_LOSS
 from fedfer.rundir import RunDir
 
 # Salman & Busso (ICMI 2022), CREMA-D 6-class within corpus, percent (Tables 2 and 6). "micro" is
@@ -137,8 +137,20 @@ def collect(run_dir: Path, subjects_file: Path | None = None) -> tuple[dict, dic
     summary["subjects_without_pseudo_labels"] = sorted(
         name for e in entries if e["round"] == 1 for name, n in e["selected_videos"].items() if n == 0
     )
+    if run.adapt_rounds.is_file():
+        summary["adapt_f"] = [adapt_entry(r, subjects) for r in _read(run.adapt_rounds)]
     summary["paper"] = PAPER
     return summary, reports
+
+
+def adapt_entry(r: dict, subjects: list[str]) -> dict:
+    """A round of f()'s adaptation: seconds, bytes per client, face crops trained on and the mean NT-Xent loss."""
+    entry = round_entry(r, subjects)
+    trained = [c["train"] for c in r["clients"].values() if "train" in c]
+    crops = entry.pop("selected_videos")
+    entry["face_crops"] = crops
+    entry["loss_mean"] = float(np.mean([t[TRAIN_LOSS] for t in trained])) if trained else None
+    return entry
 
 
 def pseudo_label_quality(matrix: Any, classes: tuple[str, ...]) -> dict:

@@ -96,6 +96,7 @@ def markdown(summary: dict, reports: dict[str, ClassificationReport], extra: dic
     ]
     lines += paper_table_lines(summary, reports) + subject_lines(summary) + pseudo_label_lines(summary)
     lines += communication_lines(summary["rounds"]) + failure_lines(summary["rounds"])
+    lines += adapt_lines(summary.get("adapt_f", []), extra)
     return "\n".join(lines) + "\n"
 
 
@@ -184,6 +185,29 @@ def communication_lines(rounds: list[dict]) -> list[str]:
         "",
         "Bytes are the sizes of the serialized Flower messages (v() only: 211,782 float32 values, about 0.85 MB).",
     ]
+
+
+def adapt_lines(rounds: list[dict], extra: dict) -> list[str]:
+    """The rounds that adapted f() before the federation above (`adapt-f-rounds`); none: no lines."""
+    if not rounds:
+        return []
+    lines = [
+        "",
+        "## Adapting f() first (federated contrastive rounds)",
+        "",
+        "| round | seconds | MB up / client | MB down / client | face crops | mean NT-Xent loss | failed clients |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rounds:
+        loss = "–" if r["loss_mean"] is None else f"{r['loss_mean']:.3f}"
+        lines.append(
+            f"| {r['round']} | {r['seconds']:.1f} | {r['bytes_up_per_client_mean'] / MB:.3f} "
+            f"| {r['bytes_down_per_client_mean'] / MB:.3f} | {sum(r['face_crops'].values())} | {loss} "
+            f"| {len(r['failures'])} |"
+        )
+    seconds = extra.get("adapt_f_seconds")
+    took = f" Its federation took {seconds / 60:.1f} min." if seconds else ""
+    return [*lines, "", f"Every table above was measured on the adapted f().{took}"]
 
 
 def failure_lines(rounds: list[dict]) -> list[str]:

@@ -23,7 +23,7 @@ from fedfer.federation.resume import last_completed_round, stop_reason
 from fedfer.flower.runtime import write_run_config
 from fedfer.io import atomic_write_json
 from fedfer.model.teacher_shift import format_prior
-from fedfer.runconfig import FederationConfig
+from fedfer.runconfig import ADAPT_F_PHASE, FederationConfig
 from fedfer.rundir import RunDir
 from fedfer.runs.options import RunOptions
 from fedfer.stages.central import Prepared, prepare_stages
@@ -98,15 +98,16 @@ def prepare_run(options: RunOptions) -> PreparedRun:
         own = [c for c in prepared.clips if c.actor == actor]
         # A new run starts from the central v(): an earlier run's personal model must not be evaluated.
         shutil.rmtree(run.subject(actor) / PERSONAL_DIR, ignore_errors=True)
-        # The pixel teacher reads the subject's own videos (features stay cached; none is recomputed).
+        # The pixel teacher and f()'s adaptation read the subject's own videos (cached features are not recomputed).
         videos = {"video_dir": own[0].path.parent, "feature_config": asdict(options.features)}
+        holds_videos = teacher.name == PIXEL_TEACHER or options.federation.adapt.rounds > 0
         manifest = write_subject(
             run.subject(actor),
             actor,
             options.task.classes,
             prepared.store.root,
             [(c.clip_id, c.label) for c in own],
-            **(videos if teacher.name == PIXEL_TEACHER else {}),
+            **(videos if holds_videos else {}),
         )
         subject_dirs.append(str(manifest.parent.resolve()))
     atomic_write_json(run.subjects_file, subject_dirs)
@@ -163,11 +164,40 @@ def resume_values(prepared: PreparedRun, options: RunOptions) -> dict[str, Any]:
     return replace(FederationConfig.from_run_config(prepared.values), resume_round=done).to_run_config()
 
 
+def adapt_f(options: RunOptions, federate: Federate) -> tuple[RunOptions, dict[str, Any]]:
+    """With `adapt-f-rounds`, the federation that adapts f() first (`fedfer.federation.adapt_f`); returns the
+    options the paper's federation then runs with (f() = the adapted weights file) and what the adaptation cost.
+    A resumed run whose adaptation completed keeps its adapted f()."""
+    rounds, run = options.federation.adapt.rounds, RunDir(options.run_dir)
+    if not rounds:  # a run without adaptation: an earlier one's records in this folder would be stale
+        for stale in (run.adapt_rounds, run.adapted_f):
+            stale.unlink(missing_ok=True)
+        return options, {}
+    started = time.monotonic()
+    if not (options.resume and adapt_completed(run) >= rounds):
+        prepared = prepare_run(options)
+        print(f"adapting f(): {len(prepared.subjects)} subjects, {rounds} rounds → {run.adapted_f}")
+        values = replace(FederationConfig.from_run_config(prepared.values), phase=ADAPT_F_PHASE).to_run_config()
+        federate(run.root, values)
+        if adapt_completed(run) < rounds:
+            raise RuntimeError(f"the adaptation of f() did not complete {rounds} rounds; see {run.adapt_rounds}")
+    adapted = replace(options.features, weights=str(run.adapted_f.resolve()))
+    return replace(options, features=adapted), {"adapt_f_seconds": time.monotonic() - started}
+
+
+def adapt_completed(run: RunDir) -> int:
+    """The last round of f()'s adaptation the server logged (0: none) once its adapted f() is written."""
+    if not (run.adapt_rounds.is_file() and run.adapted_f.is_file()):
+        return 0
+    return max((r["round"] for r in json.loads(run.adapt_rounds.read_text())), default=0)
+
+
 def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[PreparedRun, dict[str, Any]]:
     """Prepare, federate with `federate`, check the records, write the report. Returns the run and its summary."""
     from fedfer.runs.report import print_summary, write_report
 
     started, rounds = time.monotonic(), options.federation.num_server_rounds
+    options, adaptation = adapt_f(options, federate)
     prepared = prepare_run(options)
     print(f"{mode}: {len(prepared.subjects)} subjects (test actors), {rounds} rounds → {prepared.run.root}")
     values = resume_values(prepared, options)
@@ -181,8 +211,7 @@ def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[Prepa
     check_completed(prepared.run, rounds)
     teacher = {"teacher": prepared.prepared.teacher.name, "teacher_reason": prepared.prepared.teacher.reason}
     variant = {"protocol": options.federation.protocol, "central_labels": options.federation.central_labels}
-    summary = write_report(
-        prepared.run.root, {"mode": mode, **teacher, **variant, **extra, "total_seconds": time.monotonic() - started}
-    )
+    facts = {"mode": mode, **teacher, **variant, **adaptation, **extra}
+    summary = write_report(prepared.run.root, {**facts, "total_seconds": time.monotonic() - started})
     print_summary(summary, prepared.run.report)
     return prepared, summary

@@ -48,8 +48,14 @@ def prepare_world(
 
 
 def feature_dir(workspace: Path, world: World, config: FeatureConfig) -> Path:
-    """One cache folder per world and feature settings (the per-clip fingerprint guards the rest)."""
+    """One cache folder per world and feature settings (the per-clip fingerprint guards the rest). A weights
+    file is named by its content too: the central heads cached beside its features (`fedfer.stages.central`)
+    must not be reused for another f() written to the same path (an adapted f() of another run)."""
     settings = config.cache_settings()
+    if Path(config.weights).is_file():
+        from fedfer.data.assets import sha256_file
+
+        settings["weights_sha256"] = sha256_file(Path(config.weights))
     return (
         workspace
         / "features"
