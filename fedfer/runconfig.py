@@ -243,7 +243,7 @@ class PrivacyConfig:
 
 @dataclass(frozen=True)
 class AdaptConfig:
-    """Rounds of federated SimCLR on f()'s last blocks before the paper's federation runs on the adapted f()
+    """Rounds of federated SimCLR on f()'s last blocks, then the paper's federation runs on the adapted f()
     (`fedfer.federation.adapt_f`); only the adapted blocks and the projection head travel. 0 rounds: frozen f()."""
 
     rounds: int = setting(0, "adapt-f-rounds", "FedAvg rounds adapting f() first; 0: f() frozen", **_count(0, ADAPT))

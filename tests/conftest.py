@@ -114,3 +114,34 @@ def prepared_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_world: Path) ->
         features=FeatureConfig(image_size=112),  # f() 4x faster than at 224 px; these tests are about systems
     )
     return prepare_run(options).run.root
+
+
+@pytest.fixture(scope="session")
+def fake_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The suite's prepared run without any world (`fedfer.testing.build_fake_run`: 3 subjects, 2 rounds),
+    shared by the deployment and communication tests so that their runs can be compared."""
+    from fedfer.testing import build_fake_run
+
+    return build_fake_run(tmp_path_factory.mktemp("fake_run"))
+
+
+@pytest.fixture(scope="session")
+def codec_runs(fake_run: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One round of the fake run once per codec (v() packed into one array per message), and once in
+    float32 with one array per tensor, from the same central model: real Flower simulations. Returns
+    {codec or "unpacked": RunDir}."""
+    from fedfer.config import CODECS
+    from fedfer.rundir import RunDir
+    from fedfer.runs.simulate import simulate_prepared
+
+    root = tmp_path_factory.mktemp("codecs")
+    values = {**fake_run, "num-server-rounds": 1}
+    runs = {}
+    for name, codec, packed in [*((c, c, True) for c in CODECS), ("unpacked", "float32", False)]:
+        run = RunDir(root / name)
+        simulate_prepared(
+            run.root,
+            {**values, "run-dir": str(run.root), "codec-up": codec, "codec-down": codec, "pack-arrays": packed},
+        )
+        runs[name] = run
+    return runs

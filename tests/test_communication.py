@@ -25,7 +25,6 @@ from fedfer.model.checkpoint import load_head
 from fedfer.model.heads import VFERHead
 from fedfer.runconfig import FederationConfig
 from fedfer.rundir import RunDir
-from fedfer.runs.simulate import simulate_prepared
 from fedfer.testing import build_fake_run
 
 
@@ -100,24 +99,6 @@ def test_wider_payloads_carry_g_and_f_and_split_back(tmp_path) -> None:
     assert set(v_part) == set(v) and set(extras) == set(whole)
     with pytest.raises(ValueError, match="pixel teacher"):
         extra_state("g+v", "", "offline")
-
-
-@pytest.fixture(scope="module")
-def codec_runs(tmp_path_factory):
-    """One round of 3 clients (the suite's prepared run of random features), once per codec (v() packed
-    into one array per message), and once in float32 with one array per tensor, from the same central
-    model: real Flower simulations."""
-    root = tmp_path_factory.mktemp("codecs")
-    values = {**build_fake_run(root / "prepared"), "num-server-rounds": 1}
-    runs = {}
-    for name, codec, packed in [*((c, c, True) for c in CODECS), ("unpacked", "float32", False)]:
-        run = RunDir(root / name)
-        simulate_prepared(
-            run.root,
-            {**values, "run-dir": str(run.root), "codec-up": codec, "codec-down": codec, "pack-arrays": packed},
-        )
-        runs[name] = run
-    return runs
 
 
 def test_server_decodes_8_bit_replies_and_bytes_shrink(codec_runs) -> None:

@@ -24,13 +24,12 @@ from fedfer.data.subject import load_subject, read_subjects_file
 from fedfer.flower.certs import Credentials, make_credentials
 from fedfer.flower.runtime import write_run_config
 from fedfer.model.checkpoint import load_head
-from fedfer.runs import bundles, deployment, simulate, supernodes
-from fedfer.testing import build_fake_run
+from fedfer.runs import bundles, deployment, supernodes
 
 
 @pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return build_fake_run(tmp_path_factory.mktemp("prepared"))
+def prepared(fake_run: dict) -> dict:
+    return fake_run
 
 
 @pytest.fixture(scope="module")
@@ -74,19 +73,19 @@ def test_unregistered_supernode_is_refused_and_stopped(
     assert started.leftovers(tmp_path) == []
 
 
-def test_deployment_matches_simulation(deployed, prepared: dict, tmp_path: Path) -> None:
+def test_deployment_matches_simulation(deployed, prepared: dict, codec_runs: dict) -> None:
+    """The deployment's first round against the same round simulated (conftest's float32 codec run of the
+    same prepared run, which the communication tests also read)."""
     deployed_dir, _, _ = deployed
 
-    simulate.simulate_prepared(tmp_path, {**prepared, "run-dir": str(tmp_path)})
-
-    simulated = load_head(tmp_path / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
-    federated = load_head(deployed_dir / "server" / "v_round_2.pt", stage="vfer")[0].state_dict()
+    simulated = load_head(codec_runs["float32"].central_checkpoint(1), stage="vfer")[0].state_dict()
+    federated = load_head(deployed_dir / "server" / "v_round_1.pt", stage="vfer")[0].state_dict()
     initial = load_head(Path(prepared["central-checkpoint"]), stage="vfer")[0].state_dict()
     assert simulated.keys() == federated.keys()
     for key in simulated:
         # Same client results; only the order replies arrive in (FedAvg's summation order) differs.
         torch.testing.assert_close(federated[key], simulated[key], rtol=1e-4, atol=1e-5, msg=key)
-    assert any(not torch.equal(simulated[k], initial[k]) for k in simulated)  # the rounds changed v()
+    assert any(not torch.equal(simulated[k], initial[k]) for k in simulated)  # the round changed v()
 
 
 def test_compose_runs_the_launchers_commands() -> None:

@@ -144,8 +144,11 @@ class R2Plus1DFER(nn.Module):
         self.pool = nn.AdaptiveAvgPool3d(1)
         # The paper classifies from the pooled attention output and feeds a 256-element feature to the
         # centre loss. Here both read one 256-d embedding: a projection read only by the centre loss
-        # could shrink to zero and satisfy it without changing what is classified.
-        self.embed = nn.Sequential(nn.Linear(ENCODER_CHANNELS, EMBEDDING_DIM), nn.ReLU(inplace=True))
+        # could shrink to zero and satisfy it without changing what is classified. The embedding is
+        # linear: behind a ReLU, the centre loss at the paper's weight 1 (centres starting at 0) drove
+        # every unit dead within a few steps, every clip got the same logits, and training on the
+        # small world stayed at chance (cross-entropy log K from the first epoch).
+        self.embed = nn.Linear(ENCODER_CHANNELS, EMBEDDING_DIM)
         self.classifier = nn.Linear(EMBEDDING_DIM, num_classes)
         self.element_attention = ElementAttention()
         self.register_buffer("mean", torch.tensor(KINETICS_MEAN).view(1, 3, 1, 1, 1), persistent=False)
