@@ -133,7 +133,14 @@ def price_models(data: dict) -> tuple[list[str], list[list[Any]]]:
     """simulations/bench_r2plus1d.py: what a clip costs each model on this machine's CPU."""
     columns = ["model, input per clip", "parameters (trained)", "MACs per clip", "CPU time per clip, 1 thread"]
     columns += ["wall time per clip, 1 / 2 threads", "peak memory", "training step on 1 clip: CPU time, 1 thread"]
-    columns += ["its peak memory"]
+    columns += ["its peak memory", "federated: MB up per client per round (× v())"]
+    sent = data["bytes_up_per_client_per_round"]
+    v_bytes = sent["v() (fedfer)"]
+
+    def federated(name: str) -> str:
+        parts = ["v() (fedfer)"] if name.startswith("f()+v()") else ["whole network", "heads only"]
+        return "; ".join(f"{p}: {sent[p] / 1e6:,.2f} ({sent[p] / v_bytes:,.1f}×)" for p in parts)
+
     rows = []
     for name, row in data["models"].items():
         seconds, step = row["inference"]["seconds"], row["training_step"]
@@ -142,7 +149,7 @@ def price_models(data: dict) -> tuple[list[str], list[list[Any]]]:
             + [f"{row['macs_per_clip'] / 1e9:.2f} G", f"{seconds['cpu_1_threads']:.3f} s"]
             + [f"{seconds['wall_1_threads']:.3f} / {seconds['wall_2_threads']:.3f} s"]
             + [f"{row['inference']['peak_above_bare_mib']:,.0f} MiB", f"{step['seconds']['cpu_1_threads']:.3f} s"]
-            + [f"{step['peak_above_bare_mib']:,.0f} MiB"]
+            + [f"{step['peak_above_bare_mib']:,.0f} MiB", federated(name)]
         )
     return columns, rows
 
