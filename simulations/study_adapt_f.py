@@ -6,8 +6,8 @@ subjects' own face crops, after which the world's features are re-extracted and 
 v() retrained on them. The table gives macro F1 (mean ± 95% CI over seeds) of the central v() before
 federation, the round-1 personalized models and the central v() after FedAvg, with what each route
 costs: MB per client per round of each federation, seconds per adaptation round (all clients), and the
-minutes the adapted run spent beyond the frozen one outside those rounds (re-extracting the features,
-training g() and v() on them). Every number is read from the runs' summary.json.
+minutes the adapted run spent re-extracting the features and training g() and v() on them. Every
+number is read from the runs' summary.json.
 
 Beside `--out` (Markdown) and its .json, `adapt-f-published.json` holds the table stamped for the docs.
 
@@ -43,27 +43,26 @@ def route_options(base: RunOptions, seed: int, adapted: bool) -> RunOptions:
     )
 
 
-def route_row(label: str, summaries: list[dict], frozen: list[dict] | None) -> list[str]:
+def route_row(label: str, summaries: list[dict], adapted: bool) -> list[str]:
     """A table row: the route's scores over seeds, its bytes per round, and what the adaptation took: seconds
-    per adaptation round, and the minutes its run spent beyond the frozen one's outside those rounds (the
-    re-extraction of the features and the central training on them)."""
+    per adaptation round, and the minutes spent re-extracting the features and training g() and v() on them."""
     cells = [mean_ci([s[key]["macro_f1"] for s in summaries]).format() for key, _ in SCORES]
     cells.append(f"{summaries[0]['rounds'][0]['bytes_up_per_client_mean'] / MB:.2f}")
-    if frozen is None:
+    if not adapted:
         return [label, *cells, "–", "–", "–"]
     adapting = [r for s in summaries for r in s["adapt_f"]]
     seconds = sum(r["seconds"] for r in adapting) / len(adapting)
-    rest = [(s["total_seconds"] - s["adapt_f_seconds"] - f["total_seconds"]) / 60 for s, f in zip(summaries, frozen)]
+    minutes = [s["adapted_stages_seconds"] / 60 for s in summaries]
     per_round = f"{adapting[0]['bytes_up_per_client_mean'] / MB:.2f}"
-    return [label, *cells, per_round, f"{seconds:.0f}", f"{sum(rest) / len(rest):.1f}"]
+    return [label, *cells, per_round, f"{seconds:.0f}", f"{sum(minutes) / len(minutes):.1f}"]
 
 
 def routes_table(frozen: list[dict], adapted: list[dict], rounds: int, blocks: int) -> dict:
     columns = ["f()", *(name for _, name in SCORES), "MB up / client / round: v()", "the same: f()'s blocks"]
     columns += ["seconds per adaptation round", "re-extraction and central training, min"]
     rows = [
-        route_row("frozen (the paper)", frozen, None),
-        route_row(f"adapted: {rounds} round(s), last {blocks} block(s)", adapted, frozen),
+        route_row("frozen (the paper)", frozen, adapted=False),
+        route_row(f"adapted: {rounds} round(s), last {blocks} block(s)", adapted, adapted=True),
     ]
     return {"columns": columns, "rows": rows}
 

@@ -31,6 +31,7 @@ SUMMARY_KEYS = {
     "adapt_f": "with `adapt-f-rounds`: per round of f()'s adaptation, the rounds' fields with `face_crops` per "
     "subject (FedAvg's weights) and `loss_mean` (the clients' mean NT-Xent loss) instead of `selected_videos`",
     "adapt_f_seconds": "with `adapt-f-rounds`: the adaptation's federation alone",
+    "adapted_stages_seconds": "with `adapt-f-rounds`: the stages redone on the adapted f() (features, g(), v())",
     "personalized": "scores of the round-1 personalized models, pooled (the paper's Table 2)",
     "personalized_round_<r>": "scores of the models personalized in round r > 1, from the FedAvg model",
     "central_before": "scores of the central v() before federation (server's evaluation, `central-eval`)",

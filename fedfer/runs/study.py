@@ -198,7 +198,10 @@ def run_study(options: RunOptions, federate: Federate, mode: str) -> tuple[Prepa
 
     started, rounds = time.monotonic(), options.federation.num_server_rounds
     options, adaptation = adapt_f(options, federate)
+    stages_started = time.monotonic()
     prepared = prepare_run(options)
+    if adaptation:  # the features re-extracted with the adapted f(), g() and v() trained on them
+        adaptation |= {"adapted_stages_seconds": time.monotonic() - stages_started}
     print(f"{mode}: {len(prepared.subjects)} subjects (test actors), {rounds} rounds → {prepared.run.root}")
     values = resume_values(prepared, options)
     try:
