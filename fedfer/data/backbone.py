@@ -103,27 +103,17 @@ class Backbone:
 
 
 def save_backbone(backbone: Backbone, path: Path, source: str) -> Path:
-    """Write `backbone` as a weights record (`fedfer-backbone-1`, what `load_frame_encoder(path)` reads),
-    atomically, keeping its conventions (BatchNorm eps, Keras padding, input scaling): an adapted f() is
-    then a `--weights` file like any other, and its SHA-256 names the features computed with it."""
-    import io
-
+    """Write `backbone` as a weights record (`fedfer.data.assets.backbone_record`), atomically, keeping its
+    conventions (BatchNorm eps, Keras padding, input scaling): an adapted f() is then a `--weights` file like
+    any other, and its SHA-256 names the features computed with it."""
+    from fedfer.data.assets import backbone_record
     from fedfer.io import atomic_write_bytes
 
     convs = [m for m in backbone.encoder.features.modules() if isinstance(m, nn.Conv2d) and m.stride != (1, 1)]
     eps = next(m.eps for m in backbone.encoder.modules() if isinstance(m, nn.BatchNorm2d))
-    record = {
-        "format": "fedfer-backbone-1",
-        "state_dict": {k: t.contiguous() for k, t in backbone.encoder.features.state_dict().items()},
-        "bn_eps": eps,
-        "padding": "keras_same" if all(m._forward_pre_hooks for m in convs) else "torchvision",
-        "mean": tuple(backbone.mean),
-        "std": tuple(backbone.std),
-        "source": source,
-    }
-    buffer = io.BytesIO()
-    torch.save(record, buffer)
-    atomic_write_bytes(Path(path), buffer.getvalue())
+    padding = "keras_same" if all(m._forward_pre_hooks for m in convs) else "torchvision"
+    state = {k: t.contiguous() for k, t in backbone.encoder.features.state_dict().items()}
+    atomic_write_bytes(Path(path), backbone_record(state, eps, padding, backbone.mean, backbone.std, source))
     return Path(path)
 
 

@@ -11,7 +11,7 @@ Knows nothing of Flower: the apps call these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +50,14 @@ def device_face_frames(subject_dir: Path, per_clip: int) -> tuple[np.ndarray, st
     if not found:
         raise FileNotFoundError(f"no video of subject {manifest['subject']} in {manifest['video_dir']}")
     features = FeatureConfig(**manifest["feature_config"])
-    key = digest({"per_clip": per_clip, "clips": sorted(found), **features.cache_settings()}, 12)
+    crop = CropSettings(margin=features.margin, image_size=features.image_size, frame_step=features.frame_step)
+    # the crops depend on the videos, the detector and the crop, not on which f() will read them
+    detection = {"detector": features.detector, "min_confidence": features.min_confidence}
+    key = digest({"per_clip": per_clip, "clips": sorted(found), **asdict(crop), **detection}, 12)
     cache = Path(subject_dir) / FACE_FRAMES_DIR / f"{key}.npz"
     if cache.is_file():
         with np.load(cache) as data:
             return data["crops"], features.weights
-    crop = CropSettings(margin=features.margin, image_size=features.image_size, frame_step=features.frame_step)
     crops = face_frames([found[c] for c in sorted(found)], crop, per_clip, features.detector, features.min_confidence)
     atomic_write_bytes(cache, npz_bytes(crops=crops))
     return crops, features.weights
