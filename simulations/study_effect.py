@@ -102,7 +102,8 @@ def units(args, options: RunOptions) -> list[tuple[Unit, dict]]:
 
 def method_rows(found: list[Unit], records: list[dict], methods: list[str]) -> dict:
     """Per method: macro F1 and NEU recall (personalized, after FedAvg), the paired effect against the
-    paper's rule, the subject tally and Wilcoxon p, pseudo-label quality, seconds and bytes."""
+    paper's rule, the subject tally and Wilcoxon p, pseudo-label quality, what it costs a subject (labelled
+    clips, seconds per round) and the bytes of arrays it sends each way per client and round."""
     rows = {}
     for name in methods:
         row = {}
@@ -118,8 +119,16 @@ def method_rows(found: list[Unit], records: list[dict], methods: list[str]) -> d
             }
         row["pseudo"] = pseudo_labels(found, name)
         row["seconds"] = mean_ci([r["client_seconds_per_round"][name] for r in records])
+        row["labelled_clips"] = labelled_clips(name, len(found[0].classes))
+        row["bytes_per_round"] = records[0]["v_bytes"]
         rows[name] = row
     return rows
+
+
+def labelled_clips(name: str, num_classes: int) -> int:
+    """How many of its own clips a subject labels for `name`: none for the teacher-only methods."""
+    settings = METHODS[name].settings
+    return settings.get("labelled_per_class", 0) * num_classes if settings.get("labels_from") else 0
 
 
 def fmt(interval, signed: bool = False) -> str:

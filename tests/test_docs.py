@@ -66,7 +66,10 @@ def test_results_files_of_each_form_render_with_their_stamp(tmp_path: Path) -> N
     stage["vs_paper"] = {**paired, "wilcoxon_p": 1.0}
     effect = {
         "stamp": {**stamp, "world_version": 3},
-        "methods": {"paper": {"personalized": stage, "after_fedavg": stage}},
+        "methods": {
+            "paper": {"personalized": stage, "after_fedavg": stage, "labelled_clips": 6, "bytes_per_round": 847_128}
+            | {"seconds": {"mean": 0.0571, "half_width": 0.0104, "n": 30}}
+        },
     }
     row = {"statistic": "ties", "target": 0.063, "mean": 0.07, "ci": 0.01, "tolerance": 0.02, "ok": True}
     calibration = {"stamp": {**stamp, "world_version": 3}, "label_statistics": [row]}
@@ -77,6 +80,7 @@ def test_results_files_of_each_form_render_with_their_stamp(tmp_path: Path) -> N
     pasted = result_tables.paste_tables(page, tmp_path)
     assert "| x | 1 |" in pasted and "world v2 (uncalibrated)" in pasted and "· transcribed</sub>" in pasted
     assert "| paper | 50.0 ± 2.0 | +1.0 ± 1.0 |" in pasted and "5/1/3 (p 0.2)" in pasted
+    assert "| 50.0 ± 2.0 | 6 | 0.06 ± 0.01 | 0.85 |" in pasted  # labelled clips, client s and MB per round
     assert "| ties | 6.3 | 7.0 ± 1.0 | ±2 | yes |" in pasted and "world v3</sub>" in pasted
     assert "No figures yet: `docs/results/missing.json`" in pasted
     assert result_tables.paste_tables(pasted, tmp_path) == pasted

@@ -142,6 +142,8 @@ def test_study_effect(federated: list[str], tmp_path: Path) -> None:
     assert grown["client_seconds_per_round"]["paper"] == first["client_seconds_per_round"]["paper"]  # kept
     methods = json.loads((tmp_path / "effect" / "effect.json").read_text())["methods"]
     assert set(methods) == {"paper", "em", "proto-5", "baseline"}
+    assert methods["proto-5"]["labelled_clips"] == 30 and methods["paper"]["labelled_clips"] == 0  # 5 × 6 classes
+    assert methods["proto-5"]["bytes_per_round"] == methods["paper"]["bytes_per_round"] == grown["v_bytes"]
 
 
 def test_profile_crowd_node(prepared_tiny: Path, tmp_path: Path) -> None:

@@ -77,10 +77,16 @@ def interval(value: dict | None, signed: bool = False) -> str:
     return mean if value.get("n", 0) < 2 else f"{mean} ± {100 * value['half_width']:.1f}"
 
 
+def seconds(value: dict) -> str:
+    """An Interval of seconds ({mean, half_width, n}) as plain seconds."""
+    return f"{value['mean']:.2f}" if value.get("n", 0) < 2 else f"{value['mean']:.2f} ± {value['half_width']:.2f}"
+
+
 def effect_methods(data: dict) -> tuple[list[str], list[list[Any]]]:
     """simulations/study_effect.py's comparison of the methods: round 1 (personalized) and after FedAvg."""
     columns = ["method", "personalized macro F1", "Δ vs central", "subjects ↑/=/↓ vs central (p)"]
     columns += ["Δ vs the paper's rule", "after FedAvg macro F1", "Δ vs central", "NEU recall (personalized)"]
+    columns += ["labelled clips per subject", "client s per round", "MB per client per round"]
     rows = []
     for name, row in data["methods"].items():
         p, a = row["personalized"], row["after_fedavg"]
@@ -90,6 +96,7 @@ def effect_methods(data: dict) -> tuple[list[str], list[list[Any]]]:
             [name, interval(p["macro_f1"]), interval(vc["macro_f1"], True), tally]
             + [interval(p["vs_paper"]["macro_f1"], True), interval(a["macro_f1"])]
             + [interval(a["vs_central"]["macro_f1"], True), interval(p["neu_recall"])]
+            + [row["labelled_clips"], seconds(row["seconds"]), f"{row['bytes_per_round'] / 1e6:.2f}"]
         )
     return columns, rows
 
