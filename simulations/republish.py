@@ -61,6 +61,13 @@ STUDIES = (
         130,
     ),
     Study(
+        "adapt-f",
+        "study_adapt_f.py",
+        ("--world-seed", "200", "--seeds", "0", "1", "2", "--adapt-f-rounds", "2", "--reuse"),
+        "results/adapt_f/adapt-f-published.json",
+        150,
+    ),
+    Study(
         "calibration",
         "calibrate_world.py",
         ("--out", "results/calibration"),

@@ -57,12 +57,22 @@ def route_row(label: str, summaries: list[dict], adapted: bool) -> list[str]:
     return [label, *cells, per_round, f"{seconds:.0f}", f"{sum(minutes) / len(minutes):.1f}"]
 
 
+def paired_row(frozen: list[dict], adapted: list[dict]) -> list[str]:
+    """What adapting f() changed, seed by seed (the same actor split and training seed on both routes)."""
+    cells = []
+    for key, _ in SCORES:
+        gains = [a[key]["macro_f1"] - f[key]["macro_f1"] for f, a in zip(frozen, adapted, strict=True)]
+        cells.append(mean_ci(gains).format(signed=True))
+    return ["Δ adapted − frozen, paired over seeds", *cells, "–", "–", "–", "–"]
+
+
 def routes_table(frozen: list[dict], adapted: list[dict], rounds: int, blocks: int) -> dict:
     columns = ["f()", *(name for _, name in SCORES), "MB up / client / round: v()", "the same: f()'s blocks"]
     columns += ["seconds per adaptation round", "re-extraction and central training, min"]
     rows = [
         route_row("frozen (the paper)", frozen, adapted=False),
         route_row(f"adapted: {rounds} round(s), last {blocks} block(s)", adapted, adapted=True),
+        paired_row(frozen, adapted),
     ]
     return {"columns": columns, "rows": rows}
 

@@ -6,13 +6,15 @@ client sent from its own audit.
 """
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_workspace
+from conftest import REPO, tiny_workspace
 
 from fedfer import cli
 from fedfer.data.backbone import load_frame_encoder, save_backbone
@@ -88,11 +90,13 @@ def test_too_few_crops_or_blocks_out_of_range_are_refused() -> None:
 def test_fedfer_run_adapts_f_then_personalizes_on_the_adapted_features(tiny_world: Path, tmp_path: Path) -> None:
     """`fedfer run --adapt-f-rounds`: two subjects adapt f()'s last block in a real Flower simulation, the
     world's features are re-extracted with it and the paper's federation runs on them; each client's own
-    audit shows that only the block, the head and three counts left it."""
+    audit shows that only the block, the head and three counts left it. simulations/study_adapt_f.py then
+    keeps that run, runs the frozen route beside it and tabulates both."""
     flags = ["--world", "tiny", "--workspace", str(tiny_workspace(tmp_path, tiny_world)), "--results"]
     flags += [str(tmp_path / "results"), "--clients", "2", "--image-size", str(SIZE), "--ifer-epochs", "2"]
     flags += ["--vfer-epochs", "2", "--adapt-f-rounds", "1", "--adapt-f-blocks", "1", "--adapt-f-frames", "2"]
-    options = options_from_args(cli.build_parser(["run"]).parse_args(["run", *flags]))
+    name = ["--name", "tiny-s0-seed0-adapt-f"]  # the study's name for this route and seed
+    options = options_from_args(cli.build_parser(["run"]).parse_args(["run", *flags, *name]))
     adapt = options.federation.adapt
     assert (adapt.rounds, adapt.blocks, adapt.frames_per_clip) == (1, 1, 2)
     audit = tmp_path / "audit"
@@ -119,6 +123,18 @@ def test_fedfer_run_adapts_f_then_personalizes_on_the_adapted_features(tiny_worl
     assert [s.name.split("-")[0] for s in stores] == ["custom", "offline"]  # features of both f()s, apart
     assert all(list(subject.glob("face_frames/*.npz")) for subject in run.subjects_dir.iterdir())
     assert [r["round"] for r in summary["rounds"]] == [1, 2] and "Adapting f() first" in run.report.read_text()
+
+    study = [sys.executable, str(REPO / "simulations" / "study_adapt_f.py"), *flags, "--seeds", "0", "--reuse"]
+    subprocess.run([*study, "--out", str(tmp_path / "study.md")], cwd=tmp_path, check=True, timeout=600)
+    table = json.loads((tmp_path / "adapt-f-published.json").read_text())["tables"]["routes"]
+    frozen, adapted, paired = table["rows"]
+    assert adapted[5] == f"{adapted_round['bytes_up_per_client_mean'] / 1e6:.2f}" and frozen[5] == "–"
+    versus = json.loads((tmp_path / "study.json").read_text())
+    assert versus["adapted"][0] == summary and "adapt_f" not in versus["frozen"][0]  # kept, and the paper's
+    assert (
+        paired[1]
+        == f"{100 * (summary['central_before']['macro_f1'] - versus['frozen'][0]['central_before']['macro_f1']):+.1f}"
+    )
 
 
 def test_prepare_refuses_the_adaptation_it_cannot_run_and_names_the_verbs_that_can(capsys) -> None:

@@ -37,6 +37,7 @@ CALIBRATED = 3  # the first calibrated world version (simulations/calibrate_worl
 # How a results file that a study writes comes to docs/results/.
 MAKERS = {
     "effect": "`python simulations/study_effect.py --out results/effect`, then copy results/effect/effect.json",
+    "adapt-f": "`python simulations/study_adapt_f.py`, then copy results/adapt_f/adapt-f-published.json",
     "calibration": "`python simulations/calibrate_world.py`, then copy results/calibration/calibration.json",
     "r2plus1d": "`python simulations/bench_r2plus1d.py`, then copy results/r2plus1d/price.json",
     "r2plus1d-accuracy": "`python simulations/study_r2plus1d.py`, then copy results/r2plus1d/accuracy-published.json",
