@@ -98,7 +98,7 @@ STUDIES = (
     Study(
         "dp",
         "study_dp.py",
-        ("--world", "small", "--noise", "0", "0.1", "0.3", "1.0", "--out", "results/study_dp.md"),
+        ("--world-seed", "200", "--noise", "0", "0.1", "0.3", "1.0", "--out", "results/study_dp.md"),
         "results/dp-published.json",
         20,
     ),

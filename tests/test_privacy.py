@@ -82,6 +82,18 @@ def test_dp_clips_each_update_and_adds_the_calibrated_noise(tmp_path: Path) -> N
     assert all("evaluate" in c for r in rounds for c in r["clients"].values())  # filed as each round's scores
 
 
+def test_noise_never_leaves_a_batchnorm_variance_negative(tmp_path: Path) -> None:
+    """σ = z C / 3 = 1/3 per value: the noise drives some running variances below 0, where v()'s
+    normalisation would be NaN; the server floors them at 0 in the average it releases."""
+    run, _, _ = audited_run(tmp_path, **{"dp-noise-multiplier": 1.0, "dp-clipping-norm": 1.0})
+    for round_ in (1, 2):
+        state = v_state(load_head(run.central_checkpoint(round_), stage="vfer")[0])
+        variances = torch.cat([t.flatten() for k, t in state.items() if k.endswith("running_var")])
+        assert (variances >= 0).all() and (variances == 0).any(), round_  # floored, and the floor was needed
+        others = [t for k, t in state.items() if not k.endswith("running_var") and t.is_floating_point()]
+        assert any((t < 0).any() for t in others)  # only the variances are floored
+
+
 def test_a_separate_evaluate_exchange_sends_the_same_counts(tmp_path: Path) -> None:
     """scores-in-train off: the counts leave in evaluate replies of their own, and are the same."""
     inline, _, _ = audited_run(tmp_path / "inline")

@@ -7,6 +7,11 @@ unweighted mean over every sampled client, so with privacy on the strategy avera
 the replies of clients that selected no video (their update is zero) instead of weighting by videos.
 Flower's wrapper skips a round's aggregation altogether when any reply is an error. What it protects is
 what leaves the device; a subject's personalized v(), which stays there, is outside the guarantee.
+
+The noise lands on BatchNorm's running variances too, and a variance near 0 turned negative makes v()'s
+normalisation NaN: every clip then gets the same class (measured: macro F1 64 → 4 after one such
+round on `small`, z = 1). The server floors the variances at 0 after the noise. That is post-processing
+of the released average, so the guarantee is unchanged.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from flwr.app import Context, Message
+from flwr.app import Array, ArrayRecord, Context, Message
 from flwr.clientapp.mod import fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
@@ -54,11 +59,29 @@ def sampled_clients(num_clients: int, fraction_train: float) -> int:
     return max(int(num_clients * fraction_train), 1)
 
 
+class NoisedAverageWithValidVariances(DifferentialPrivacyClientSideFixedClipping):
+    """Flower's wrapper, then BatchNorm's running variances floored at 0 in the noised average."""
+
+    def aggregate_train(self, server_round: int, replies) -> tuple[ArrayRecord | None, object]:
+        arrays, metrics = super().aggregate_train(server_round, replies)
+        return (None if arrays is None else floor_variances(arrays)), metrics
+
+
+def floor_variances(arrays: ArrayRecord) -> ArrayRecord:
+    """`arrays` with every `*running_var` array clipped below at 0 (the others as they are)."""
+    return ArrayRecord(
+        {
+            name: Array(np.maximum(array.numpy(), 0)) if name.endswith("running_var") else array
+            for name, array in arrays.items()
+        }
+    )
+
+
 def with_privacy(strategy: Strategy, privacy: PrivacyConfig, num_sampled: int) -> Strategy:
     """`strategy` wrapped in Flower's client-side-clipping DP wrapper when `privacy` is on."""
     if not privacy.enabled:
         return strategy
-    return DifferentialPrivacyClientSideFixedClipping(
+    return NoisedAverageWithValidVariances(
         strategy,
         noise_multiplier=privacy.noise_multiplier,
         clipping_norm=privacy.clipping_norm,
