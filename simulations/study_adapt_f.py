@@ -43,12 +43,12 @@ def route_options(base: RunOptions, seed: int, adapted: bool) -> RunOptions:
     )
 
 
-def route_row(label: str, summaries: list[dict], adapted: bool) -> list[str]:
+def route_row(label: str, summaries: list[dict]) -> list[str]:
     """A table row: the route's scores over seeds, its bytes per round, and what the adaptation took: seconds
     per adaptation round, and the minutes spent re-extracting the features and training g() and v() on them."""
     cells = [mean_ci([s[key]["macro_f1"] for s in summaries]).format() for key, _ in SCORES]
     cells.append(f"{summaries[0]['rounds'][0]['bytes_up_per_client_mean'] / MB:.2f}")
-    if not adapted:
+    if "adapt_f" not in summaries[0]:  # the frozen route
         return [label, *cells, "–", "–", "–"]
     adapting = [r for s in summaries for r in s["adapt_f"]]
     seconds = sum(r["seconds"] for r in adapting) / len(adapting)
@@ -70,8 +70,8 @@ def routes_table(frozen: list[dict], adapted: list[dict], rounds: int, blocks: i
     columns = ["f()", *(name for _, name in SCORES), "MB up / client / round: v()", "the same: f()'s blocks"]
     columns += ["seconds per adaptation round", "re-extraction and central training, min"]
     rows = [
-        route_row("frozen (the paper)", frozen, adapted=False),
-        route_row(f"adapted: {rounds} round(s), last {blocks} block(s)", adapted, adapted=True),
+        route_row("frozen (the paper)", frozen),
+        route_row(f"adapted: {rounds} round(s), last {blocks} block(s)", adapted),
         paired_row(frozen, adapted),
     ]
     return {"columns": columns, "rows": rows}

@@ -126,9 +126,9 @@ def method_rows(found: list[Unit], records: list[dict], methods: list[str]) -> d
 
 
 def labelled_clips(name: str, num_classes: int) -> int:
-    """How many of its own clips a subject labels for `name`: none for the teacher-only methods."""
-    settings = METHODS[name].settings
-    return settings.get("labelled_per_class", 0) * num_classes if settings.get("labels_from") else 0
+    """How many of its own clips a subject labels for `name`: none where only the teacher labels."""
+    config = replace(PersonalizeConfig(), **METHODS[name].settings)
+    return 0 if config.labels_from == "teacher" else config.labelled_per_class * num_classes
 
 
 def fmt(interval, signed: bool = False) -> str:

@@ -17,9 +17,10 @@ of the released average, so the guarantee is unchanged.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, Context, Message
+from flwr.app import Array, ArrayRecord, Context, Message, MetricRecord
 from flwr.clientapp.mod import fixedclipping_mod
 from flwr.clientapp.typing import ClientAppCallable
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
@@ -62,7 +63,9 @@ def sampled_clients(num_clients: int, fraction_train: float) -> int:
 class NoisedAverageWithValidVariances(DifferentialPrivacyClientSideFixedClipping):
     """Flower's wrapper, then BatchNorm's running variances floored at 0 in the noised average."""
 
-    def aggregate_train(self, server_round: int, replies) -> tuple[ArrayRecord | None, object]:
+    def aggregate_train(
+        self, server_round: int, replies: Iterable[Message]
+    ) -> tuple[ArrayRecord | None, MetricRecord | None]:
         arrays, metrics = super().aggregate_train(server_round, replies)
         return (None if arrays is None else floor_variances(arrays)), metrics
 

@@ -70,17 +70,12 @@ def markdown(columns: list[str], rows: list[list[Any]]) -> list[str]:
     return lines + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
 
 
-def interval(value: dict | None, signed: bool = False) -> str:
-    """An `fedfer.evaluation.stats.Interval` as JSON ({mean, half_width, n}), in percent."""
+def interval(value: dict | None, signed: bool = False, scale: float = 100.0, digits: int = 1) -> str:
+    """An `fedfer.evaluation.stats.Interval` as JSON ({mean, half_width, n}), in percent by default."""
     if not value or value.get("mean") is None or math.isnan(value["mean"]):
         return "–"
-    mean = f"{100 * value['mean']:{'+' if signed else ''}.1f}"
-    return mean if value.get("n", 0) < 2 else f"{mean} ± {100 * value['half_width']:.1f}"
-
-
-def seconds(value: dict) -> str:
-    """An Interval of seconds ({mean, half_width, n}) as plain seconds."""
-    return f"{value['mean']:.2f}" if value.get("n", 0) < 2 else f"{value['mean']:.2f} ± {value['half_width']:.2f}"
+    mean = f"{scale * value['mean']:{'+' if signed else ''}.{digits}f}"
+    return mean if value.get("n", 0) < 2 else f"{mean} ± {scale * value['half_width']:.{digits}f}"
 
 
 def effect_methods(data: dict) -> tuple[list[str], list[list[Any]]]:
@@ -97,7 +92,8 @@ def effect_methods(data: dict) -> tuple[list[str], list[list[Any]]]:
             [name, interval(p["macro_f1"]), interval(vc["macro_f1"], True), tally]
             + [interval(p["vs_paper"]["macro_f1"], True), interval(a["macro_f1"])]
             + [interval(a["vs_central"]["macro_f1"], True), interval(p["neu_recall"])]
-            + [row["labelled_clips"], seconds(row["seconds"]), f"{row['bytes_per_round'] / 1e6:.2f}"]
+            + [row["labelled_clips"], interval(row["seconds"], scale=1, digits=2)]
+            + [f"{row['bytes_per_round'] / 1e6:.2f}"]
         )
     return columns, rows
 
